@@ -1,0 +1,1 @@
+//! env-inject plugin

@@ -1,0 +1,3 @@
+//! The privileged native core: namespaces, mounts, cgroups, process launch.
+
+pub mod cgroup;

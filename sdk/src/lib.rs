@@ -1,0 +1,1 @@
+//! rwasm plugin SDK
