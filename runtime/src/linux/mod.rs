@@ -1,3 +1,20 @@
 //! The privileged native core: namespaces, mounts, cgroups, process launch.
+//!
+//! Nothing here knows about plugins, images or the CLI: functions take plain values (an
+//! `oci_spec::runtime::Spec`, paths, pids).
 
 pub mod cgroup;
+pub mod credentials;
+pub mod devices;
+pub mod exe;
+pub mod exec_hook;
+pub mod init;
+pub mod launch;
+pub mod mount_opts;
+pub mod namespaces;
+pub mod net;
+pub mod path_in_root;
+pub mod proc;
+pub mod rootfs;
+pub mod signal;
+pub mod sync;

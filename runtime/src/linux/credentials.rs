@@ -1,0 +1,163 @@
+//! The user process's identity and limits: rlimits, user and groups, capabilities,
+//! `noNewPrivileges`, umask, OOM score (runtime-spec `config.md` "Process",
+//! `config-linux.md`; capabilities(7), setrlimit(2)).
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, Process};
+
+/// A credential or limit the kernel refused; names the spec field.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("process.rlimits: unknown rlimit {0}")]
+    UnknownRlimit(String),
+    #[error("process.rlimits: cannot set {name} to soft {soft} hard {hard}")]
+    Rlimit { name: String, soft: u64, hard: u64, #[source] source: nix::Error },
+    #[error("process.user: cannot switch to uid {uid} gid {gid}")]
+    User { uid: u32, gid: u32, #[source] source: nix::Error },
+    #[error("process.user.additionalGids: cannot set groups {0:?}")]
+    Groups(Vec<u32>, #[source] nix::Error),
+    #[error("process.capabilities.{set}: cannot set {caps}")]
+    Caps { set: &'static str, caps: String, #[source] source: caps::errors::CapsError },
+    #[error("process.noNewPrivileges: prctl failed")]
+    NoNewPrivs(#[source] nix::Error),
+    #[error("process.oomScoreAdj: cannot write /proc/self/oom_score_adj")]
+    OomScore(#[source] std::io::Error),
+}
+
+fn spec_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn resource(name: &str) -> Option<Resource> {
+    Some(match name {
+        "RLIMIT_CPU" => Resource::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => Resource::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => Resource::RLIMIT_DATA,
+        "RLIMIT_STACK" => Resource::RLIMIT_STACK,
+        "RLIMIT_CORE" => Resource::RLIMIT_CORE,
+        "RLIMIT_RSS" => Resource::RLIMIT_RSS,
+        "RLIMIT_NPROC" => Resource::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => Resource::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => Resource::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => Resource::RLIMIT_AS,
+        "RLIMIT_LOCKS" => Resource::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => Resource::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => Resource::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => Resource::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => Resource::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => Resource::RLIMIT_RTTIME,
+        _ => return None,
+    })
+}
+
+/// Apply `process.rlimits` (soft and hard, in the rlimit's own unit).
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), CredentialError> {
+    for r in rlimits {
+        let name = spec_name(&r.typ());
+        let res = resource(&name).ok_or_else(|| CredentialError::UnknownRlimit(name.clone()))?;
+        setrlimit(res, r.soft(), r.hard()).map_err(|source| CredentialError::Rlimit {
+            name,
+            soft: r.soft(),
+            hard: r.hard(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Write `process.oomScoreAdj` for this process.
+pub fn set_oom_score_adj(adj: i32) -> Result<(), CredentialError> {
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(CredentialError::OomScore)
+}
+
+fn to_caps(set: &Option<HashSet<oci_spec::runtime::Capability>>, known: &CapsHashSet) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        .filter_map(|c| Capability::from_str(&spec_name(c)).ok())
+        // A capability this kernel does not know is ignored, as runc does.
+        .filter(|c| known.contains(c))
+        .collect()
+}
+
+fn names(set: &CapsHashSet) -> String {
+    let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v.join(",")
+}
+
+/// Switch to `process.user` and set the capability sets, in the order capabilities(7)
+/// requires: drop the bounding set while still privileged, keep the permitted set across
+/// setuid, then set permitted, inheritable, effective and ambient.
+pub fn switch_user_and_caps(process: &Process) -> Result<(), CredentialError> {
+    let user = process.user();
+    let (uid, gid) = (user.uid(), user.gid());
+    let known = caps::runtime::thread_all_supported();
+    let wanted = process.capabilities().as_ref();
+    let empty = LinuxCapabilities::default();
+    let c = wanted.unwrap_or(&empty);
+    let bounding = to_caps(c.bounding(), &known);
+    let capset = |set, name, value: &CapsHashSet| {
+        caps::set(None, set, value).map_err(|source| CredentialError::Caps { set: name, caps: names(value), source })
+    };
+
+    if wanted.is_some() {
+        for cap in known.difference(&bounding) {
+            caps::drop(None, CapSet::Bounding, *cap)
+                .map_err(|source| CredentialError::Caps { set: "bounding", caps: cap.to_string(), source })?;
+        }
+    }
+    let groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
+    let gids: Vec<Gid> = groups.iter().copied().map(Gid::from_raw).collect();
+    setgroups(&gids).map_err(|e| CredentialError::Groups(groups.clone(), e))?;
+    nix::sys::prctl::set_keepcaps(true).map_err(|source| CredentialError::User { uid, gid, source })?;
+    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+        .map_err(|source| CredentialError::User { uid, gid, source })?;
+    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+        .map_err(|source| CredentialError::User { uid, gid, source })?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|source| CredentialError::User { uid, gid, source })?;
+
+    if wanted.is_some() {
+        let permitted = to_caps(c.permitted(), &known);
+        capset(CapSet::Permitted, "permitted", &permitted)?;
+        capset(CapSet::Inheritable, "inheritable", &to_caps(c.inheritable(), &known))?;
+        capset(CapSet::Effective, "effective", &to_caps(c.effective(), &known))?;
+        let ambient = to_caps(c.ambient(), &known);
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|source| CredentialError::Caps { set: "ambient", caps: String::new(), source })?;
+        for cap in &ambient {
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|source| CredentialError::Caps { set: "ambient", caps: cap.to_string(), source })?;
+        }
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(CredentialError::NoNewPrivs)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rlimit_names_follow_the_spec_spelling() {
+        let r: PosixRlimit =
+            serde_json::from_str(r#"{"type":"RLIMIT_NOFILE","soft":1024,"hard":2048}"#).unwrap();
+        assert_eq!(spec_name(&r.typ()), "RLIMIT_NOFILE");
+        assert!(resource("RLIMIT_NOFILE").is_some());
+        assert!(resource("RLIMIT_BOGUS").is_none());
+    }
+
+    #[test]
+    fn capability_names_map_to_the_kernel_set() {
+        let set: HashSet<oci_spec::runtime::Capability> =
+            serde_json::from_str(r#"["CAP_CHOWN","CAP_NET_RAW"]"#).unwrap();
+        let got = to_caps(&Some(set), &caps::all());
+        assert_eq!(names(&got), "CAP_CHOWN,CAP_NET_RAW");
+    }
+}

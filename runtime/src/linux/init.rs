@@ -1,0 +1,340 @@
+//! `rwasm init`: the container's first process, re-executed by the runtime (see
+//! `launch` for why). Single-threaded from its first instruction, it joins namespaces,
+//! builds the root filesystem, pauses for the runtime's hooks, and finally waits on the
+//! start socket before it execs the user process (runtime-spec `runtime.md`, "Lifecycle"
+//! steps 2–7).
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid, setresgid, setresuid};
+
+use super::credentials::{self, CredentialError};
+use super::devices::{self, DeviceError};
+use super::exec_hook::{self, HookError};
+use super::launch::{ENV_START_FD, ENV_SYNC_FD};
+use super::namespaces::{NamespaceError, NamespacePlan};
+use super::rootfs::{self, RootfsError};
+use super::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToInit};
+
+/// Why init gave up; reported to the runtime (or to `start`) before init exits.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("init must be started by rwasm ({0} is not set)")]
+    NoFd(&'static str),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("unexpected message from the runtime: {0}")]
+    Protocol(String),
+    #[error("aborted by the runtime: {0}")]
+    Aborted(String),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error("cannot {what}")]
+    Sys { what: String, #[source] source: nix::Error },
+    #[error("cannot bring up loopback")]
+    Loopback(#[source] io::Error),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("createContainer/startContainer hook failed")]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("linux.sysctl: cannot set {key}")]
+    Sysctl { key: String, #[source] source: io::Error },
+    #[error("process.cwd: cannot use {path}")]
+    Cwd { path: PathBuf, #[source] source: io::Error },
+    #[error("process.args: {0}")]
+    Exec(String, FailureKind),
+}
+
+impl InitError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            InitError::Exec(_, k) => *k,
+            _ => FailureKind::Other,
+        }
+    }
+}
+
+/// `a: b: c` from an error and its sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.ends_with(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let what = what.into();
+    move |source| InitError::Sys { what, source }
+}
+
+fn fd_from_env(name: &'static str) -> Result<OwnedFd, InitError> {
+    let n: i32 = std::env::var(name).ok().and_then(|v| v.parse().ok()).ok_or(InitError::NoFd(name))?;
+    // The variable names an fd the runtime left open for us; check it really is open
+    // before taking ownership.
+    // SAFETY: F_SETFD only changes the fd's flags; an invalid fd yields EBADF.
+    if unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(InitError::NoFd(name));
+    }
+    // SAFETY: `n` is an open fd (checked above) inherited from the runtime for this
+    // purpose; nothing else in this fresh process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Entry point of `rwasm init`; never returns.
+pub fn main() -> ! {
+    let sync = fd_from_env(ENV_SYNC_FD).map(UnixStream::from);
+    let start = fd_from_env(ENV_START_FD).map(UnixListener::from);
+    let (mut sync, start) = match (sync, start) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("rwasm init: {}", error_chain(&e));
+            std::process::exit(1)
+        }
+    };
+    // Phase 1: until the container is created, failures go back over the sync socket.
+    let ready = match create(&mut sync) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = sync::send(&mut sync, &FromInit::Failed { kind: e.kind(), message: error_chain(&e) });
+            std::process::exit(1)
+        }
+    };
+    drop(sync);
+    // Phase 2: wait for `start`; failures go back to whoever sent Start.
+    let (mut conn, state) = match wait_start(&start) {
+        Ok(c) => c,
+        Err(_) => std::process::exit(1),
+    };
+    drop(start);
+    let e = match exec(ready, &state, &mut conn) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sync::send(&mut conn, &FromInit::Failed { kind: e.kind(), message: error_chain(&e) });
+    std::process::exit(match e.kind() {
+        FailureKind::NotFound => 127,
+        FailureKind::CannotExecute => 126,
+        FailureKind::Other => 1,
+    })
+}
+
+/// What `create` leaves for `exec`.
+struct Ready {
+    cfg: Box<InitConfig>,
+    path: CString,
+}
+
+fn expect_continue(sync: &mut UnixStream) -> Result<(), InitError> {
+    match sync::recv(sync)? {
+        ToInit::Continue => Ok(()),
+        ToInit::Abort(why) => Err(InitError::Aborted(why)),
+        other => Err(InitError::Protocol(format!("{other:?}"))),
+    }
+}
+
+fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
+    nix::sys::prctl::set_dumpable(false).map_err(sys("mark init non-dumpable"))?;
+    umask(Mode::empty());
+    let cfg = match sync::recv(sync)? {
+        ToInit::Config(c) => c,
+        ToInit::Abort(why) => return Err(InitError::Aborted(why)),
+        other => return Err(InitError::Protocol(format!("{other:?}"))),
+    };
+    let spec = &cfg.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let plan = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    let mut joined_user = false;
+    for (flag, path) in &plan.joins {
+        let f = File::open(path).map_err(|source| NamespaceError::Open { kind: "", path: path.clone(), source })?;
+        setns(&f, *flag).map_err(sys(format!("join namespace {}", path.display())))?;
+        joined_user |= *flag == CloneFlags::CLONE_NEWUSER;
+    }
+    if plan.new_user() || joined_user {
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys("become gid 0 in the user namespace"))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("become uid 0 in the user namespace"))?;
+    }
+    let userns = plan.new_user() || joined_user;
+    if cfg.new_cgroup_ns {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare the cgroup namespace"))?;
+    }
+    if cfg.loopback_up {
+        super::net::loopback_up().map_err(InitError::Loopback)?;
+    }
+    let joined = |f: CloneFlags| plan.clone_flags.contains(f) || plan.joins.iter().any(|(j, _)| *j == f);
+    if let Some(h) = spec.hostname()
+        && joined(CloneFlags::CLONE_NEWUTS)
+    {
+        nix::unistd::sethostname(h).map_err(sys(format!("set hostname {h:?}")))?;
+    }
+    if let Some(d) = spec.domainname()
+        && joined(CloneFlags::CLONE_NEWUTS)
+    {
+        set_domainname(d)?;
+    }
+
+    let root = rootfs::enter(spec, &cfg.rootfs)?;
+    let cgroupns = cfg.new_cgroup_ns || joined(CloneFlags::CLONE_NEWCGROUP);
+    rootfs::mount_all(&root, spec, &cfg.bundle, cgroupns)?;
+    if !rootfs::binds_dev(spec) {
+        devices::create_all(&root, linux.devices().as_deref().unwrap_or_default(), userns)?;
+    }
+
+    sync::send(sync, &FromInit::Paused(Pause::CreateRuntime))?;
+    expect_continue(sync)?;
+    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.create_container().clone()) {
+        exec_hook::run_all(&hooks, cfg.state.as_bytes())?;
+    }
+    sync::send(sync, &FromInit::Paused(Pause::CreateContainer))?;
+    expect_continue(sync)?;
+
+    rootfs::pivot(&root, &cfg.rootfs)?;
+    drop(root);
+    rootfs::finish(spec)?;
+    for (key, value) in linux.sysctl().iter().flatten() {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        fs::write(&path, value).map_err(|source| InitError::Sysctl { key: key.clone(), source })?;
+    }
+
+    let process = spec.process().clone().unwrap_or_default();
+    if let Some(adj) = process.oom_score_adj() {
+        credentials::set_oom_score_adj(adj)?;
+    }
+    credentials::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    let cwd = process.cwd();
+    fs::create_dir_all(cwd).map_err(|source| InitError::Cwd { path: cwd.clone(), source })?;
+    std::env::set_current_dir(cwd).map_err(|source| InitError::Cwd { path: cwd.clone(), source })?;
+    let path = resolve_exec(&process)?;
+    sync::send(sync, &FromInit::Created)?;
+    Ok(Ready { cfg, path })
+}
+
+fn set_domainname(d: &str) -> Result<(), InitError> {
+    // SAFETY: setdomainname reads exactly `len` bytes from a valid, live buffer.
+    let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+    if rc != 0 {
+        return Err(InitError::Sys { what: format!("set domainname {d:?}"), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Find `process.args[0]` as execvp(3) would, in the container's root, so that a missing
+/// command fails `create` (as runc does) with Docker's wording.
+fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<CString, InitError> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(cmd) = args.first() else {
+        return Err(InitError::Exec("process.args must not be empty".into(), FailureKind::Other));
+    };
+    let env_path = process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let candidates: Vec<PathBuf> = if cmd.contains('/') {
+        vec![PathBuf::from(cmd)]
+    } else {
+        env_path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).collect()
+    };
+    let mut denied = None;
+    for c in &candidates {
+        match fs::metadata(c) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                return CString::new(c.as_os_str().as_encoded_bytes())
+                    .map_err(|_| InitError::Exec(format!("{cmd:?} contains NUL"), FailureKind::Other));
+            }
+            Ok(_) => denied = Some(c.clone()),
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(p) => Err(InitError::Exec(
+            format!("exec: {:?}: permission denied", p.display().to_string()),
+            FailureKind::CannotExecute,
+        )),
+        None if cmd.contains('/') => Err(InitError::Exec(
+            format!("exec: {cmd:?}: no such file or directory"),
+            FailureKind::NotFound,
+        )),
+        None => Err(InitError::Exec(
+            format!("exec: {cmd:?}: executable file not found in $PATH"),
+            FailureKind::NotFound,
+        )),
+    }
+}
+
+fn wait_start(listener: &UnixListener) -> Result<(UnixStream, String), InitError> {
+    loop {
+        let (mut conn, _) = listener.accept().map_err(|e| InitError::Sync(SyncError::Io(e)))?;
+        // A connection that does not speak the protocol is dropped; only a Start counts.
+        if let Ok(ToInit::Start { state }) = sync::recv(&mut conn) {
+            return Ok((conn, state));
+        }
+    }
+}
+
+fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, InitError> {
+    let spec = &ready.cfg.spec;
+    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
+        exec_hook::run_all(&hooks, state.as_bytes())?;
+    }
+    let process = spec.process().clone().unwrap_or_default();
+    umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
+    credentials::switch_user_and_caps(&process)?;
+    let args: Vec<CString> = process
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| InitError::Exec("process.args: an argument contains NUL".into(), FailureKind::Other))?;
+    let env: Vec<CString> = process
+        .env()
+        .iter()
+        .flatten()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| InitError::Exec("process.env: an entry contains NUL".into(), FailureKind::Other))?;
+    // No fd of ours may reach the user process: mark all but stdio and the preserved
+    // ones close-on-exec (this includes `conn`, whose EOF tells `start` we exec'd).
+    let first = 3 + ready.cfg.preserve_fds;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags; no memory access.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        return Err(InitError::Sys { what: "mark fds close-on-exec".into(), source: nix::Error::last() });
+    }
+    // Rust ignores SIGPIPE and an ignored disposition survives exec: restore the default,
+    // and start the user process with no blocked signals.
+    // SAFETY: installing SIG_DFL runs no handler code; this process is single-threaded.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(sys("reset SIGPIPE"))?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(sys("clear the signal mask"))?;
+    sync::send(conn, &FromInit::Exec)?;
+    let err = nix::unistd::execve(&ready.path, &args, &env).unwrap_err();
+    let kind = match err {
+        nix::Error::ENOENT => FailureKind::NotFound,
+        _ => FailureKind::CannotExecute,
+    };
+    Err(InitError::Exec(format!("exec {:?}: {err}", ready.path), kind))
+}

@@ -1,0 +1,116 @@
+//! Starting a container's init process from the (possibly multi-threaded) runtime.
+//!
+//! Choice: **the child re-executes rwasm before it does any setup**, as runc's `init`
+//! does. By the time we clone, the runtime may run wasmtime's epoch thread and tracing
+//! writers, and a clone of a multi-threaded process may only call async-signal-safe
+//! functions until it execs (a lock held by another thread at clone time is held forever
+//! in the child). So the child does three syscalls — two `fcntl`s that hand it the sync
+//! and start sockets, and `execveat` of rwasm's sealed binary (`exe`) — and all setup runs
+//! in `rwasm init`, a fresh single-threaded process. Everything the child touches is
+//! prepared before the clone: no allocation, no locks, no Rust std I/O after it.
+//!
+//! The clone creates every new namespace at once (init becomes PID 1 of a new pid
+//! namespace directly, and the runtime stays its parent, so `run` can `waitpid` it) except
+//! the cgroup namespace, which init unshares once it sits in its cgroup.
+
+use std::ffi::{CString, c_char};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use nix::sched::{CloneFlags, setns};
+use nix::unistd::Pid;
+
+/// Environment variable naming init's sync socket fd.
+pub const ENV_SYNC_FD: &str = "_RWASM_INIT_SYNC_FD";
+/// Environment variable naming init's start socket (a listening unix socket) fd.
+pub const ENV_START_FD: &str = "_RWASM_INIT_START_FD";
+/// argv[1] that makes the rwasm binary act as a container's init.
+pub const INIT_ARG: &str = "init";
+
+/// Failures to start init.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot join pid namespace")]
+    JoinPid(#[source] nix::Error),
+    #[error("clone of the container init failed (flags {flags:?})")]
+    Clone { flags: CloneFlags, #[source] source: nix::Error },
+}
+
+/// What to clone.
+pub struct Launch<'a> {
+    /// rwasm's sealed binary (`exe::sealed_self_exe`).
+    pub exe: &'a OwnedFd,
+    /// Namespaces to create.
+    pub flags: CloneFlags,
+    /// A pid namespace to join instead of creating one.
+    pub pid_ns: Option<&'a File>,
+    /// Init's end of the sync socket.
+    pub sync: &'a OwnedFd,
+    /// The listening start socket.
+    pub start: &'a OwnedFd,
+}
+
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Clone init (module docs). Returns its pid in the runtime's pid namespace.
+pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
+    // Everything the child needs, built before the clone.
+    let sync_fd: RawFd = l.sync.as_raw_fd();
+    let start_fd: RawFd = l.start.as_raw_fd();
+    let exe_fd: RawFd = l.exe.as_raw_fd();
+    let cstr = |s: String| CString::new(s).expect("no NUL in generated strings");
+    let argv_s = [cstr("rwasm".into()), cstr(INIT_ARG.into())];
+    let envp_s = [
+        cstr(format!("{ENV_SYNC_FD}={sync_fd}")),
+        cstr(format!("{ENV_START_FD}={start_fd}")),
+    ];
+    let argv: Vec<*const c_char> =
+        argv_s.iter().map(|s| s.as_ptr()).chain(std::iter::once(ptr::null())).collect();
+    let envp: Vec<*const c_char> =
+        envp_s.iter().map(|s| s.as_ptr()).chain(std::iter::once(ptr::null())).collect();
+    let empty = c"";
+    let mut stack = vec![0u8; STACK_SIZE];
+
+    // Joining a pid namespace only affects children of the calling thread: join it for
+    // the clone and go back afterwards, so hooks we run later stay in ours.
+    let restore = match l.pid_ns {
+        Some(ns) => {
+            let ours = File::open("/proc/thread-self/ns/pid").map_err(|e| {
+                LaunchError::JoinPid(nix::Error::try_from(e).unwrap_or(nix::Error::EIO))
+            })?;
+            setns(ns, CloneFlags::CLONE_NEWPID).map_err(LaunchError::JoinPid)?;
+            Some(ours)
+        }
+        None => None,
+    };
+
+    let child = Box::new(move || -> isize {
+        // SAFETY: runs in the cloned child, which has a private copy of the parent's memory
+        // and must only make async-signal-safe calls: fcntl and execveat are raw syscalls on
+        // fds and pointers prepared (and kept alive) by the parent before the clone.
+        unsafe {
+            libc::fcntl(sync_fd, libc::F_SETFD, 0);
+            libc::fcntl(start_fd, libc::F_SETFD, 0);
+            libc::syscall(
+                libc::SYS_execveat,
+                exe_fd,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            libc::_exit(127)
+        }
+    });
+    // SAFETY: the callback only performs async-signal-safe syscalls (see above) and never
+    // returns into Rust code that could touch state shared with other threads; the stack
+    // buffer outlives the clone call, and without CLONE_VM the child works on its own copy.
+    let res = unsafe { nix::sched::clone(child, &mut stack, l.flags, Some(libc::SIGCHLD)) };
+
+    if let Some(ours) = restore {
+        // Best effort: failing to go back only affects hooks this process forks later.
+        let _ = setns(&ours, CloneFlags::CLONE_NEWPID);
+    }
+    res.map_err(|source| LaunchError::Clone { flags: l.flags, source })
+}
