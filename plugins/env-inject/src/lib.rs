@@ -18,7 +18,11 @@ impl Hook for EnvInject {
         if call.point != HookPoint::PreCreate {
             return Ok(Verdict::allow());
         }
-        let adjustment = variables(&Config::current())?
+        let config = Config::current();
+        let vars = variables(&config)?;
+        let names: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();
+        log::debug(format!("env-inject: adding {}", names.join(" ")));
+        let adjustment = vars
             .into_iter()
             .fold(Adjustment::default(), |adj, (name, value)| {
                 adj.env(name, value)
