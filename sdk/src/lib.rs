@@ -5,7 +5,7 @@
 //! [`Hook::configure`] once on every fresh instance with the plugin's `[plugin.config]`
 //! table, then [`Hook::invoke`] for the hook point.
 //!
-//! ```ignore
+//! ```no_run
 //! use rwasm_plugin_sdk::prelude::*;
 //!
 //! struct Greeter;
