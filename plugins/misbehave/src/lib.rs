@@ -1,1 +1,161 @@
-//! misbehave plugin
+//! misbehave: a test plugin that breaks the rules on request, so rwasm's tests can prove
+//! that the host's limits and checks hold.
+//!
+//! Config: `mode` (text, default `ok`) picks what every `invoke` does, and `sleep-ms`
+//! (integer ≥ 0, default 1000) is the sleep of mode `sleep`:
+//!
+//! | mode | what `invoke` does |
+//! |---|---|
+//! | `ok` | allows |
+//! | `loop` | spins forever (the host's deadline must stop it) |
+//! | `alloc` | allocates and touches memory without bound (the memory cap must stop it) |
+//! | `panic` | panics (a trap) |
+//! | `error` | returns `Err("misbehave: asked to fail")` |
+//! | `deny` | denies with `misbehave: denied on purpose` |
+//! | `bad-env` | asks for an env variable whose name contains `=` |
+//! | `bad-mount` | asks for a bind mount of `/etc` |
+//! | `huge` | asks for 100000 env variables |
+//! | `sleep` | sleeps `sleep-ms` milliseconds, then allows |
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use rwasm_plugin_sdk::prelude::*;
+
+struct Misbehave;
+
+enum Mode {
+    Ok,
+    Loop,
+    Alloc,
+    Panic,
+    Error,
+    Deny,
+    BadEnv,
+    BadMount,
+    Huge,
+    Sleep(Duration),
+}
+
+impl Hook for Misbehave {
+    fn configure(config: &Config) -> Result<(), String> {
+        Mode::from_config(config)?;
+        Ok(())
+    }
+
+    fn invoke(_call: &HookCall) -> Result<Verdict, String> {
+        let verdict = match Mode::from_config(&Config::current())? {
+            Mode::Ok => Verdict::allow(),
+            Mode::Loop => spin(),
+            Mode::Alloc => hoard(),
+            Mode::Panic => panic!("misbehave: panicking on purpose"),
+            Mode::Error => return Err("misbehave: asked to fail".to_owned()),
+            Mode::Deny => Verdict::deny("misbehave: denied on purpose"),
+            Mode::BadEnv => Adjustment::default().env("MISBEHAVE=BAD", "1").into(),
+            Mode::BadMount => Adjustment::default()
+                .mount(Mount::bind("/etc", "/mnt/etc"))
+                .into(),
+            Mode::Huge => (0..100_000)
+                .fold(Adjustment::default(), |adj, i| {
+                    adj.env(format!("MISBEHAVE_{i}"), "x")
+                })
+                .into(),
+            Mode::Sleep(pause) => {
+                std::thread::sleep(pause);
+                Verdict::allow()
+            }
+        };
+        Ok(verdict)
+    }
+}
+
+rwasm_plugin_sdk::export_hook!(Misbehave);
+
+impl Mode {
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        config.deny_unknown(&["mode", "sleep-ms"])?;
+        let sleep_ms = config.get_int("sleep-ms")?.unwrap_or(1000);
+        let sleep_ms = u64::try_from(sleep_ms)
+            .map_err(|_| ConfigError::invalid("sleep-ms", "must not be negative"))?;
+        Ok(match config.get_str("mode")?.unwrap_or("ok") {
+            "ok" => Mode::Ok,
+            "loop" => Mode::Loop,
+            "alloc" => Mode::Alloc,
+            "panic" => Mode::Panic,
+            "error" => Mode::Error,
+            "deny" => Mode::Deny,
+            "bad-env" => Mode::BadEnv,
+            "bad-mount" => Mode::BadMount,
+            "huge" => Mode::Huge,
+            "sleep" => Mode::Sleep(Duration::from_millis(sleep_ms)),
+            other => {
+                return Err(ConfigError::invalid(
+                    "mode",
+                    format!(
+                        "unknown mode {other:?}; known modes: ok, loop, alloc, panic, error, \
+                         deny, bad-env, bad-mount, huge, sleep"
+                    ),
+                ));
+            }
+        })
+    }
+}
+
+/// Runs forever; `black_box` keeps the optimizer from proving the loop does nothing.
+fn spin() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB blocks, writing every byte, and keeps them all until memory runs out.
+fn hoard() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        blocks.push(vec![0xa5; 1 << 20]);
+        black_box(&mut blocks);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(entries: &[(&str, ConfigValue)]) -> Result<Mode, ConfigError> {
+        Mode::from_config(
+            &entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn parses_modes() {
+        assert!(matches!(mode(&[]), Ok(Mode::Ok)));
+        assert!(matches!(
+            mode(&[("mode", ConfigValue::Text("bad-mount".into()))]),
+            Ok(Mode::BadMount)
+        ));
+        let sleep = [
+            ("mode", ConfigValue::Text("sleep".into())),
+            ("sleep-ms", ConfigValue::Integer(20)),
+        ];
+        assert!(matches!(mode(&sleep), Ok(Mode::Sleep(d)) if d == Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn refuses_unknown_modes_and_keys() {
+        let err = mode(&[("mode", ConfigValue::Text("explode".into()))])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with(r#"config key "mode": unknown mode "explode""#),
+            "{err}"
+        );
+        assert!(mode(&[("speed", ConfigValue::Integer(1))]).is_err());
+        assert!(mode(&[("sleep-ms", ConfigValue::Integer(-1))]).is_err());
+    }
+}
