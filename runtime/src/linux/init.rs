@@ -18,6 +18,8 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocma
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
+use crate::error_chain;
+
 use super::credentials::{self, CredentialError};
 use super::devices::{self, DeviceError};
 use super::exec_hook::{self, HookError};
@@ -66,21 +68,6 @@ impl InitError {
             _ => FailureKind::Other,
         }
     }
-}
-
-/// `a: b: c` from an error and its sources.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.ends_with(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {

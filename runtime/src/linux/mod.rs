@@ -13,6 +13,7 @@ pub mod launch;
 pub mod mount_opts;
 pub mod namespaces;
 pub mod net;
+pub mod overlay;
 pub mod path_in_root;
 pub mod proc;
 pub mod rootfs;

@@ -1,0 +1,441 @@
+//! The OCI lifecycle operations (runtime-spec `runtime.md`, "Operations"): create, start,
+//! state, kill, delete, and run (= create + start + wait + delete).
+
+use std::fs::File;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::{ContainerState, Spec};
+
+use crate::linux::cgroup::{CgroupError, CgroupManager, Manager};
+use crate::linux::exe::{ExeError, sealed_self_exe};
+use crate::linux::launch::{Launch, LaunchError, spawn_init};
+use crate::linux::namespaces::{NamespaceError, NamespacePlan, write_id_maps};
+use crate::linux::proc::start_time;
+use crate::linux::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToInit};
+use crate::plugin::{HookPoint, PluginError, PluginSet};
+
+use super::hooks::{OciHook, PointError, run_point, run_point_logged, state_json};
+use super::state::{OCI_VERSION, Record, StateError, StateStore, check_id, now_rfc3339, write_atomic};
+
+/// A lifecycle operation that failed. Nothing of a failed create is left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{path}: {reason}")]
+    Bundle { path: PathBuf, reason: String },
+    #[error("cannot load {path}")]
+    Config { path: PathBuf, #[source] source: oci_spec::OciSpecError },
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Exe(#[from] ExeError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error("talking to the container's init")]
+    Sync(#[from] SyncError),
+    #[error("start socket {path}")]
+    Socket { path: PathBuf, #[source] source: std::io::Error },
+    #[error("{0}")]
+    Init(String, FailureKind),
+    #[error("{point} failed")]
+    Point { point: &'static str, #[source] source: PointError },
+    #[error("container {id} is {status}: {what}")]
+    WrongState { id: String, status: ContainerState, what: &'static str },
+    #[error("cannot signal container {id}")]
+    Signal { id: String, #[source] source: nix::Error },
+    #[error("waiting for container {id}")]
+    Wait { id: String, #[source] source: nix::Error },
+}
+
+impl EngineError {
+    /// What init reported about the user process (Docker's 126/127), if anything.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            EngineError::Init(_, k) => Some(*k),
+            _ => None,
+        }
+    }
+}
+
+/// Inputs of `create`.
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    /// The bundle directory (runtime-spec `bundle.md`).
+    pub bundle: &'a Path,
+    /// Where to write init's pid (runc's `--pid-file`).
+    pub pid_file: Option<&'a Path>,
+    /// fds 3..3+N passed through to the user process.
+    pub preserve_fds: u32,
+    pub plugins: &'a PluginSet,
+}
+
+/// A created container.
+#[derive(Debug)]
+pub struct Created {
+    pub record: Record,
+}
+
+/// Load and check `config.json` of a bundle; returns (bundle, rootfs, spec).
+pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineError> {
+    let bundle = bundle.canonicalize().map_err(|e| EngineError::Bundle {
+        path: bundle.to_path_buf(),
+        reason: format!("bundle directory: {e}"),
+    })?;
+    let path = bundle.join("config.json");
+    let spec = Spec::load(&path).map_err(|source| EngineError::Config { path: path.clone(), source })?;
+    let bad = |reason: &str| EngineError::Bundle { path: path.clone(), reason: reason.into() };
+    let process = spec.process().as_ref().ok_or_else(|| bad("process: missing (required for create)"))?;
+    if process.args().as_deref().unwrap_or_default().is_empty() {
+        return Err(bad("process.args: must name the program to run"));
+    }
+    if process.terminal().unwrap_or(false) {
+        return Err(bad("process.terminal: true needs --console-socket, which rwasm does not support yet"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(bad("process.cwd: must be an absolute path"));
+    }
+    let root = spec.root().as_ref().ok_or_else(|| bad("root: missing"))?;
+    let rootfs = bundle.join(root.path());
+    let rootfs = rootfs.canonicalize().map_err(|e| EngineError::Bundle {
+        path: path.clone(),
+        reason: format!("root.path {}: {e}", rootfs.display()),
+    })?;
+    if !rootfs.is_dir() {
+        return Err(bad("root.path: not a directory"));
+    }
+    Ok((bundle, rootfs, spec))
+}
+
+/// Undoes a partial create when dropped without `commit` (nothing is left behind).
+struct Rollback<'a> {
+    store: &'a StateStore,
+    id: String,
+    cgroup: Option<Manager>,
+    pid: Option<Pid>,
+    armed: bool,
+}
+
+impl Rollback<'_> {
+    fn commit(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.destroy()
+        {
+            tracing::warn!(container = %self.id, "rollback: {}", crate::error_chain(&e));
+        }
+        if let Err(e) = self.store.remove(&self.id) {
+            tracing::warn!(container = %self.id, "rollback: {}", crate::error_chain(&e));
+        }
+    }
+}
+
+/// Create a container (runtime-spec "create"): namespaces, cgroup, rootfs and hooks up
+/// to `created`; the user process waits for `start`.
+pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, EngineError> {
+    let _span = tracing::info_span!("create", container = %opts.id).entered();
+    check_id(opts.id)?;
+    if store.exists(opts.id) {
+        return Err(StateError::Exists(opts.id.into()).into());
+    }
+    let (bundle, rootfs, mut spec) = load_bundle(opts.bundle)?;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let plan = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+
+    let mut record = Record {
+        oci_version: OCI_VERSION.into(),
+        id: opts.id.into(),
+        status: ContainerState::Creating,
+        pid: None,
+        pid_start: None,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        created: now_rfc3339(),
+        owner: "root".into(),
+        cgroup: None,
+        plugins: opts.plugins.manifest_path().map(Path::to_path_buf),
+        started: false,
+    };
+    // pre-create: the plugins may still change the spec; nothing exists yet.
+    if opts.plugins.wants(HookPoint::PreCreate) {
+        let applied = opts.plugins.pre_create(&record.oci_state(ContainerState::Creating), &mut spec)?;
+        for a in &applied {
+            tracing::info!(container = %opts.id, "{a}");
+        }
+        record.annotations = spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    }
+    let pid_ns = plan
+        .pid_path
+        .as_ref()
+        .map(|p| {
+            File::open(p).map_err(|source| NamespaceError::Open { kind: "pid", path: p.clone(), source })
+        })
+        .transpose()?;
+
+    let dir = store.claim(opts.id)?;
+    let mut rb = Rollback { store, id: opts.id.into(), cgroup: None, pid: None, armed: true };
+    write_atomic(&dir.join("config.json"), &serde_json::to_vec(&spec).expect("spec serializes"))?;
+
+    let cg = Manager::for_container(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), opts.id)?;
+    cg.create()?;
+    record.cgroup = Some(cg.handle());
+    rb.cgroup = Some(cg);
+
+    let exe = sealed_self_exe(store.root())?;
+    let (mut sync_sock, init_sock) = UnixStream::pair().map_err(|e| SyncError::Io(e))?;
+    let sock_path = dir.join("start.sock");
+    let listener = UnixListener::bind(&sock_path)
+        .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
+    let init_fd = std::os::fd::OwnedFd::from(init_sock);
+    let listen_fd = std::os::fd::OwnedFd::from(listener);
+    let pid = spawn_init(&Launch {
+        exe: &exe,
+        flags: plan.clone_flags,
+        pid_ns: pid_ns.as_ref(),
+        sync: &init_fd,
+        start: &listen_fd,
+    })?;
+    rb.pid = Some(pid);
+    drop((init_fd, listen_fd, exe));
+    record.pid = Some(pid.as_raw());
+    record.pid_start = start_time(pid.as_raw());
+    store.save(&record)?;
+
+    let cg = rb.cgroup.as_ref().expect("set above");
+    cg.add_task(pid.as_raw())?;
+    if let Some(res) = linux.resources() {
+        cg.apply(res)?;
+    }
+    if plan.new_user() {
+        write_id_maps(
+            pid.as_raw(),
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+    }
+    let cfg = InitConfig {
+        spec: spec.clone(),
+        rootfs,
+        bundle,
+        state: state_json(&record, ContainerState::Creating),
+        new_cgroup_ns: plan.new_cgroup,
+        loopback_up: plan.new_net(),
+        preserve_fds: opts.preserve_fds,
+    };
+    sync::send(&mut sync_sock, &ToInit::Config(Box::new(cfg)))?;
+
+    loop {
+        let msg = match sync::recv::<FromInit>(&mut sync_sock) {
+            Ok(m) => m,
+            Err(SyncError::Closed) => {
+                return Err(EngineError::Init("container init exited during create".into(), FailureKind::Other));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let step = match msg {
+            FromInit::Paused(Pause::CreateRuntime) => run_point(
+                opts.plugins,
+                &spec,
+                &record,
+                ContainerState::Creating,
+                &[OciHook::Prestart, OciHook::CreateRuntime],
+                HookPoint::CreateRuntime,
+            )
+            .map_err(|source| EngineError::Point { point: "createRuntime", source }),
+            FromInit::Paused(Pause::CreateContainer) => run_point(
+                opts.plugins,
+                &spec,
+                &record,
+                ContainerState::Creating,
+                &[],
+                HookPoint::CreateContainer,
+            )
+            .map_err(|source| EngineError::Point { point: "createContainer", source }),
+            FromInit::Created => break,
+            FromInit::Failed { kind, message } => return Err(EngineError::Init(message, kind)),
+            FromInit::Exec => {
+                return Err(EngineError::Init("init sent exec during create".into(), FailureKind::Other));
+            }
+        };
+        match step {
+            Ok(()) => sync::send(&mut sync_sock, &ToInit::Continue)?,
+            Err(e) => {
+                let _ = sync::send(&mut sync_sock, &ToInit::Abort(crate::error_chain(&e)));
+                return Err(e);
+            }
+        }
+    }
+    record.status = ContainerState::Created;
+    store.save(&record)?;
+    if let Some(p) = opts.pid_file {
+        write_atomic(p, pid.as_raw().to_string().as_bytes())?;
+    }
+    rb.commit();
+    Ok(Created { record })
+}
+
+/// The plugins a container was created with (an empty set when it had none).
+pub fn plugins_of(record: &Record, cache_dir: &Path) -> Result<PluginSet, EngineError> {
+    match &record.plugins {
+        Some(m) => Ok(PluginSet::load(m, cache_dir)?),
+        None => Ok(PluginSet::empty()),
+    }
+}
+
+fn load_spec(store: &StateStore, id: &str) -> Result<Spec, EngineError> {
+    let path = store.dir(id).join("config.json");
+    Spec::load(&path).map_err(|source| EngineError::Config { path, source })
+}
+
+/// Start a created container (runtime-spec "start").
+pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record, EngineError> {
+    let _span = tracing::info_span!("start", container = %id).entered();
+    let mut record = store.load(id)?;
+    let status = record.status();
+    if status != ContainerState::Created {
+        return Err(EngineError::WrongState { id: id.into(), status, what: "only a created container can be started" });
+    }
+    let spec = load_spec(store, id)?;
+    let stop = |record: &Record| {
+        if let Some(pid) = record.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    };
+    if let Err(source) = run_point(plugins, &spec, &record, ContainerState::Created, &[], HookPoint::StartContainer) {
+        // Spec: a failing startContainer hook stops the container.
+        stop(&record);
+        return Err(EngineError::Point { point: "startContainer", source });
+    }
+    let sock_path = store.dir(id).join("start.sock");
+    let mut conn = UnixStream::connect(&sock_path)
+        .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
+    sync::send(&mut conn, &ToInit::Start { state: state_json(&record, ContainerState::Created) })?;
+    let mut exec_sent = false;
+    loop {
+        match sync::recv::<FromInit>(&mut conn) {
+            Ok(FromInit::Exec) => exec_sent = true,
+            Ok(FromInit::Failed { kind, message }) => {
+                stop(&record);
+                return Err(EngineError::Init(message, kind));
+            }
+            Ok(other) => {
+                stop(&record);
+                return Err(EngineError::Init(format!("unexpected message from init: {other:?}"), FailureKind::Other));
+            }
+            Err(SyncError::Closed) if exec_sent => break,
+            Err(SyncError::Closed) => {
+                return Err(EngineError::Init("container init exited before exec".into(), FailureKind::Other));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    record.started = true;
+    record.status = ContainerState::Running;
+    store.save(&record)?;
+    run_point_logged(plugins, &spec, &record, ContainerState::Running, OciHook::Poststart, HookPoint::Poststart);
+    Ok(record)
+}
+
+/// Send `signal` to the container's init, or with `all` to every process in its cgroup.
+pub fn kill_container(store: &StateStore, id: &str, signal: Signal, all: bool) -> Result<(), EngineError> {
+    let record = store.load(id)?;
+    let status = record.status();
+    if !matches!(status, ContainerState::Created | ContainerState::Running) {
+        return Err(EngineError::WrongState { id: id.into(), status, what: "only a created or running container can be signalled" });
+    }
+    let mut pids = vec![record.pid.unwrap_or_default()];
+    if all && let Some(h) = &record.cgroup {
+        pids = Manager::from_handle(h).pids()?;
+    }
+    for pid in pids {
+        match kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(source) => return Err(EngineError::Signal { id: id.into(), source }),
+        }
+    }
+    Ok(())
+}
+
+/// Delete a container (runtime-spec "delete"): a container that is not stopped is an
+/// error unless `force`, which kills it first. Poststop hooks run after deletion.
+pub fn delete(store: &StateStore, id: &str, force: bool, cache_dir: &Path) -> Result<(), EngineError> {
+    let _span = tracing::info_span!("delete", container = %id).entered();
+    let record = match store.load(id) {
+        Ok(r) => r,
+        Err(StateError::NotFound(_)) if force && store.dir(id).exists() => {
+            // A create that died before writing state: just remove what it left.
+            store.remove(id)?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = record.status();
+    if status != ContainerState::Stopped {
+        if !force {
+            return Err(EngineError::WrongState { id: id.into(), status, what: "delete it with --force, or stop it first" });
+        }
+        if let Some(pid) = record.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        wait_dead(&record, Duration::from_secs(5));
+    }
+    if let Some(h) = &record.cgroup {
+        Manager::from_handle(h).destroy()?;
+    }
+    let spec = load_spec(store, id).ok();
+    store.remove(id)?;
+    if let Some(spec) = spec {
+        match plugins_of(&record, cache_dir) {
+            Ok(plugins) => {
+                run_point_logged(&plugins, &spec, &record, ContainerState::Stopped, OciHook::Poststop, HookPoint::Poststop);
+            }
+            Err(e) => tracing::warn!(container = %id, "poststop plugins: {}", crate::error_chain(&e)),
+        }
+    }
+    Ok(())
+}
+
+fn wait_dead(record: &Record, limit: Duration) {
+    let t = Instant::now();
+    while record.status() != ContainerState::Stopped && t.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Wait for a container whose init is our child; returns the exit code the way a shell
+/// reports it: N for exit(N), 128+S for a death by signal S.
+pub fn wait_exit(record: &Record) -> Result<i32, EngineError> {
+    let pid = Pid::from_raw(record.pid.unwrap_or_default());
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(source) => return Err(EngineError::Wait { id: record.id.clone(), source }),
+        }
+    }
+}
