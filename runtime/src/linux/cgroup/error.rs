@@ -89,7 +89,9 @@ pub enum CgroupError {
     },
 
     /// A `linux.resources` field needs a controller this host does not offer to the container.
-    #[error("{field} needs the {controller} cgroup controller, which is not available here: {reason}")]
+    #[error(
+        "{field} needs the {controller} cgroup controller, which is not available here: {reason}"
+    )]
     ControllerUnavailable {
         /// The spec field.
         field: &'static str,

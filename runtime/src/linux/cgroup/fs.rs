@@ -23,7 +23,10 @@ pub(crate) trait IoResultExt<T> {
 
 impl<T> IoResultExt<T> for io::Result<T> {
     fn on_read(self, path: &Path) -> Result<T, CgroupError> {
-        self.map_err(|source| CgroupError::Read { path: path.to_path_buf(), source })
+        self.map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
     }
     fn on_write(self, path: &Path, value: &str) -> Result<T, CgroupError> {
         self.map_err(|source| CgroupError::Write {
@@ -33,10 +36,16 @@ impl<T> IoResultExt<T> for io::Result<T> {
         })
     }
     fn on_create(self, path: &Path) -> Result<T, CgroupError> {
-        self.map_err(|source| CgroupError::Create { path: path.to_path_buf(), source })
+        self.map_err(|source| CgroupError::Create {
+            path: path.to_path_buf(),
+            source,
+        })
     }
     fn on_remove(self, path: &Path) -> Result<T, CgroupError> {
-        self.map_err(|source| CgroupError::Remove { path: path.to_path_buf(), source })
+        self.map_err(|source| CgroupError::Remove {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -49,7 +58,10 @@ pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
 /// so the caller can attach the spec field or the pid.
 pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     tracing::debug!(path = %path.display(), value, "cgroup write");
-    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 
@@ -172,7 +184,10 @@ pub(crate) mod fake {
 
     fn kind_of(path: &Path) -> Option<Kind> {
         MOUNTS.with(|m| {
-            m.borrow().iter().find(|(mnt, _)| path.starts_with(mnt)).map(|(_, k)| k.clone())
+            m.borrow()
+                .iter()
+                .find(|(mnt, _)| path.starts_with(mnt))
+                .map(|(_, k)| k.clone())
         })
     }
 
@@ -188,10 +203,12 @@ pub(crate) mod fake {
             }
             Kind::V2(controllers) => {
                 let parent = path.parent().unwrap();
-                let enabled = fs::read_to_string(parent.join("cgroup.subtree_control"))
-                    .unwrap_or_default();
-                let enabled: Vec<&str> =
-                    enabled.split_whitespace().map(|c| c.trim_start_matches('+')).collect();
+                let enabled =
+                    fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+                let enabled: Vec<&str> = enabled
+                    .split_whitespace()
+                    .map(|c| c.trim_start_matches('+'))
+                    .collect();
                 for f in ["cgroup.procs", "cgroup.subtree_control", "cgroup.events"] {
                     put(f, "");
                 }

@@ -74,8 +74,17 @@ struct MountEntry {
 }
 
 /// Mount options of a v1 cgroup mount that are not controllers.
-const NON_CONTROLLER_OPTIONS: &[&str] =
-    &["rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods", "all", "none"];
+const NON_CONTROLLER_OPTIONS: &[&str] = &[
+    "rw",
+    "ro",
+    "noprefix",
+    "clone_children",
+    "xattr",
+    "cpuset_v2_mode",
+    "favordynmods",
+    "all",
+    "none",
+];
 
 impl Layout {
     /// Reads the mount table at `mountinfo` (format of proc(5) /proc/PID/mountinfo) and
@@ -108,7 +117,10 @@ impl Layout {
                         continue;
                     }
                     let set: BTreeSet<&String> = controllers.iter().collect();
-                    if hierarchies.iter().any(|h| h.controllers.iter().collect::<BTreeSet<_>>() == set) {
+                    if hierarchies
+                        .iter()
+                        .any(|h| h.controllers.iter().collect::<BTreeSet<_>>() == set)
+                    {
                         continue; // a bind mount of a hierarchy we already have
                     }
                     hierarchies.push(V1Hierarchy {
@@ -119,8 +131,10 @@ impl Layout {
                 }
                 "cgroup2" if unified.is_none() => {
                     let file = entry.mount_point.join("cgroup.controllers");
-                    let controllers =
-                        fs::read(&file)?.split_whitespace().map(str::to_owned).collect();
+                    let controllers = fs::read(&file)?
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect();
                     unified = Some(Unified {
                         mount_point: entry.mount_point,
                         mount_root: entry.root,
@@ -135,7 +149,10 @@ impl Layout {
             .any(|h| h.controllers.iter().any(|c| !c.starts_with("name=")));
         let layout = match (has_real_v1, unified) {
             (true, None) => Layout::V1 { hierarchies },
-            (true, Some(unified)) => Layout::Hybrid { hierarchies, unified },
+            (true, Some(unified)) => Layout::Hybrid {
+                hierarchies,
+                unified,
+            },
             (false, Some(unified)) => Layout::V2 { unified },
             (false, None) => {
                 return Err(CgroupError::NoCgroupMounts {
@@ -213,7 +230,11 @@ pub(crate) fn read_proc_cgroup(file: &Path) -> Result<Vec<ProcCgroup>, CgroupErr
                 });
             };
             Ok(ProcCgroup {
-                controllers: ctrls.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+                controllers: ctrls
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 path: PathBuf::from(path),
             })
         })
@@ -248,7 +269,9 @@ mod tests {
         let root = tmp.path().join("cg");
         let text = mountinfo.replace("ROOT", root.to_str().unwrap());
         for line in text.lines() {
-            let Some(e) = parse_mountinfo_line(line) else { continue };
+            let Some(e) = parse_mountinfo_line(line) else {
+                continue;
+            };
             if e.mount_point.starts_with(&root) {
                 std::fs::create_dir_all(&e.mount_point).unwrap();
                 if e.fstype == "cgroup2" {
@@ -264,11 +287,21 @@ mod tests {
     #[test]
     fn hybrid_host_is_detected_with_every_hierarchy() {
         let (_tmp, root, mi) = tree(HOST_MOUNTINFO);
-        let Layout::Hybrid { hierarchies, unified } = Layout::detect(&root, &mi).unwrap() else {
+        let Layout::Hybrid {
+            hierarchies,
+            unified,
+        } = Layout::detect(&root, &mi).unwrap()
+        else {
             panic!("expected hybrid");
         };
-        let names: Vec<String> = hierarchies.iter().map(|h| h.controllers.join(",")).collect();
-        assert_eq!(names, ["cpu", "cpuacct", "cpuset", "memory", "name=systemd"]);
+        let names: Vec<String> = hierarchies
+            .iter()
+            .map(|h| h.controllers.join(","))
+            .collect();
+        assert_eq!(
+            names,
+            ["cpu", "cpuacct", "cpuset", "memory", "name=systemd"]
+        );
         assert_eq!(hierarchies[0].mount_point, root.join("cpu"));
         assert_eq!(unified.mount_point, root.join("unified"));
         assert_eq!(unified.controllers, ["hugetlb"]);
@@ -299,7 +332,10 @@ mod tests {
 31 1 0:27 / ROOT/systemd rw - cgroup cgroup rw,name=systemd
 ";
         let (_tmp, root, mi) = tree(mi);
-        assert!(matches!(Layout::detect(&root, &mi).unwrap(), Layout::V2 { .. }));
+        assert!(matches!(
+            Layout::detect(&root, &mi).unwrap(),
+            Layout::V2 { .. }
+        ));
     }
 
     #[test]
@@ -320,8 +356,11 @@ mod tests {
 
     #[test]
     fn missing_mountinfo_names_the_file() {
-        let err = Layout::detect(Path::new("/sys/fs/cgroup"), Path::new("/nonexistent/mountinfo"))
-            .unwrap_err();
+        let err = Layout::detect(
+            Path::new("/sys/fs/cgroup"),
+            Path::new("/nonexistent/mountinfo"),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "failed to read /nonexistent/mountinfo");
     }
 
@@ -335,8 +374,11 @@ mod tests {
     fn proc_cgroup_lines_and_dir_of() {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("cgroup");
-        std::fs::write(&f, "4:memory:/process_api/6d9b\n2:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n")
-            .unwrap();
+        std::fs::write(
+            &f,
+            "4:memory:/process_api/6d9b\n2:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n",
+        )
+        .unwrap();
         let lines = read_proc_cgroup(&f).unwrap();
         assert_eq!(lines[0].controllers, ["memory"]);
         assert_eq!(lines[0].path, Path::new("/process_api/6d9b"));
@@ -347,7 +389,11 @@ mod tests {
             Path::new("/m/a/b")
         );
         assert_eq!(
-            dir_of(Path::new("/m"), Path::new("/docker/x"), Path::new("/docker/x/a")),
+            dir_of(
+                Path::new("/m"),
+                Path::new("/docker/x"),
+                Path::new("/docker/x/a")
+            ),
             Path::new("/m/a")
         );
     }

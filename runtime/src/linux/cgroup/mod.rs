@@ -135,19 +135,29 @@ enum Placement {
 }
 
 fn placement(cgroups_path: Option<&str>, id: &str) -> Result<Placement, CgroupError> {
-    let bad_id = |reason| CgroupError::InvalidId { id: id.to_owned(), reason };
+    let bad_id = |reason| CgroupError::InvalidId {
+        id: id.to_owned(),
+        reason,
+    };
     if id.is_empty() {
         return Err(bad_id("it is empty"));
     }
     if id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        return Err(bad_id("it must be one path component (no '/', not '.' or '..')"));
+        return Err(bad_id(
+            "it must be one path component (no '/', not '.' or '..')",
+        ));
     }
     let Some(p) = cgroups_path.filter(|p| !p.is_empty()) else {
         return Ok(Placement::Relative(Path::new(DEFAULT_PARENT).join(id)));
     };
-    let bad = |reason| CgroupError::InvalidCgroupsPath { path: p.to_owned(), reason };
+    let bad = |reason| CgroupError::InvalidCgroupsPath {
+        path: p.to_owned(),
+        reason,
+    };
     if !p.contains('/') && p.matches(':').count() == 2 {
-        return Err(bad("slice:prefix:name paths need the systemd cgroup driver, which rwasm does not have (use a path)"));
+        return Err(bad(
+            "slice:prefix:name paths need the systemd cgroup driver, which rwasm does not have (use a path)",
+        ));
     }
     if p.contains('\0') {
         return Err(bad("it contains a NUL byte"));
@@ -164,7 +174,11 @@ fn placement(cgroups_path: Option<&str>, id: &str) -> Result<Placement, CgroupEr
     if rel.as_os_str().is_empty() {
         return Err(bad("it names no directory below the hierarchy's root"));
     }
-    Ok(if p.starts_with('/') { Placement::Absolute(rel) } else { Placement::Relative(rel) })
+    Ok(if p.starts_with('/') {
+        Placement::Absolute(rel)
+    } else {
+        Placement::Relative(rel)
+    })
 }
 
 impl Manager {
@@ -227,7 +241,11 @@ impl Manager {
                             dir_of(&h.mount_point, &h.mount_root, &line.path).join(rel)
                         }
                     };
-                    dirs.push(V1Dir { controllers: h.controllers, mount_point: h.mount_point, dir });
+                    dirs.push(V1Dir {
+                        controllers: h.controllers,
+                        mount_point: h.mount_point,
+                        dir,
+                    });
                 }
                 Manager::V1(V1Manager::new(dirs))
             }
@@ -235,12 +253,13 @@ impl Manager {
                 let dir = match &placement {
                     Placement::Absolute(rel) => unified.mount_point.join(rel),
                     Placement::Relative(rel) => {
-                        let line = own.iter().find(|l| l.controllers.is_empty()).ok_or_else(|| {
-                            CgroupError::OwnCgroupMissing {
-                                controller: String::new(),
-                                proc_cgroup: proc_cgroup.to_path_buf(),
-                            }
-                        })?;
+                        let line =
+                            own.iter()
+                                .find(|l| l.controllers.is_empty())
+                                .ok_or_else(|| CgroupError::OwnCgroupMissing {
+                                    controller: String::new(),
+                                    proc_cgroup: proc_cgroup.to_path_buf(),
+                                })?;
                         let parent = line.path.parent().unwrap_or(Path::new("/"));
                         dir_of(&unified.mount_point, &unified.mount_root, parent).join(rel)
                     }
@@ -255,7 +274,9 @@ impl Manager {
     /// The handle to keep in the container's state.
     pub fn handle(&self) -> CgroupHandle {
         let repr = match self {
-            Manager::V1(m) => HandleRepr::V1 { hierarchies: m.dirs().to_vec() },
+            Manager::V1(m) => HandleRepr::V1 {
+                hierarchies: m.dirs().to_vec(),
+            },
             Manager::V2(m) => HandleRepr::V2 {
                 mount_point: m.mount_point().to_path_buf(),
                 path: m.dir().to_path_buf(),
@@ -318,7 +339,13 @@ fn kill_all(pids: &[i32], dir: &Path) -> Result<(), CgroupError> {
         tracing::debug!(pid, "SIGKILL");
         match kill(Pid::from_raw(pid), Signal::SIGKILL) {
             Ok(()) | Err(Errno::ESRCH) => {}
-            Err(source) => return Err(CgroupError::Kill { pid, path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(CgroupError::Kill {
+                    pid,
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
         }
     }
     Ok(())
@@ -346,7 +373,10 @@ fn rmdir_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
 fn warn_unapplied(resources: &LinuxResources, v2: bool) {
     let fields = resources::unapplied_fields(resources, v2);
     if !fields.is_empty() {
-        tracing::warn!(?fields, "linux.resources fields not applied by rwasm's cgroup manager");
+        tracing::warn!(
+            ?fields,
+            "linux.resources fields not applied by rwasm's cgroup manager"
+        );
     }
 }
 

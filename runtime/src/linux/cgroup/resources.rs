@@ -66,11 +66,25 @@ const THROTTLE_READ_IOPS: &str = "linux.resources.blockIO.throttleReadIOPSDevice
 const THROTTLE_WRITE_IOPS: &str = "linux.resources.blockIO.throttleWriteIOPSDevice";
 
 fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>) -> CgroupError {
-    CgroupError::InvalidResource { field, value: value.to_string(), reason: reason.into() }
+    CgroupError::InvalidResource {
+        field,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
 }
 
-fn w(controller: &'static str, file: &'static str, value: impl Into<String>, field: &'static str) -> Write {
-    Write { controller, file, value: value.into(), field }
+fn w(
+    controller: &'static str,
+    file: &'static str,
+    value: impl Into<String>,
+    field: &'static str,
+) -> Write {
+    Write {
+        controller,
+        file,
+        value: value.into(),
+        field,
+    }
 }
 
 /// The memory values, validated, 0 dropped.
@@ -84,7 +98,11 @@ fn memory(r: &LinuxResources, cur: &Current) -> Result<Option<Memory>, CgroupErr
     let Some(m) = r.memory() else { return Ok(None) };
     let check = |field: &'static str, v: Option<i64>| match v {
         Some(0) | None => Ok(None),
-        Some(v) if v < -1 => Err(invalid(field, v, "must be -1 (unlimited) or a number of bytes > 0")),
+        Some(v) if v < -1 => Err(invalid(
+            field,
+            v,
+            "must be -1 (unlimited) or a number of bytes > 0",
+        )),
         Some(v) => Ok(Some(v)),
     };
     let limit = check(MEM_LIMIT, m.limit())?;
@@ -96,7 +114,9 @@ fn memory(r: &LinuxResources, cur: &Current) -> Result<Option<Memory>, CgroupErr
                 return Err(invalid(
                     MEM_SWAP,
                     s,
-                    format!("swap is the memory+swap limit and must be >= linux.resources.memory.limit ({l})"),
+                    format!(
+                        "swap is the memory+swap limit and must be >= linux.resources.memory.limit ({l})"
+                    ),
                 ));
             }
             Some(l) if l > 0 => {}
@@ -114,7 +134,11 @@ fn memory(r: &LinuxResources, cur: &Current) -> Result<Option<Memory>, CgroupErr
         // the kernel refuses a memory limit above the current memory+swap limit.
         swap = Some(-1);
     }
-    Ok(Some(Memory { limit, reservation, swap }))
+    Ok(Some(Memory {
+        limit,
+        reservation,
+        swap,
+    }))
 }
 
 /// Validates a cpuset list such as `0-3,7` (cpuset(7) "List format").
@@ -128,12 +152,18 @@ fn cpuset_list(field: &'static str, v: &str) -> Result<String, CgroupError> {
             _ => false,
         }
     });
-    if ok { Ok(t.to_owned()) } else { Err(invalid(field, v, "must be a cpuset list such as 0-3,7")) }
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(invalid(field, v, "must be a cpuset list such as 0-3,7"))
+    }
 }
 
 /// The cpuset values, validated, empty strings dropped.
 fn cpuset(r: &LinuxResources) -> Result<(Option<String>, Option<String>), CgroupError> {
-    let Some(c) = r.cpu() else { return Ok((None, None)) };
+    let Some(c) = r.cpu() else {
+        return Ok((None, None));
+    };
     let cpus = c.cpus().as_deref().filter(|s| !s.trim().is_empty());
     let mems = c.mems().as_deref().filter(|s| !s.trim().is_empty());
     Ok((
@@ -161,21 +191,39 @@ fn cpu(r: &LinuxResources) -> Result<Option<Cpu>, CgroupError> {
         Some(-1) => Some(-1),
         Some(q) if q >= 1000 => Some(q),
         Some(q) => {
-            return Err(invalid(CPU_QUOTA, q, "must be -1 (unlimited) or at least 1000 microseconds"));
+            return Err(invalid(
+                CPU_QUOTA,
+                q,
+                "must be -1 (unlimited) or at least 1000 microseconds",
+            ));
         }
     };
     let period = match c.period() {
         Some(0) | None => None,
         Some(p @ 1000..=1_000_000) => Some(p),
         Some(p) => {
-            return Err(invalid(CPU_PERIOD, p, "must be 1000..=1000000 microseconds (1 ms to 1 s)"));
+            return Err(invalid(
+                CPU_PERIOD,
+                p,
+                "must be 1000..=1000000 microseconds (1 ms to 1 s)",
+            ));
         }
     };
-    Ok(Some(Cpu { shares, quota, period }))
+    Ok(Some(Cpu {
+        shares,
+        quota,
+        period,
+    }))
 }
 
 fn pids_max(r: &LinuxResources) -> Option<String> {
-    r.pids().map(|p| if p.limit() > 0 { p.limit().to_string() } else { "max".to_owned() })
+    r.pids().map(|p| {
+        if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".to_owned()
+        }
+    })
 }
 
 fn blkio_weight(field: &'static str, v: Option<u16>) -> Result<Option<u16>, CgroupError> {
@@ -189,21 +237,54 @@ fn blkio_weight(field: &'static str, v: Option<u16>) -> Result<Option<u16>, Cgro
 fn device(field: &'static str, major: i64, minor: i64) -> Result<String, CgroupError> {
     match (u32::try_from(major), u32::try_from(minor)) {
         (Ok(a), Ok(b)) => Ok(format!("{a}:{b}")),
-        _ => Err(invalid(field, format!("{major}:{minor}"), "major and minor must be device numbers >= 0")),
+        _ => Err(invalid(
+            field,
+            format!("{major}:{minor}"),
+            "major and minor must be device numbers >= 0",
+        )),
     }
 }
 
 /// The four throttle lists with their field, v1 file and v2 io.max key, in that order.
-fn throttles(r: &LinuxResources) -> Vec<(&'static str, &'static str, &'static str, &[LinuxThrottleDevice])> {
-    let Some(b) = r.block_io() else { return Vec::new() };
+fn throttles(
+    r: &LinuxResources,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &[LinuxThrottleDevice],
+)> {
+    let Some(b) = r.block_io() else {
+        return Vec::new();
+    };
     fn list(v: &Option<Vec<LinuxThrottleDevice>>) -> &[LinuxThrottleDevice] {
         v.as_deref().unwrap_or(&[])
     }
     vec![
-        (THROTTLE_READ_BPS, "blkio.throttle.read_bps_device", "rbps", list(b.throttle_read_bps_device())),
-        (THROTTLE_WRITE_BPS, "blkio.throttle.write_bps_device", "wbps", list(b.throttle_write_bps_device())),
-        (THROTTLE_READ_IOPS, "blkio.throttle.read_iops_device", "riops", list(b.throttle_read_iops_device())),
-        (THROTTLE_WRITE_IOPS, "blkio.throttle.write_iops_device", "wiops", list(b.throttle_write_iops_device())),
+        (
+            THROTTLE_READ_BPS,
+            "blkio.throttle.read_bps_device",
+            "rbps",
+            list(b.throttle_read_bps_device()),
+        ),
+        (
+            THROTTLE_WRITE_BPS,
+            "blkio.throttle.write_bps_device",
+            "wbps",
+            list(b.throttle_write_bps_device()),
+        ),
+        (
+            THROTTLE_READ_IOPS,
+            "blkio.throttle.read_iops_device",
+            "riops",
+            list(b.throttle_read_iops_device()),
+        ),
+        (
+            THROTTLE_WRITE_IOPS,
+            "blkio.throttle.write_iops_device",
+            "wiops",
+            list(b.throttle_write_iops_device()),
+        ),
     ]
 }
 
@@ -225,11 +306,22 @@ pub fn v1_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
     }
 
     if let Some(m) = memory(r, cur)? {
-        let limit = m.limit.map(|v| w("memory", "memory.limit_in_bytes", v.to_string(), MEM_LIMIT));
-        let memsw = m.swap.map(|v| w("memory", "memory.memsw.limit_in_bytes", v.to_string(), MEM_SWAP));
+        let limit = m
+            .limit
+            .map(|v| w("memory", "memory.limit_in_bytes", v.to_string(), MEM_LIMIT));
+        let memsw = m.swap.map(|v| {
+            w(
+                "memory",
+                "memory.memsw.limit_in_bytes",
+                v.to_string(),
+                MEM_SWAP,
+            )
+        });
         let swap_first = match m.swap {
             Some(-1) => true,
-            Some(s) => cur.memory_limit.is_some_and(|c| u64::try_from(s).is_ok_and(|s| c < s)),
+            Some(s) => cur
+                .memory_limit
+                .is_some_and(|c| u64::try_from(s).is_ok_and(|s| c < s)),
             None => false,
         };
         if swap_first {
@@ -240,17 +332,32 @@ pub fn v1_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
             out.extend(memsw);
         }
         if let Some(v) = m.reservation {
-            out.push(w("memory", "memory.soft_limit_in_bytes", v.to_string(), MEM_RESERVATION));
+            out.push(w(
+                "memory",
+                "memory.soft_limit_in_bytes",
+                v.to_string(),
+                MEM_RESERVATION,
+            ));
         }
     }
     if let Some(mem) = r.memory() {
         match mem.swappiness() {
-            Some(s @ 0..=100) => out.push(w("memory", "memory.swappiness", s.to_string(), MEM_SWAPPINESS)),
+            Some(s @ 0..=100) => out.push(w(
+                "memory",
+                "memory.swappiness",
+                s.to_string(),
+                MEM_SWAPPINESS,
+            )),
             Some(s) => return Err(invalid(MEM_SWAPPINESS, s, "must be 0..=100")),
             None => {}
         }
         if let Some(d) = mem.disable_oom_killer() {
-            out.push(w("memory", "memory.oom_control", if d { "1" } else { "0" }, MEM_OOM));
+            out.push(w(
+                "memory",
+                "memory.oom_control",
+                if d { "1" } else { "0" },
+                MEM_OOM,
+            ));
         }
     }
 
@@ -275,15 +382,30 @@ pub fn v1_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
             out.push(w("blkio", "blkio.weight", v.to_string(), BLKIO_WEIGHT));
         }
         if let Some(v) = blkio_weight(BLKIO_LEAF_WEIGHT, b.leaf_weight())? {
-            out.push(w("blkio", "blkio.leaf_weight", v.to_string(), BLKIO_LEAF_WEIGHT));
+            out.push(w(
+                "blkio",
+                "blkio.leaf_weight",
+                v.to_string(),
+                BLKIO_LEAF_WEIGHT,
+            ));
         }
         for d in b.weight_device().as_deref().unwrap_or(&[]) {
             let dev = device(BLKIO_WEIGHT_DEVICE, d.major(), d.minor())?;
             if let Some(v) = blkio_weight(BLKIO_WEIGHT_DEVICE, d.weight())? {
-                out.push(w("blkio", "blkio.weight_device", format!("{dev} {v}"), BLKIO_WEIGHT_DEVICE));
+                out.push(w(
+                    "blkio",
+                    "blkio.weight_device",
+                    format!("{dev} {v}"),
+                    BLKIO_WEIGHT_DEVICE,
+                ));
             }
             if let Some(v) = blkio_weight(BLKIO_WEIGHT_DEVICE, d.leaf_weight())? {
-                out.push(w("blkio", "blkio.leaf_weight_device", format!("{dev} {v}"), BLKIO_WEIGHT_DEVICE));
+                out.push(w(
+                    "blkio",
+                    "blkio.leaf_weight_device",
+                    format!("{dev} {v}"),
+                    BLKIO_WEIGHT_DEVICE,
+                ));
             }
         }
     }
@@ -308,7 +430,11 @@ pub fn blkio_to_io_weight(weight: u16) -> u64 {
 }
 
 fn max_or(v: i64) -> String {
-    if v == -1 { "max".to_owned() } else { v.to_string() }
+    if v == -1 {
+        "max".to_owned()
+    } else {
+        v.to_string()
+    }
 }
 
 /// cgroup v2 writes for `r` (cgroup-v2.rst), in order: cpuset, memory, cpu, pids, io.
@@ -342,7 +468,12 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
 
     if let Some(c) = cpu(r)? {
         if let Some(s) = c.shares {
-            out.push(w("cpu", "cpu.weight", shares_to_weight(s).to_string(), CPU_SHARES));
+            out.push(w(
+                "cpu",
+                "cpu.weight",
+                shares_to_weight(s).to_string(),
+                CPU_SHARES,
+            ));
         }
         if c.quota.is_some() || c.period.is_some() {
             let mut v = match c.quota {
@@ -352,7 +483,11 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
             if let Some(p) = c.period {
                 v = format!("{v} {p}");
             }
-            let field = if c.quota.is_some() { CPU_QUOTA } else { CPU_PERIOD };
+            let field = if c.quota.is_some() {
+                CPU_QUOTA
+            } else {
+                CPU_PERIOD
+            };
             out.push(w("cpu", "cpu.max", v, field));
         }
     }
@@ -363,14 +498,24 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
 
     if let Some(b) = r.block_io() {
         if let Some(v) = blkio_weight(BLKIO_WEIGHT, b.weight())? {
-            out.push(w("io", "io.weight", format!("default {}", blkio_to_io_weight(v)), BLKIO_WEIGHT));
+            out.push(w(
+                "io",
+                "io.weight",
+                format!("default {}", blkio_to_io_weight(v)),
+                BLKIO_WEIGHT,
+            ));
         }
         blkio_weight(BLKIO_LEAF_WEIGHT, b.leaf_weight())?;
         for d in b.weight_device().as_deref().unwrap_or(&[]) {
             let dev = device(BLKIO_WEIGHT_DEVICE, d.major(), d.minor())?;
             blkio_weight(BLKIO_WEIGHT_DEVICE, d.leaf_weight())?;
             if let Some(v) = blkio_weight(BLKIO_WEIGHT_DEVICE, d.weight())? {
-                out.push(w("io", "io.weight", format!("{dev} {}", blkio_to_io_weight(v)), BLKIO_WEIGHT_DEVICE));
+                out.push(w(
+                    "io",
+                    "io.weight",
+                    format!("{dev} {}", blkio_to_io_weight(v)),
+                    BLKIO_WEIGHT_DEVICE,
+                ));
             }
         }
     }
@@ -380,7 +525,11 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
         for t in list {
             let dev = device(field, t.major(), t.minor())?;
             // io.max rejects 0 (ERANGE); v1's 0 means "no limit", which is `max` here.
-            let rate = if t.rate() == 0 { "max".to_owned() } else { t.rate().to_string() };
+            let rate = if t.rate() == 0 {
+                "max".to_owned()
+            } else {
+                t.rate().to_string()
+            };
             let kv = format!("{key}={rate}");
             match lines.iter_mut().find(|(d, _, _)| *d == dev) {
                 Some((_, kvs, _)) => kvs.push(kv),
@@ -397,7 +546,10 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
 /// The `linux.resources` fields present in `r` that this module does not apply on cgroup
 /// v1 (`v2 == false`) or v2. The managers log them at warn level rather than fail, since
 /// engines routinely send some of them (e.g. `devices`).
-#[allow(deprecated, reason = "memory.kernel is deprecated in the spec and only reported here")]
+#[allow(
+    deprecated,
+    reason = "memory.kernel is deprecated in the spec and only reported here"
+)]
 pub fn unapplied_fields(r: &LinuxResources, v2: bool) -> Vec<&'static str> {
     let mut out = Vec::new();
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -439,7 +591,11 @@ pub fn unapplied_fields(r: &LinuxResources, v2: bool) -> Vec<&'static str> {
     }
     if let Some(b) = r.block_io() {
         let leaf = b.leaf_weight().is_some()
-            || b.weight_device().as_deref().unwrap_or(&[]).iter().any(|d| d.leaf_weight().is_some());
+            || b.weight_device()
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .any(|d| d.leaf_weight().is_some());
         if v2 && leaf {
             out.push(BLKIO_LEAF_WEIGHT);
         }
@@ -468,10 +624,15 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    const FRESH: Current = Current { memory_limit: None, swap_accounting: true };
+    const FRESH: Current = Current {
+        memory_limit: None,
+        swap_accounting: true,
+    };
 
     fn triples(ws: &[Write]) -> Vec<(&str, &str, &str)> {
-        ws.iter().map(|w| (w.controller, w.file, w.value.as_str())).collect()
+        ws.iter()
+            .map(|w| (w.controller, w.file, w.value.as_str()))
+            .collect()
     }
 
     fn full() -> LinuxResources {
@@ -515,7 +676,10 @@ mod tests {
         );
         assert_eq!(ws[2].field, "linux.resources.memory.limit");
         assert_eq!(ws[3].field, "linux.resources.memory.swap");
-        assert_eq!(ws[14].field, "linux.resources.blockIO.throttleWriteIOPSDevice");
+        assert_eq!(
+            ws[14].field,
+            "linux.resources.blockIO.throttleWriteIOPSDevice"
+        );
     }
 
     #[test]
@@ -555,12 +719,18 @@ mod tests {
     fn v1_memory_order_raising_and_lowering() {
         let r = res(json!({"memory": {"limit": 268435456, "swap": 536870912}}));
         // Raising from a 64 MiB limit: memory+swap first.
-        let cur = Current { memory_limit: Some(64 << 20), swap_accounting: true };
+        let cur = Current {
+            memory_limit: Some(64 << 20),
+            swap_accounting: true,
+        };
         let ws = v1_writes(&r, &cur).unwrap();
         assert_eq!(ws[0].file, "memory.memsw.limit_in_bytes");
         assert_eq!(ws[1].file, "memory.limit_in_bytes");
         // Lowering from 1 GiB: memory first.
-        let cur = Current { memory_limit: Some(1 << 30), swap_accounting: true };
+        let cur = Current {
+            memory_limit: Some(1 << 30),
+            swap_accounting: true,
+        };
         let ws = v1_writes(&r, &cur).unwrap();
         assert_eq!(ws[0].file, "memory.limit_in_bytes");
         assert_eq!(ws[1].file, "memory.memsw.limit_in_bytes");
@@ -570,8 +740,14 @@ mod tests {
         // Unlimited swap: memory+swap first whatever the current limit.
         let r = res(json!({"memory": {"limit": 268435456, "swap": -1}}));
         let ws = v1_writes(&r, &FRESH).unwrap();
-        assert_eq!(triples(&ws)[0], ("memory", "memory.memsw.limit_in_bytes", "-1"));
-        assert_eq!(triples(&ws)[1], ("memory", "memory.limit_in_bytes", "268435456"));
+        assert_eq!(
+            triples(&ws)[0],
+            ("memory", "memory.memsw.limit_in_bytes", "-1")
+        );
+        assert_eq!(
+            triples(&ws)[1],
+            ("memory", "memory.limit_in_bytes", "268435456")
+        );
     }
 
     #[test]
@@ -603,11 +779,17 @@ mod tests {
             ]
         );
         // Without swap accounting, an unlimited memory limit does not touch swap files.
-        let no_swap = Current { memory_limit: None, swap_accounting: false };
+        let no_swap = Current {
+            memory_limit: None,
+            swap_accounting: false,
+        };
         let r = res(json!({"memory": {"limit": -1}, "pids": {"limit": 0}}));
         assert_eq!(
             triples(&v1_writes(&r, &no_swap).unwrap()),
-            [("memory", "memory.limit_in_bytes", "-1"), ("pids", "pids.max", "max")]
+            [
+                ("memory", "memory.limit_in_bytes", "-1"),
+                ("pids", "pids.max", "max")
+            ]
         );
     }
 
@@ -620,14 +802,25 @@ mod tests {
         }));
         assert!(v1_writes(&r, &FRESH).unwrap().is_empty());
         assert!(v2_writes(&r, &FRESH).unwrap().is_empty());
-        assert!(v1_writes(&LinuxResources::default(), &FRESH).unwrap().is_empty());
-        assert!(v2_writes(&LinuxResources::default(), &FRESH).unwrap().is_empty());
+        assert!(
+            v1_writes(&LinuxResources::default(), &FRESH)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            v2_writes(&LinuxResources::default(), &FRESH)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn v2_cpu_max_forms() {
         let only_quota = res(json!({"cpu": {"quota": 25000}}));
-        assert_eq!(triples(&v2_writes(&only_quota, &FRESH).unwrap()), [("cpu", "cpu.max", "25000")]);
+        assert_eq!(
+            triples(&v2_writes(&only_quota, &FRESH).unwrap()),
+            [("cpu", "cpu.max", "25000")]
+        );
         let only_period = res(json!({"cpu": {"period": 50000}}));
         let ws = v2_writes(&only_period, &FRESH).unwrap();
         assert_eq!(triples(&ws), [("cpu", "cpu.max", "max 50000")]);
@@ -636,8 +829,13 @@ mod tests {
 
     #[test]
     fn v2_throttle_zero_is_max() {
-        let r = res(json!({"blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 0}]}}));
-        assert_eq!(triples(&v2_writes(&r, &FRESH).unwrap()), [("io", "io.max", "254:0 rbps=max")]);
+        let r = res(
+            json!({"blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 0}]}}),
+        );
+        assert_eq!(
+            triples(&v2_writes(&r, &FRESH).unwrap()),
+            [("io", "io.max", "254:0 rbps=max")]
+        );
         assert_eq!(
             triples(&v1_writes(&r, &FRESH).unwrap()),
             [("blkio", "blkio.throttle.read_bps_device", "254:0 0")]
@@ -646,7 +844,9 @@ mod tests {
 
     #[test]
     fn v1_only_fields() {
-        let r = res(json!({"memory": {"swappiness": 10, "disableOOMKiller": true}, "blockIO": {"leafWeight": 100}}));
+        let r = res(
+            json!({"memory": {"swappiness": 10, "disableOOMKiller": true}, "blockIO": {"leafWeight": 100}}),
+        );
         assert_eq!(
             triples(&v1_writes(&r, &FRESH).unwrap()),
             [
@@ -717,9 +917,18 @@ mod tests {
             (json!({"blockIO": {"weight": 5}}), BLKIO_WEIGHT),
             (json!({"blockIO": {"weight": 1001}}), BLKIO_WEIGHT),
             (json!({"blockIO": {"leafWeight": 2}}), BLKIO_LEAF_WEIGHT),
-            (json!({"blockIO": {"weightDevice": [{"major": -1, "minor": 0, "weight": 100}]}}), BLKIO_WEIGHT_DEVICE),
-            (json!({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": -1, "rate": 1}]}}), THROTTLE_READ_BPS),
-            (json!({"blockIO": {"throttleWriteIOPSDevice": [{"major": -8, "minor": 0, "rate": 1}]}}), THROTTLE_WRITE_IOPS),
+            (
+                json!({"blockIO": {"weightDevice": [{"major": -1, "minor": 0, "weight": 100}]}}),
+                BLKIO_WEIGHT_DEVICE,
+            ),
+            (
+                json!({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": -1, "rate": 1}]}}),
+                THROTTLE_READ_BPS,
+            ),
+            (
+                json!({"blockIO": {"throttleWriteIOPSDevice": [{"major": -8, "minor": 0, "rate": 1}]}}),
+                THROTTLE_WRITE_IOPS,
+            ),
         ];
         for (r, want) in cases {
             let (field, msg) = err_field(r.clone());
@@ -727,6 +936,9 @@ mod tests {
             assert!(msg.starts_with(&format!("invalid {want} ")), "{msg}");
         }
         let (_, msg) = err_field(json!({"cpu": {"period": 10}}));
-        assert_eq!(msg, "invalid linux.resources.cpu.period \"10\": must be 1000..=1000000 microseconds (1 ms to 1 s)");
+        assert_eq!(
+            msg,
+            "invalid linux.resources.cpu.period \"10\": must be 1000..=1000000 microseconds (1 ms to 1 s)"
+        );
     }
 }

@@ -43,7 +43,9 @@ impl V1Manager {
     /// The hierarchy holding `controller` (`systemd` also finds `name=systemd`).
     fn hierarchy(&self, controller: &str) -> Option<&V1Dir> {
         let named = format!("name={controller}");
-        self.dirs.iter().find(|d| d.controllers.iter().any(|c| c == controller || *c == named))
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller || *c == named))
     }
 
     /// mkdir every missing level from the mount point down to the container's directory.
@@ -86,7 +88,9 @@ impl V1Manager {
 
     /// freezer.state of the container's freezer cgroup, if there is one.
     fn freezer_state(&self) -> Option<PathBuf> {
-        self.hierarchy("freezer").map(|d| d.dir.join("freezer.state")).filter(|p| p.exists())
+        self.hierarchy("freezer")
+            .map(|d| d.dir.join("freezer.state"))
+            .filter(|p| p.exists())
     }
 
     /// Freezes the container so nothing forks while it is being killed. Best effort: a
@@ -170,8 +174,11 @@ impl CgroupManager for V1Manager {
         for d in &self.dirs {
             let path = d.dir.join("cgroup.procs");
             tracing::debug!(pid, path = %path.display(), "adding task");
-            fs::write_raw(&path, &pid.to_string())
-                .map_err(|source| CgroupError::AddTask { pid, path, source })?;
+            fs::write_raw(&path, &pid.to_string()).map_err(|source| CgroupError::AddTask {
+                pid,
+                path,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -179,7 +186,8 @@ impl CgroupManager for V1Manager {
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         warn_unapplied(resources, false);
         let mem = self.hierarchy("memory");
-        let swap_accounting = mem.is_some_and(|d| d.dir.join("memory.memsw.limit_in_bytes").exists());
+        let swap_accounting =
+            mem.is_some_and(|d| d.dir.join("memory.memsw.limit_in_bytes").exists());
         let mut memory_limit = None;
         if resources.memory().is_some()
             && let Some(d) = mem
@@ -187,23 +195,35 @@ impl CgroupManager for V1Manager {
             let path = d.dir.join("memory.limit_in_bytes");
             if path.exists() {
                 let text = fs::read(&path)?;
-                memory_limit = Some(text.trim().parse::<u64>().map_err(|_| CgroupError::Parse {
-                    path: path.clone(),
-                    content: text.trim().to_owned(),
-                    reason: "expected a number of bytes",
-                })?);
+                memory_limit =
+                    Some(text.trim().parse::<u64>().map_err(|_| CgroupError::Parse {
+                        path: path.clone(),
+                        content: text.trim().to_owned(),
+                        reason: "expected a number of bytes",
+                    })?);
             }
         }
-        let writes = resources::v1_writes(resources, &Current { memory_limit, swap_accounting })?;
+        let writes = resources::v1_writes(
+            resources,
+            &Current {
+                memory_limit,
+                swap_accounting,
+            },
+        )?;
         for w in writes {
-            let d = self.hierarchy(w.controller).ok_or_else(|| CgroupError::ControllerUnavailable {
-                field: w.field,
-                controller: w.controller.to_owned(),
-                reason: "no cgroup v1 hierarchy has it mounted".to_owned(),
-            })?;
+            let d =
+                self.hierarchy(w.controller)
+                    .ok_or_else(|| CgroupError::ControllerUnavailable {
+                        field: w.field,
+                        controller: w.controller.to_owned(),
+                        reason: "no cgroup v1 hierarchy has it mounted".to_owned(),
+                    })?;
             let path = d.dir.join(w.file);
             if d.dir.is_dir() && !path.exists() {
-                return Err(CgroupError::FileUnavailable { field: w.field, path });
+                return Err(CgroupError::FileUnavailable {
+                    field: w.field,
+                    path,
+                });
             }
             fs::write_raw(&path, &w.value).map_err(|source| CgroupError::Apply {
                 field: w.field,
@@ -234,7 +254,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn supports(&self, controller: &str, file: &str) -> bool {
-        let Some(d) = self.hierarchy(controller) else { return false };
+        let Some(d) = self.hierarchy(controller) else {
+            return false;
+        };
         // The container's directory if it exists, else its nearest existing ancestor in the
         // hierarchy (v1 directories all carry the same control files).
         let mut at = d.dir.as_path();

@@ -41,8 +41,15 @@ impl V2Manager {
         }
         let offered = fs::read(&offered_path)?;
         let control = level.join("cgroup.subtree_control");
-        let enabled = if control.exists() { fs::read(&control)? } else { String::new() };
-        let enabled: Vec<&str> = enabled.split_whitespace().map(|c| c.trim_start_matches('+')).collect();
+        let enabled = if control.exists() {
+            fs::read(&control)?
+        } else {
+            String::new()
+        };
+        let enabled: Vec<&str> = enabled
+            .split_whitespace()
+            .map(|c| c.trim_start_matches('+'))
+            .collect();
         let missing: Vec<String> = offered
             .split_whitespace()
             .filter(|c| !enabled.contains(c))
@@ -52,7 +59,11 @@ impl V2Manager {
             return Ok(());
         }
         // The kernel adds to the set; writing the whole set also suits a plain-file fake.
-        let all: Vec<String> = enabled.iter().map(|c| format!("+{c}")).chain(missing.iter().cloned()).collect();
+        let all: Vec<String> = enabled
+            .iter()
+            .map(|c| format!("+{c}"))
+            .chain(missing.iter().cloned())
+            .collect();
         if let Err(e) = fs::write_raw(&control, &all.join(" ")) {
             tracing::debug!(path = %control.display(), error = %e, "enabling controllers one by one");
             for c in &missing {
@@ -102,7 +113,10 @@ impl V2Manager {
 impl CgroupManager for V2Manager {
     fn create(&self) -> Result<(), CgroupError> {
         tracing::debug!(dir = %self.dir.display(), "creating v2 cgroup");
-        let rel = self.dir.strip_prefix(&self.mount_point).unwrap_or(Path::new(""));
+        let rel = self
+            .dir
+            .strip_prefix(&self.mount_point)
+            .unwrap_or(Path::new(""));
         let mut cur = self.mount_point.clone();
         for comp in rel.components() {
             Self::enable_controllers(&cur)?;
@@ -115,26 +129,43 @@ impl CgroupManager for V2Manager {
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
         let path = self.dir.join("cgroup.procs");
         tracing::debug!(pid, path = %path.display(), "adding task");
-        fs::write_raw(&path, &pid.to_string()).map_err(|source| CgroupError::AddTask { pid, path, source })
+        fs::write_raw(&path, &pid.to_string()).map_err(|source| CgroupError::AddTask {
+            pid,
+            path,
+            source,
+        })
     }
 
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         warn_unapplied(resources, true);
-        let cur = Current { memory_limit: None, swap_accounting: self.dir.join("memory.swap.max").exists() };
+        let cur = Current {
+            memory_limit: None,
+            swap_accounting: self.dir.join("memory.swap.max").exists(),
+        };
         let writes = resources::v2_writes(resources, &cur)?;
         for w in writes {
             let path = self.dir.join(w.file);
             if self.dir.is_dir() && !path.exists() {
                 let list = self.dir.join("cgroup.controllers");
-                let offered = if list.exists() { fs::read(&list)? } else { String::new() };
+                let offered = if list.exists() {
+                    fs::read(&list)?
+                } else {
+                    String::new()
+                };
                 if !offered.split_whitespace().any(|c| c == w.controller) {
                     return Err(CgroupError::ControllerUnavailable {
                         field: w.field,
                         controller: w.controller.to_owned(),
-                        reason: format!("it is not enabled for this cgroup (absent from {})", list.display()),
+                        reason: format!(
+                            "it is not enabled for this cgroup (absent from {})",
+                            list.display()
+                        ),
                     });
                 }
-                return Err(CgroupError::FileUnavailable { field: w.field, path });
+                return Err(CgroupError::FileUnavailable {
+                    field: w.field,
+                    path,
+                });
             }
             fs::write_raw(&path, &w.value).map_err(|source| CgroupError::Apply {
                 field: w.field,
@@ -175,7 +206,8 @@ impl CgroupManager for V2Manager {
             }
         }
         if at == self.mount_point {
-            let offered = std::fs::read_to_string(at.join("cgroup.controllers")).unwrap_or_default();
+            let offered =
+                std::fs::read_to_string(at.join("cgroup.controllers")).unwrap_or_default();
             offered.split_whitespace().any(|c| c == controller)
         } else {
             at.join(file).exists()
