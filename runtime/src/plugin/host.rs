@@ -169,7 +169,9 @@ impl Host {
             // `cache::write_atomic`) by this host, in a directory that `cache::private_dir`
             // just checked is owned by our effective user and writable by no one else.
             // wasmtime still checks the header, version and settings and fails (we then
-            // recompile) on a mismatch.
+            // recompile) on a mismatch. The file is mapped, not copied: it must never be
+            // modified in place while a process uses it (truncation would fault the mapping),
+            // which holds because artifacts are only ever replaced by rename.
             match unsafe { Component::deserialize_file(&self.engine, file) } {
                 Ok(component) => return Ok((component, Origin::Cache)),
                 Err(e) => tracing::warn!(
