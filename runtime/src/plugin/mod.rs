@@ -1,1 +1,334 @@
-//! The WebAssembly plugin host.
+//! The WebAssembly plugin host: the manifest, the wasmtime host of the `hook` world of
+//! `rwasm:plugin@0.1.0` (`sdk/wit/plugin.wit`) and the merge of plugins' spec adjustments.
+//!
+//! A [`PluginSet`] is loaded from a TOML manifest (see [`manifest`] for the schema) without
+//! touching any wasm. The first time a hook point is invoked, the plugins registered for it
+//! are loaded: their compiled form comes from the compile cache or is compiled and cached.
+//! Every call then runs in a fresh, sandboxed instance, bounded by the plugin's deadline
+//! (`timeout-ms`), memory cap (`memory-limit`) and optional fuel.
+//!
+//! Plugins have four phases, and every [`PluginError::Failed`] names the one that failed:
+//! load (read, compile or load from cache, link), configure (the guest's `configure`),
+//! prepare (per call: grants, store, instance) and invoke (the guest's `invoke`).
+//!
+//! Failure policy: with `on-error = "ignore"` a [`PluginError::Failed`] or
+//! [`PluginError::InvalidAdjustment`] is logged (`tracing::warn`) and the plugin skipped;
+//! with `"fail"` (the default) it is returned. A [`PluginError::Denied`] is always returned:
+//! a denial is a decision, not a failure. So is a [`PluginError::Conflict`], which involves
+//! two plugins. A plugin's failure never panics or aborts the runtime.
+//!
+//! Only this module (in `host`) names wasmtime types; none appear in its public API.
+
+#![warn(missing_docs)]
+
+mod adjust;
+mod cache;
+mod error;
+mod host;
+pub mod manifest;
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use oci_spec::runtime::{Spec, State};
+
+pub use adjust::{MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES};
+pub use error::{FailureCause, Phase, PluginError};
+
+use error::chain;
+use manifest::PluginSpec;
+
+/// A point in the container lifecycle where plugins are called.
+///
+/// Displays and parses as in the manifest and the WIT: `pre-create`, `create-runtime`,
+/// `create-container`, `start-container`, `poststart`, `poststop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookPoint {
+    /// The spec is final but nothing exists yet: plugins may adjust it or deny.
+    PreCreate,
+    /// Namespaces exist, before `pivot_root`; runtime namespace.
+    CreateRuntime,
+    /// In the container's mount namespace, before `pivot_root`.
+    CreateContainer,
+    /// Just before the user process is executed.
+    StartContainer,
+    /// After the user process started.
+    Poststart,
+    /// After the container was deleted.
+    Poststop,
+}
+
+impl HookPoint {
+    /// Every hook point, in lifecycle order.
+    pub const ALL: [HookPoint; 6] = [
+        HookPoint::PreCreate,
+        HookPoint::CreateRuntime,
+        HookPoint::CreateContainer,
+        HookPoint::StartContainer,
+        HookPoint::Poststart,
+        HookPoint::Poststop,
+    ];
+
+    /// The name used by the manifest and the WIT, e.g. `pre-create`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookPoint::PreCreate => "pre-create",
+            HookPoint::CreateRuntime => "create-runtime",
+            HookPoint::CreateContainer => "create-container",
+            HookPoint::StartContainer => "start-container",
+            HookPoint::Poststart => "poststart",
+            HookPoint::Poststop => "poststop",
+        }
+    }
+}
+
+impl fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a [`HookPoint`] from an unknown name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hook point `{0}`")]
+pub struct UnknownHookPoint(pub String);
+
+impl FromStr for HookPoint {
+    type Err = UnknownHookPoint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HookPoint::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownHookPoint(s.to_string()))
+    }
+}
+
+/// What a plugin's failure does to the container operation (manifest key `on-error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The operation fails with the plugin's error (the default).
+    #[default]
+    Fail,
+    /// The failure is logged as a warning and the plugin skipped for this call.
+    Ignore,
+}
+
+/// One edit applied to the spec at pre-create, attributed to the plugin that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The plugin's manifest name.
+    pub plugin: String,
+    /// What was done, e.g. `set env FOO`, `replaced annotation k`,
+    /// `added bind mount /src -> /dst (ro,bind)`. Env and annotation values are not shown.
+    pub description: String,
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.plugin, self.description)
+    }
+}
+
+struct Plugin {
+    spec: PluginSpec,
+    loaded: OnceCell<host::Loaded>,
+}
+
+/// The plugins of one manifest, loaded lazily.
+///
+/// Neither `Send` nor `Sync`: one per process or per container operation.
+pub struct PluginSet {
+    manifest: Option<PathBuf>,
+    cache_dir: PathBuf,
+    plugins: Vec<Plugin>,
+    host: OnceCell<host::Host>,
+}
+
+impl fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginSet")
+            .field("manifest", &self.manifest)
+            .field("plugins", &self.plugins.iter().map(|p| &p.spec).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginSet {
+    /// A set without plugins: every hook point is a no-op.
+    pub fn empty() -> PluginSet {
+        PluginSet {
+            manifest: None,
+            cache_dir: PathBuf::new(),
+            plugins: Vec::new(),
+            host: OnceCell::new(),
+        }
+    }
+
+    /// Parses and validates the manifest (load + configure phase checks that need no wasm);
+    /// no side effects. Plugin paths are resolved against the manifest's directory;
+    /// compiled components will be cached in `cache_dir` (created 0700 on first use).
+    pub fn load(manifest: &Path, cache_dir: &Path) -> Result<PluginSet, PluginError> {
+        let text = std::fs::read_to_string(manifest).map_err(|source| PluginError::ManifestRead {
+            path: manifest.to_path_buf(),
+            source,
+        })?;
+        let parsed = manifest::parse(manifest, &text)?;
+        Ok(PluginSet {
+            manifest: Some(manifest.to_path_buf()),
+            cache_dir: cache_dir.to_path_buf(),
+            plugins: parsed
+                .plugins
+                .into_iter()
+                .map(|spec| Plugin {
+                    spec,
+                    loaded: OnceCell::new(),
+                })
+                .collect(),
+            host: OnceCell::new(),
+        })
+    }
+
+    /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].
+    pub fn manifest_path(&self) -> Option<&Path> {
+        self.manifest.as_deref()
+    }
+
+    /// Whether any plugin is registered for `point`.
+    pub fn wants(&self, point: HookPoint) -> bool {
+        self.plugins.iter().any(|p| p.spec.hooks.contains(&point))
+    }
+
+    /// Pre-create: calls every plugin registered for it (manifest order), each seeing the
+    /// same original spec; validates each adjustment, merges them (two plugins setting the
+    /// same env var, annotation or mount destination → [`PluginError::Conflict`] naming both)
+    /// and applies them to `spec` (env replace-or-append in `process.env`, annotations
+    /// insert, mounts append). Returns what was applied, attributed to plugins. On error
+    /// `spec` is left unchanged.
+    pub fn pre_create(&self, state: &State, spec: &mut Spec) -> Result<Vec<Applied>, PluginError> {
+        let point = HookPoint::PreCreate;
+        if !self.wants(point) {
+            return Ok(Vec::new());
+        }
+        let call = self.encode(point, state, spec)?;
+        let mut merge = adjust::Merge::default();
+        for plugin in self.registered(point) {
+            let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
+            let _entered = span.enter();
+            let adjustment = match self.call_one(plugin, point, &call) {
+                Ok(adjustment) => adjustment,
+                Err(e) => {
+                    self.on_failure(plugin, e)?;
+                    continue;
+                }
+            };
+            match adjust::validate(&plugin.spec, adjustment) {
+                Ok(valid) => merge.add(valid)?,
+                Err(e) => self.on_failure(plugin, e)?,
+            }
+        }
+        let mut adjusted = spec.clone();
+        let applied = merge.apply(&mut adjusted)?;
+        *spec = adjusted;
+        for a in &applied {
+            tracing::info!(plugin = %a.plugin, hook = %point, "{}", a.description);
+        }
+        Ok(applied)
+    }
+
+    /// Any other point: calls the plugins registered for it, in manifest order. A `deny`
+    /// verdict → [`PluginError::Denied`]; a non-empty adjustment → an
+    /// [`PluginError::InvalidAdjustment`] (only pre-create may adjust, through
+    /// [`PluginSet::pre_create`]; this holds for `invoke(HookPoint::PreCreate, ..)` too, whose
+    /// spec cannot be changed).
+    pub fn invoke(&self, point: HookPoint, state: &State, spec: &Spec) -> Result<(), PluginError> {
+        if !self.wants(point) {
+            return Ok(());
+        }
+        let call = self.encode(point, state, spec)?;
+        for plugin in self.registered(point) {
+            let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
+            let _entered = span.enter();
+            match self.call_one(plugin, point, &call) {
+                Ok(adjustment) if !adjustment.is_empty() => {
+                    let err = PluginError::InvalidAdjustment {
+                        plugin: plugin.spec.name.clone(),
+                        field: "adjustment".to_string(),
+                        reason: format!(
+                            "only pre-create may adjust the spec, but {point} returned {}",
+                            adjustment.summary()
+                        ),
+                    };
+                    self.on_failure(plugin, err)?;
+                }
+                Ok(_) => {}
+                Err(e) => self.on_failure(plugin, e)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn registered(&self, point: HookPoint) -> impl Iterator<Item = &Plugin> {
+        self.plugins.iter().filter(move |p| p.spec.hooks.contains(&point))
+    }
+
+    fn encode(&self, point: HookPoint, state: &State, spec: &Spec) -> Result<host::Call, PluginError> {
+        let json = serde_json::to_string(spec).map_err(|source| PluginError::EncodeSpec { source })?;
+        Ok(host::Call::new(point, state, json))
+    }
+
+    /// Applies the plugin's `on-error` to a failure; a denial or conflict always passes.
+    fn on_failure(&self, plugin: &Plugin, err: PluginError) -> Result<(), PluginError> {
+        let ignorable = matches!(err, PluginError::Failed { .. } | PluginError::InvalidAdjustment { .. });
+        if ignorable && plugin.spec.on_error == OnError::Ignore {
+            tracing::warn!(error = %chain(&err), "plugin failure ignored (on-error = \"ignore\")");
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// Loads the plugin if needed and calls it; `Ok` is an allow verdict.
+    fn call_one(&self, plugin: &Plugin, point: HookPoint, call: &host::Call) -> Result<adjust::Adjustment, PluginError> {
+        let failed = |phase, cause| PluginError::Failed {
+            plugin: plugin.spec.name.clone(),
+            point,
+            phase,
+            cause,
+        };
+        let loaded = match plugin.loaded.get() {
+            Some(loaded) => loaded,
+            None => {
+                let host = match self.host.get() {
+                    Some(host) => host,
+                    None => {
+                        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+                        let host = host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
+                        self.host.get_or_init(|| host)
+                    }
+                };
+                let started = Instant::now();
+                let (loaded, origin) = host
+                    .load(&plugin.spec, &self.cache_dir)
+                    .map_err(|cause| failed(Phase::Load, cause))?;
+                tracing::debug!(
+                    origin = ?origin,
+                    elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "plugin loaded"
+                );
+                plugin.loaded.get_or_init(|| loaded)
+            }
+        };
+        match loaded.call(&plugin.spec, point, call) {
+            Ok(host::Outcome::Allow(adjustment)) => Ok(adjustment),
+            Ok(host::Outcome::Deny(reason)) => Err(PluginError::Denied {
+                plugin: plugin.spec.name.clone(),
+                point,
+                reason,
+            }),
+            Err((phase, cause)) => Err(failed(phase, cause)),
+        }
+    }
+}

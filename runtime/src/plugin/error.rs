@@ -1,0 +1,246 @@
+//! The plugin module's error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::HookPoint;
+
+/// The documented phases of a plugin (STYLE.md 8); every [`PluginError::Failed`] names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Reading, compiling (or loading the cached compilation of) and linking the component.
+    Load,
+    /// The guest's `configure` call, which validates its `[plugin.config]` table.
+    Configure,
+    /// Per call: granting directories, creating the store and instantiating the component.
+    Prepare,
+    /// The guest's `invoke` call for a hook point.
+    Invoke,
+}
+
+impl Phase {
+    /// The phase's name as logs and errors print it: `load`, `configure`, `prepare`, `invoke`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Load => "load",
+            Phase::Configure => "configure",
+            Phase::Prepare => "prepare",
+            Phase::Invoke => "invoke",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one plugin call failed: the `#[source]` of [`PluginError::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum FailureCause {
+    /// The call ran past the manifest's `timeout-ms` (epoch interruption, or the host-side
+    /// watchdog when the guest was blocked in a host call such as a sleep).
+    #[error("exceeded its deadline of {timeout_ms} ms")]
+    Deadline {
+        /// The manifest's `timeout-ms`, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The guest tried to grow a linear memory past the manifest's `memory-limit`.
+    #[error("exceeded its memory limit of {limit_bytes} bytes")]
+    MemoryLimit {
+        /// The manifest's `memory-limit`, in bytes.
+        limit_bytes: u64,
+    },
+    /// The guest used up the manifest's `fuel` budget.
+    #[error("ran out of fuel (budget {fuel} units)")]
+    OutOfFuel {
+        /// The manifest's `fuel`, in wasm fuel units.
+        fuel: u64,
+    },
+    /// The guest trapped (a panic, an `unreachable`, a failed host call, ...).
+    #[error("trapped: {message}{}", stderr_suffix(stderr_tail))]
+    Trap {
+        /// The trap code or the root cause reported by wasmtime.
+        message: String,
+        /// The last bytes the guest wrote to stderr (a Rust panic message lands here).
+        stderr_tail: String,
+    },
+    /// The guest returned `err(message)` from `configure` or `invoke`.
+    #[error("returned an error: {message}")]
+    Guest {
+        /// The guest's message, truncated to 64 KiB.
+        message: String,
+    },
+    /// A file the host needed could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a valid WebAssembly component, or compiling it failed.
+    #[error("cannot compile {}: {reason}", path.display())]
+    Compile {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// The component's imports or exports do not match the `hook` world of `rwasm:plugin`.
+    #[error("cannot link against the hook world: {reason}")]
+    Link {
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// The wasmtime engine could not be created.
+    #[error("cannot create the wasm engine: {reason}")]
+    Engine {
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// A directory of `[plugin.grants] dirs` could not be opened for the guest.
+    #[error("cannot grant {} as {guest}: {reason}", host.display())]
+    Grant {
+        /// The host directory.
+        host: PathBuf,
+        /// The guest path it was to appear as.
+        guest: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The thread that runs the call could not be started.
+    #[error("cannot start the plugin call thread")]
+    Thread {
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn stderr_suffix(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; guest stderr: {tail}")
+    }
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("key `{key}`: ")
+    }
+}
+
+/// Errors of the plugin module.
+///
+/// Following the Rust API guidelines, a variant's message does not repeat its
+/// `#[source]`: print the whole chain (anyhow's `{:#}`) to see, e.g., that a call
+/// "exceeded its deadline of 100 ms".
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The manifest could not be read.
+    #[error("cannot read plugin manifest {}", path.display())]
+    ManifestRead {
+        /// The manifest file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The manifest is not valid; `line` is 1-based, `key` a dotted path such as
+    /// `plugin[0].on-error` (empty for a syntax error that belongs to no key).
+    #[error("invalid plugin manifest {}:{line}: {}{reason}", path.display(), key_prefix(key))]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The line of the offending key or value, 1-based.
+        line: usize,
+        /// The offending key, as a dotted path.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A plugin refused the container: a decision, never skipped by `on-error = "ignore"`.
+    #[error("plugin `{plugin}` denied the container at {point}: {reason}")]
+    Denied {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The hook point.
+        point: HookPoint,
+        /// The plugin's reason, truncated to 64 KiB.
+        reason: String,
+    },
+    /// A plugin call failed (load, configure, prepare or invoke phase).
+    #[error("plugin `{plugin}` failed at {point} in its {phase} phase")]
+    Failed {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The hook point being served.
+        point: HookPoint,
+        /// The phase that failed.
+        phase: Phase,
+        /// What went wrong.
+        #[source]
+        cause: FailureCause,
+    },
+    /// A plugin returned an adjustment the host refuses to apply.
+    #[error("plugin `{plugin}` returned an invalid adjustment: {field}: {reason}")]
+    InvalidAdjustment {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The offending entry, e.g. `env[3]` or `mounts[0].source`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two plugins claimed the same field of the spec at pre-create.
+    #[error("plugins `{first}` and `{second}` both set {field}")]
+    Conflict {
+        /// The claimed field, e.g. `process.env FOO` or `annotations["k"]`.
+        field: String,
+        /// The plugin that claimed it first (manifest order).
+        first: String,
+        /// The plugin that claimed it again.
+        second: String,
+    },
+    /// The spec could not be encoded as JSON for the plugins.
+    #[error("cannot encode the container spec as JSON for plugins")]
+    EncodeSpec {
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl PluginError {
+    /// The plugin this error is attributed to, if any (for a conflict: the second one).
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            PluginError::Denied { plugin, .. }
+            | PluginError::Failed { plugin, .. }
+            | PluginError::InvalidAdjustment { plugin, .. } => Some(plugin),
+            PluginError::Conflict { second, .. } => Some(second),
+            PluginError::ManifestRead { .. }
+            | PluginError::Manifest { .. }
+            | PluginError::EncodeSpec { .. } => None,
+        }
+    }
+}
+
+/// Formats an error with its whole `source()` chain, `a: b: c`.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}

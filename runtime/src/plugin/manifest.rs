@@ -1,0 +1,488 @@
+//! The plugin manifest (`plugins.toml`): parsing and the configure-phase checks that need
+//! no wasm.
+//!
+//! ```toml
+//! version = 1                     # optional; only 1 is understood
+//! [[plugin]]
+//! name = "audit"                  # unique, [a-z0-9-]
+//! path = "audit.wasm"             # relative to the manifest's directory
+//! kind = "hook"                   # the only kind in this version
+//! hooks = ["pre-create", "poststop"]
+//! on-error = "fail"               # fail (default) | ignore
+//! timeout-ms = 200                # default 1000, 1..=60000
+//! memory-limit = "64MiB"          # default 64MiB, at least 1MiB, at most 4GiB
+//! fuel = 100000000                # optional
+//! [plugin.config]                 # flat: string, integer, float, bool, array of strings
+//! log-dir = "/log"
+//! [plugin.grants]
+//! dirs = { "/var/log/rwasm-audit" = "/log:rw" }   # guest path, ":ro" (default) or ":rw"
+//! ```
+//!
+//! Serde rejects unknown keys and wrong types; everything else is checked after parsing
+//! with the values' spans, so that every error names its key and its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{HookPoint, OnError, PluginError};
+
+/// Default `timeout-ms`, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// Largest `timeout-ms`, in milliseconds.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// Default `memory-limit`, in bytes (64 MiB).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
+/// Smallest `memory-limit`, in bytes (1 MiB).
+pub const MIN_MEMORY_LIMIT: u64 = 1 << 20;
+/// Largest `memory-limit`, in bytes (4 GiB, the most a 32-bit linear memory can address).
+pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+
+const MAX_NAME_LEN: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawManifest {
+    version: Option<Spanned<i64>>,
+    #[serde(default)]
+    plugin: Vec<Spanned<RawPlugin>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPlugin {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    kind: Spanned<String>,
+    hooks: Spanned<Vec<Spanned<String>>>,
+    on_error: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<i64>>,
+    memory_limit: Option<Spanned<toml::Value>>,
+    fuel: Option<Spanned<i64>>,
+    config: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    grants: Option<RawGrants>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawGrants {
+    #[serde(default)]
+    dirs: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// A validated manifest.
+#[derive(Debug)]
+pub(crate) struct Manifest {
+    pub(crate) plugins: Vec<PluginSpec>,
+}
+
+/// One validated `[[plugin]]` entry.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginSpec {
+    pub(crate) name: String,
+    /// Absolute path of the `.wasm` component.
+    pub(crate) path: PathBuf,
+    pub(crate) hooks: Vec<HookPoint>,
+    pub(crate) on_error: OnError,
+    pub(crate) timeout_ms: u64,
+    /// Bytes.
+    pub(crate) memory_limit: u64,
+    pub(crate) fuel: Option<u64>,
+    /// `[plugin.config]`, sorted by key.
+    pub(crate) config: Vec<(String, ConfigValue)>,
+    /// `[plugin.grants] dirs`, sorted by host path.
+    pub(crate) dirs: Vec<DirGrant>,
+}
+
+/// A `[plugin.config]` value, as the WIT `config-value` variant carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ConfigValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+    Texts(Vec<String>),
+}
+
+/// A host directory preopened for the guest.
+#[derive(Debug, Clone)]
+pub(crate) struct DirGrant {
+    pub(crate) host: PathBuf,
+    pub(crate) guest: String,
+    pub(crate) writable: bool,
+}
+
+/// Collects what an error needs: the manifest path and its text, for lines.
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, key: impl Into<String>, reason: impl Into<String>) -> PluginError {
+        PluginError::Manifest {
+            path: self.path.to_path_buf(),
+            line: self.line(span.start),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Turns a serde/syntax error into a manifest error naming the key if one can be found.
+    fn from_toml(&self, err: &toml::de::Error) -> PluginError {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim_end().to_string();
+        let key = key_in_message(&message).unwrap_or_else(|| self.key_on_line(span.start));
+        let table = self.table_at(span.start);
+        let key = match (table.is_empty(), key.is_empty()) {
+            (true, _) => key,
+            (false, true) => table,
+            (false, false) => format!("{table}.{key}"),
+        };
+        self.err(span, key, message)
+    }
+
+    /// The dotted path of the table that holds `offset`: `plugin[1]`, `plugin[1].grants`,
+    /// or empty at the top level.
+    fn table_at(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let line_end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let mut plugins = 0usize;
+        let mut table = String::new();
+        for line in self.text[..line_end].lines() {
+            let line = line.trim();
+            if line.starts_with("[[") {
+                let name = line.trim_matches(|c| c == '[' || c == ']').trim();
+                if name == "plugin" {
+                    plugins += 1;
+                    table = format!("plugin[{}]", plugins - 1);
+                } else {
+                    table = name.to_string();
+                }
+            } else if line.starts_with('[') {
+                let name = line.trim_matches(|c| c == '[' || c == ']').trim();
+                table = match name.strip_prefix("plugin.") {
+                    Some(rest) if plugins > 0 => format!("plugin[{}].{rest}", plugins - 1),
+                    _ => name.to_string(),
+                };
+            }
+        }
+        table
+    }
+
+    /// The key of the `key = value` line at `offset` (empty on a table header).
+    fn key_on_line(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let line = self.text[start..end].trim();
+        match line.split_once('=') {
+            Some((key, _)) if !line.starts_with('[') => key.trim().trim_matches('"').to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// serde's messages name fields in backticks: "unknown field `colour`", "missing field `name`".
+fn key_in_message(message: &str) -> Option<String> {
+    let rest = message.split_once("field `")?.1;
+    let (key, _) = rest.split_once('`')?;
+    Some(key.to_string())
+}
+
+/// Parses and validates manifest text; `path` is used for errors and to resolve plugin paths.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, PluginError> {
+    let ctx = Ctx { path, text };
+    let raw: RawManifest = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
+    if let Some(version) = &raw.version {
+        if *version.get_ref() != 1 {
+            return Err(ctx.err(
+                version.span(),
+                "version",
+                format!("unsupported manifest version {} (this rwasm reads version 1)", version.get_ref()),
+            ));
+        }
+    }
+    let dir = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut plugins = Vec::with_capacity(raw.plugin.len());
+    for (index, entry) in raw.plugin.into_iter().enumerate() {
+        let name_span = entry.get_ref().name.span();
+        let spec = plugin(&ctx, &dir, index, entry.into_inner())?;
+        if let Some(first) = names.get(&spec.name) {
+            return Err(ctx.err(
+                name_span,
+                format!("plugin[{index}].name"),
+                format!("duplicate plugin name `{}` (already used by plugin[{first}])", spec.name),
+            ));
+        }
+        names.insert(spec.name.clone(), index);
+        plugins.push(spec);
+    }
+    Ok(Manifest { plugins })
+}
+
+fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<PluginSpec, PluginError> {
+    let key = |k: &str| format!("plugin[{index}].{k}");
+
+    let name = raw.name.get_ref();
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ctx.err(
+            raw.name.span(),
+            key("name"),
+            format!("invalid plugin name `{name}`: use 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and -"),
+        ));
+    }
+
+    let rel = raw.path.get_ref();
+    if rel.is_empty() || rel.contains('\0') {
+        return Err(ctx.err(raw.path.span(), key("path"), "the path must be a non-empty file path"));
+    }
+    let path = dir.join(rel);
+
+    match raw.kind.get_ref().as_str() {
+        "hook" => {}
+        k @ ("network-driver" | "storage-driver" | "volume-driver") => {
+            return Err(ctx.err(
+                raw.kind.span(),
+                key("kind"),
+                format!("plugin kind `{k}` is not supported yet (this version runs only `hook` plugins)"),
+            ));
+        }
+        k => {
+            return Err(ctx.err(
+                raw.kind.span(),
+                key("kind"),
+                format!("unknown plugin kind `{k}`, expected `hook`"),
+            ));
+        }
+    }
+
+    if raw.hooks.get_ref().is_empty() {
+        return Err(ctx.err(raw.hooks.span(), key("hooks"), "list at least one hook point"));
+    }
+    let mut hooks = Vec::new();
+    for (i, hook) in raw.hooks.get_ref().iter().enumerate() {
+        let point: HookPoint = hook.get_ref().parse().map_err(|_| {
+            ctx.err(
+                hook.span(),
+                format!("plugin[{index}].hooks[{i}]"),
+                format!(
+                    "unknown hook point `{}`, expected one of: {}",
+                    hook.get_ref(),
+                    HookPoint::ALL.map(|p| p.as_str()).join(", ")
+                ),
+            )
+        })?;
+        if hooks.contains(&point) {
+            return Err(ctx.err(hook.span(), format!("plugin[{index}].hooks[{i}]"), format!("hook point `{point}` is listed twice")));
+        }
+        hooks.push(point);
+    }
+
+    let on_error = match &raw.on_error {
+        None => OnError::Fail,
+        Some(v) => match v.get_ref().as_str() {
+            "fail" => OnError::Fail,
+            "ignore" => OnError::Ignore,
+            other => {
+                return Err(ctx.err(
+                    v.span(),
+                    key("on-error"),
+                    format!("unknown value `{other}`, expected `fail` or `ignore`"),
+                ));
+            }
+        },
+    };
+
+    let timeout_ms = match &raw.timeout_ms {
+        None => DEFAULT_TIMEOUT_MS,
+        Some(v) => match u64::try_from(*v.get_ref()) {
+            Ok(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => ms,
+            _ => {
+                return Err(ctx.err(
+                    v.span(),
+                    key("timeout-ms"),
+                    format!("{} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds", v.get_ref()),
+                ));
+            }
+        },
+    };
+
+    let memory_limit = match &raw.memory_limit {
+        None => DEFAULT_MEMORY_LIMIT,
+        Some(v) => {
+            let bytes = match v.get_ref() {
+                toml::Value::String(s) => parse_size(s),
+                toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("negative size {i}")),
+                other => Err(format!("expected a size string, found {}", article(other.type_str()))),
+            }
+            .map_err(|reason| ctx.err(v.span(), key("memory-limit"), reason))?;
+            if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&bytes) {
+                return Err(ctx.err(
+                    v.span(),
+                    key("memory-limit"),
+                    format!("{bytes} bytes is out of range: use 1MiB to 4GiB"),
+                ));
+            }
+            bytes
+        }
+    };
+
+    let fuel = match &raw.fuel {
+        None => None,
+        Some(v) => match u64::try_from(*v.get_ref()) {
+            Ok(f) if f > 0 => Some(f),
+            _ => {
+                return Err(ctx.err(v.span(), key("fuel"), format!("{} is not a positive fuel budget", v.get_ref())));
+            }
+        },
+    };
+
+    let mut config = Vec::new();
+    for (k, v) in raw.config.unwrap_or_default() {
+        let name = format!("plugin[{index}].config.{}", k.get_ref());
+        if k.get_ref().is_empty() {
+            return Err(ctx.err(k.span(), name, "config keys must not be empty"));
+        }
+        let value = config_value(v.get_ref()).map_err(|reason| ctx.err(v.span(), name, reason))?;
+        config.push((k.into_inner(), value));
+    }
+
+    let mut dirs = Vec::new();
+    let mut guests = BTreeSet::new();
+    for (host, guest) in raw.grants.map(|g| g.dirs).unwrap_or_default() {
+        let name = format!("plugin[{index}].grants.dirs.\"{}\"", host.get_ref());
+        let host_path = PathBuf::from(host.get_ref());
+        if !clean_absolute(&host_path) {
+            return Err(ctx.err(host.span(), name, "the host directory must be an absolute path without `..`"));
+        }
+        let (guest_path, writable) = match guest.get_ref().rsplit_once(':') {
+            None => (guest.get_ref().as_str(), false),
+            Some((g, "ro")) => (g, false),
+            Some((g, "rw")) => (g, true),
+            Some((_, mode)) => {
+                return Err(ctx.err(
+                    guest.span(),
+                    name,
+                    format!("unknown access mode `{mode}`, expected `:ro` or `:rw`"),
+                ));
+            }
+        };
+        if !clean_absolute(Path::new(guest_path)) {
+            return Err(ctx.err(guest.span(), name, "the guest path must be an absolute path without `..`"));
+        }
+        if !guests.insert(guest_path.to_string()) {
+            return Err(ctx.err(guest.span(), name, format!("guest path `{guest_path}` is granted twice")));
+        }
+        dirs.push(DirGrant {
+            host: host_path,
+            guest: guest_path.to_string(),
+            writable,
+        });
+    }
+
+    Ok(PluginSpec {
+        name: raw.name.into_inner(),
+        path,
+        hooks,
+        on_error,
+        timeout_ms,
+        memory_limit,
+        fuel,
+        config,
+        dirs,
+    })
+}
+
+fn config_value(v: &toml::Value) -> Result<ConfigValue, String> {
+    Ok(match v {
+        toml::Value::String(s) => ConfigValue::Text(s.clone()),
+        toml::Value::Integer(i) => ConfigValue::Integer(*i),
+        toml::Value::Float(f) => ConfigValue::Float(*f),
+        toml::Value::Boolean(b) => ConfigValue::Boolean(*b),
+        toml::Value::Array(items) => ConfigValue::Texts(
+            items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!("arrays may hold only strings, found {}", article(other.type_str()))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(_) => {
+            return Err("nested tables are not allowed in [plugin.config]: use flat keys".to_string());
+        }
+        toml::Value::Datetime(_) => {
+            return Err("datetimes are not supported in [plugin.config]: use a string".to_string());
+        }
+    })
+}
+
+fn article(word: &str) -> String {
+    let an = word.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {word}", if an { "an" } else { "a" })
+}
+
+/// `true` for an absolute path with no `.` or `..` components.
+pub(crate) fn clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+/// Parses "64MiB", "512KiB", "1GiB" or a plain number of bytes ("1048576").
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return Err(format!("invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\"")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\""))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("size `{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert!(parse_size("64MB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert!(clean_absolute(Path::new("/var/log")));
+        assert!(!clean_absolute(Path::new("var/log")));
+        assert!(!clean_absolute(Path::new("/var/../etc")));
+    }
+}
