@@ -1,5 +1,8 @@
 //! Containers and their state: the OCI lifecycle on top of `linux` and `plugin`.
 
 pub mod container;
+pub mod docker;
 pub mod hooks;
+pub mod image;
+pub mod run;
 pub mod state;

@@ -1,0 +1,178 @@
+//! The command line: runc's grammar for engines, Docker's for people. Parses, loads,
+//! calls the engine, maps errors to exit codes; nothing else.
+
+mod oci;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use rwasm::plugin::PluginSet;
+
+/// Default location of the plugin manifest.
+pub const DEFAULT_MANIFEST: &str = "/etc/rwasm/plugins.toml";
+
+#[derive(Parser, Debug)]
+#[command(name = "rwasm", version, about = "A container runtime with WebAssembly plugins", disable_help_subcommand = true)]
+pub struct Cli {
+    /// State directory of containers (runc's --root).
+    #[arg(long, global = true, env = "RWASM_ROOT", default_value = "/run/rwasm")]
+    pub root: PathBuf,
+    /// Data directory: images, Docker-style container bundles, the plugin cache.
+    #[arg(long, global = true, env = "RWASM_DATA_ROOT", default_value = "/var/lib/rwasm")]
+    pub data_root: PathBuf,
+    /// Plugin manifest (TOML); default /etc/rwasm/plugins.toml when it exists.
+    #[arg(long, global = true, env = "RWASM_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    /// Write logs to this file instead of stderr (runc's --log).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format (runc's --log-format).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log at debug level.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// runc's systemd cgroup driver; rwasm only has the cgroupfs driver.
+    #[arg(long, global = true, hide = true)]
+    pub systemd_cgroup: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle (OCI "create").
+    Create(oci::CreateArgs),
+    /// Start a created container (OCI "start").
+    Start { id: String },
+    /// Print a container's state as JSON (OCI "state").
+    State { id: String },
+    /// Send a signal to a container (OCI "kill"); default SIGTERM.
+    Kill {
+        /// Signal every process in the container's cgroup.
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a container (OCI "delete").
+    Delete {
+        /// Kill the container first if it is not stopped.
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Run a container: `run --bundle DIR ID` (runc) or `run IMAGE [CMD...]` (Docker).
+    Run(Box<run::RunArgs>),
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Prepare this machine: data directories and the built-in busybox image.
+    Setup,
+}
+
+/// Set up tracing as `--log`, `--log-format`, `--debug` and RUST_LOG say.
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let level = if cli.debug { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match (&cli.log, cli.log_format) {
+        (Some(path), fmt) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            let b = builder.with_writer(std::sync::Mutex::new(file)).with_ansi(false);
+            match fmt {
+                LogFormat::Json => b.json().init(),
+                LogFormat::Text => b.init(),
+            }
+        }
+        (None, LogFormat::Json) => builder.with_writer(std::io::stderr).json().init(),
+        (None, LogFormat::Text) => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+/// The plugin cache directory under the data root.
+pub fn cache_dir(cli: &Cli) -> PathBuf {
+    cli.data_root.join("plugin-cache")
+}
+
+/// Load the plugin manifest named by `--plugins`/RWASM_PLUGINS, else the default one if
+/// it exists, else no plugins.
+pub fn load_plugins(cli: &Cli) -> anyhow::Result<PluginSet> {
+    let cache = cache_dir(cli);
+    match &cli.plugins {
+        Some(p) => Ok(PluginSet::load(p, &cache)?),
+        None if Path::new(DEFAULT_MANIFEST).exists() => Ok(PluginSet::load(Path::new(DEFAULT_MANIFEST), &cache)?),
+        None => Ok(PluginSet::empty()),
+    }
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none());
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("rwasm: {e:#}");
+        return if docker_run { 125 } else { 1 };
+    }
+    let result = (|| -> anyhow::Result<i32> {
+        if cli.systemd_cgroup {
+            bail!("--systemd-cgroup: rwasm has only the cgroupfs driver");
+        }
+        match &cli.command {
+            Command::Run(args) if args.bundle.is_none() => run::docker_run(&cli, args),
+            Command::Run(args) => oci::bundle_run(&cli, args),
+            Command::Create(a) => oci::create(&cli, a).map(|()| 0),
+            Command::Start { id } => oci::start(&cli, id).map(|()| 0),
+            Command::State { id } => oci::state(&cli, id).map(|()| 0),
+            Command::Kill { all, id, signal } => oci::kill(&cli, id, signal, *all).map(|()| 0),
+            Command::Delete { force, id } => oci::delete(&cli, id, *force).map(|()| 0),
+            Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
+            Command::Setup => oci::setup(&cli).map(|()| 0),
+        }
+    })();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rwasm: {}", crate::error_line(&e));
+            exit_code_for(&e, docker_run)
+        }
+    }
+}
+
+/// Docker's convention for `run IMAGE`: 125 for a failure of rwasm itself, 126 when the
+/// command cannot be executed, 127 when it is not found. runc's: 1.
+fn exit_code_for(e: &anyhow::Error, docker: bool) -> i32 {
+    use rwasm::linux::sync::FailureKind;
+    let kind = e.chain().find_map(|c| {
+        c.downcast_ref::<rwasm::engine::container::EngineError>().and_then(|x| x.failure_kind())
+    });
+    match (docker, kind) {
+        (false, _) => 1,
+        (true, Some(FailureKind::NotFound)) => 127,
+        (true, Some(FailureKind::CannotExecute)) => 126,
+        (true, _) => 125,
+    }
+}

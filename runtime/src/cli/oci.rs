@@ -1,0 +1,187 @@
+//! runc-compatible commands: create, start, state, kill, delete, run --bundle, list.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use oci_spec::runtime::ContainerState;
+
+use rwasm::engine::container::{self, CreateOptions};
+use rwasm::engine::image::ImageStore;
+use rwasm::engine::state::StateStore;
+use rwasm::linux::signal;
+
+use super::{Cli, cache_dir, load_plugins};
+
+/// `create` flags, as runc spells them.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// File to write the container's init pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send a pty master to (process.terminal); not supported yet.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Pass fds 3..3+N to the container process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for runc compatibility; rwasm never creates a session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// runc's MS_MOVE fallback for ramdisk roots; not supported.
+    #[arg(long)]
+    pub no_pivot: bool,
+    pub id: String,
+}
+
+fn store(cli: &Cli) -> anyhow::Result<StateStore> {
+    Ok(StateStore::open(&cli.root)?)
+}
+
+fn check_create_flags(console_socket: &Option<PathBuf>, no_pivot: bool) -> anyhow::Result<()> {
+    if console_socket.is_some() {
+        bail!("--console-socket: terminals (process.terminal) are not supported yet");
+    }
+    if no_pivot {
+        bail!("--no-pivot: rwasm always uses pivot_root");
+    }
+    Ok(())
+}
+
+pub fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<()> {
+    check_create_flags(&a.console_socket, a.no_pivot)?;
+    let plugins = load_plugins(cli)?;
+    let store = store(cli)?;
+    container::create(
+        &store,
+        &CreateOptions {
+            id: &a.id,
+            bundle: &a.bundle,
+            pid_file: a.pid_file.as_deref(),
+            preserve_fds: a.preserve_fds,
+            plugins: &plugins,
+        },
+    )?;
+    Ok(())
+}
+
+pub fn start(cli: &Cli, id: &str) -> anyhow::Result<()> {
+    let store = store(cli)?;
+    let record = store.load(id)?;
+    let plugins = container::plugins_of(&record, &cache_dir(cli))?;
+    container::start(&store, id, &plugins)?;
+    Ok(())
+}
+
+/// `state`: the runtime-spec state plus runc's extra fields (rootfs, created, owner).
+pub fn state(cli: &Cli, id: &str) -> anyhow::Result<()> {
+    let record = store(cli)?.load(id)?;
+    let status = record.status();
+    let mut v = serde_json::to_value(record.oci_state(status))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("rootfs".into(), serde_json::json!(record.rootfs));
+        o.insert("created".into(), serde_json::json!(record.created));
+        o.insert("owner".into(), serde_json::json!(record.owner));
+        if status == ContainerState::Stopped {
+            o.insert("pid".into(), serde_json::json!(0));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+pub fn kill(cli: &Cli, id: &str, sig: &str, all: bool) -> anyhow::Result<()> {
+    let sig = signal::parse(sig)?;
+    container::kill_container(&store(cli)?, id, sig, all)?;
+    Ok(())
+}
+
+pub fn delete(cli: &Cli, id: &str, force: bool) -> anyhow::Result<()> {
+    container::delete(&store(cli)?, id, force, &cache_dir(cli))?;
+    Ok(())
+}
+
+pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
+    let store = store(cli)?;
+    let mut rows = Vec::new();
+    for id in store.list()? {
+        match store.load(&id) {
+            Ok(r) => rows.push(r),
+            Err(e) => tracing::warn!("{}", rwasm::error_chain(&e)),
+        }
+    }
+    if quiet {
+        rows.iter().for_each(|r| println!("{}", r.id));
+        return Ok(());
+    }
+    match format {
+        "json" => {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    let status = r.status();
+                    serde_json::json!({
+                        "ociVersion": r.oci_version, "id": r.id, "pid": if status == ContainerState::Stopped { 0 } else { r.pid.unwrap_or(0) },
+                        "status": status.to_string(), "bundle": r.bundle, "rootfs": r.rootfs,
+                        "created": r.created, "owner": r.owner, "annotations": r.annotations,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        "table" => {
+            println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            for r in &rows {
+                let status = r.status();
+                let pid = if status == ContainerState::Stopped { 0 } else { r.pid.unwrap_or(0) };
+                println!("{:<20} {:<8} {:<10} {:<40} {:<32} {}", r.id, pid, status, r.bundle.display(), r.created, r.owner);
+            }
+        }
+        other => bail!("--format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+/// `run --bundle DIR ID`: create, start, wait, delete; the container's exit code.
+pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
+    check_create_flags(&a.console_socket, a.no_pivot)?;
+    let id = a.positional.first().context("run --bundle needs a container id")?;
+    if a.positional.len() > 1 {
+        bail!("run --bundle takes one container id, got {:?}", a.positional);
+    }
+    let bundle = a.bundle.clone().expect("bundle_run is called with --bundle");
+    let plugins = load_plugins(cli)?;
+    let store = store(cli)?;
+    let created = container::create(
+        &store,
+        &CreateOptions {
+            id,
+            bundle: &bundle,
+            pid_file: a.pid_file.as_deref(),
+            preserve_fds: a.preserve_fds,
+            plugins: &plugins,
+        },
+    )?;
+    if a.detach {
+        container::start(&store, id, &plugins)?;
+        return Ok(0);
+    }
+    signal::forward_to(created.record.pid.unwrap_or_default())?;
+    let code = container::start(&store, id, &plugins).and_then(|r| container::wait_exit(&r));
+    let deleted = container::delete(&store, id, true, &cache_dir(cli));
+    let code = code?;
+    deleted?;
+    Ok(code)
+}
+
+/// `setup`: the data directories and the built-in busybox image.
+pub fn setup(cli: &Cli) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cli.data_root).with_context(|| format!("cannot create {}", cli.data_root.display()))?;
+    let rootfs = ImageStore::new(&cli.data_root).init_busybox()?;
+    store(cli)?;
+    println!("busybox image: {}", rootfs.display());
+    Ok(())
+}

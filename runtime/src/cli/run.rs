@@ -1,0 +1,156 @@
+//! `rwasm run`: with `--bundle`, runc's grammar (`run --bundle DIR ID`); without it,
+//! Docker's (`run [OPTIONS] IMAGE [CMD...]`), flags named and valued as Docker's.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use rwasm::engine::docker::RunFlags;
+use rwasm::engine::run::{RunRequest, run_image};
+use rwasm::engine::state::StateStore;
+
+use super::{Cli, cache_dir, load_plugins};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// OCI bundle directory: selects runc's grammar (the positional argument is the id).
+    #[arg(short, long)]
+    pub bundle: Option<PathBuf>,
+    /// runc: start and return without waiting.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// runc: file to write the init pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// runc: not supported yet.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// runc: pass fds 3..3+N.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// runc: accepted, no effect.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// runc: accepted, no effect (rwasm run never needs a subreaper).
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// runc: not supported.
+    #[arg(long)]
+    pub no_pivot: bool,
+
+    /// Remove the container's files when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (NAME=VALUE, or NAME to pass the caller's).
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Container hostname.
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Memory limit (e.g. 256m, 1g).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs allowed (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Process limit (-1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000 (0 disables).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+
+    /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub positional: Vec<String>,
+}
+
+pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    let (image, args) = a.positional.split_first().context("run: an IMAGE is required")?;
+    if a.detach {
+        anyhow::bail!("run -d: detached Docker-style containers are not supported yet");
+    }
+    let plugins = load_plugins(cli)?;
+    let store = StateStore::open(&cli.root)?;
+    let mut flags = RunFlags {
+        env: a.env.clone(),
+        hostname: a.hostname.clone(),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        memory: a.memory.clone(),
+        memory_swap: a.memory_swap.clone(),
+        memory_reservation: a.memory_reservation.clone(),
+        cpus: a.cpus.clone(),
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+    };
+    if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
+        // Docker's behaviour on such kernels: warn and discard the weight.
+        eprintln!("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+        flags.blkio_weight = None;
+    }
+    let forward = |pid: i32| {
+        if let Err(e) = rwasm::linux::signal::forward_to(pid) {
+            tracing::warn!("cannot forward signals: {e}");
+        }
+    };
+    let code = run_image(
+        &store,
+        RunRequest {
+            image,
+            args: args.to_vec(),
+            name: a.name.clone(),
+            rm: a.rm,
+            flags,
+            plugins: &plugins,
+            data_root: &cli.data_root,
+            cache_dir: &cache_dir(cli),
+            on_start: &forward,
+        },
+    )?;
+    Ok(code)
+}
+
+/// Whether this host's cgroups can honour a block I/O weight.
+fn blkio_weight_supported() -> bool {
+    ["/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight", "/sys/fs/cgroup/io.weight"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"))
+}
