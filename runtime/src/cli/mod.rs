@@ -93,7 +93,8 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let level = if cli.debug { "debug" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal());
     match (&cli.log, cli.log_format) {
         (Some(path), fmt) => {
             let file = std::fs::OpenOptions::new()
@@ -167,7 +168,9 @@ pub fn main() -> i32 {
 fn exit_code_for(e: &anyhow::Error, docker: bool) -> i32 {
     use rwasm::linux::sync::FailureKind;
     let kind = e.chain().find_map(|c| {
-        c.downcast_ref::<rwasm::engine::container::EngineError>().and_then(|x| x.failure_kind())
+        c.downcast_ref::<rwasm::engine::container::EngineError>()
+            .and_then(|x| x.failure_kind())
+            .or_else(|| c.downcast_ref::<rwasm::engine::run::RunError>().and_then(|x| x.failure_kind()))
     });
     match (docker, kind) {
         (false, _) => 1,

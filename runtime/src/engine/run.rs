@@ -44,6 +44,16 @@ pub enum RunError {
     Io { what: &'static str, path: PathBuf, #[source] source: io::Error },
 }
 
+impl RunError {
+    /// What init reported about the user process (Docker's 126/127), if anything.
+    pub fn failure_kind(&self) -> Option<crate::linux::sync::FailureKind> {
+        match self {
+            RunError::Engine(e) => e.failure_kind(),
+            _ => None,
+        }
+    }
+}
+
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RunError {
     let path = path.to_path_buf();
     move |source| RunError::Io { what, path, source }

@@ -122,10 +122,10 @@ pub fn switch_user_and_caps(process: &Process) -> Result<(), CredentialError> {
     nix::sys::prctl::set_keepcaps(false).map_err(|source| CredentialError::User { uid, gid, source })?;
 
     if wanted.is_some() {
-        let permitted = to_caps(c.permitted(), &known);
-        capset(CapSet::Permitted, "permitted", &permitted)?;
-        capset(CapSet::Inheritable, "inheritable", &to_caps(c.inheritable(), &known))?;
+        // The kernel keeps effective ⊆ permitted at every capset: shrink effective first.
         capset(CapSet::Effective, "effective", &to_caps(c.effective(), &known))?;
+        capset(CapSet::Permitted, "permitted", &to_caps(c.permitted(), &known))?;
+        capset(CapSet::Inheritable, "inheritable", &to_caps(c.inheritable(), &known))?;
         let ambient = to_caps(c.ambient(), &known);
         caps::clear(None, CapSet::Ambient)
             .map_err(|source| CredentialError::Caps { set: "ambient", caps: String::new(), source })?;
