@@ -102,14 +102,17 @@ fn describe(err: &wasmtime::Error) -> String {
 impl Host {
     /// Creates the engine (fuel metering on when `fuel`), its linker and its epoch ticker.
     pub(crate) fn new(fuel: bool) -> Result<Host, FailureCause> {
-        let engine_err = |e: wasmtime::Error| FailureCause::Engine { reason: describe(&e) };
+        let engine_err = |e: wasmtime::Error| FailureCause::Engine {
+            reason: describe(&e),
+        };
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.consume_fuel(fuel);
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
-        bindings::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(engine_err)?;
+        bindings::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
         let weak = engine.weak();
         thread::Builder::new()
             .name("rwasm-epoch".to_string())
@@ -135,13 +138,19 @@ impl Host {
 
     /// Load phase: reads the component, loads its cached compilation or compiles (and
     /// caches) it, and links it against WASI and the `host` interface.
-    pub(crate) fn load(&self, spec: &PluginSpec, cache_dir: &Path) -> Result<(Loaded, Origin), FailureCause> {
+    pub(crate) fn load(
+        &self,
+        spec: &PluginSpec,
+        cache_dir: &Path,
+    ) -> Result<(Loaded, Origin), FailureCause> {
         let wasm = fs::read(&spec.path).map_err(|source| FailureCause::Io {
             path: spec.path.clone(),
             source,
         })?;
         let (component, origin) = self.component(spec, &wasm, cache_dir)?;
-        let link = |e: wasmtime::Error| FailureCause::Link { reason: describe(&e) };
+        let link = |e: wasmtime::Error| FailureCause::Link {
+            reason: describe(&e),
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
         let pre = bindings::HookPre::new(pre).map_err(link)?;
         Ok((
@@ -154,9 +163,18 @@ impl Host {
         ))
     }
 
-    fn component(&self, spec: &PluginSpec, wasm: &[u8], cache_dir: &Path) -> Result<(Component, Origin), FailureCause> {
+    fn component(
+        &self,
+        spec: &PluginSpec,
+        wasm: &[u8],
+        cache_dir: &Path,
+    ) -> Result<(Component, Origin), FailureCause> {
         let artifact = match cache::private_dir(cache_dir) {
-            Ok(()) => Some(cache::artifact_path(cache_dir, &cache::sha256_hex(wasm), &self.engine_hash)),
+            Ok(()) => Some(cache::artifact_path(
+                cache_dir,
+                &cache::sha256_hex(wasm),
+                &self.engine_hash,
+            )),
             Err(e) => {
                 tracing::warn!(error = %chain(&e), "compile cache not used");
                 None
@@ -186,10 +204,10 @@ impl Host {
             reason: describe(&e),
         };
         let bytes = self.engine.precompile_component(wasm).map_err(compile)?;
-        if let Some(file) = &artifact {
-            if let Err(e) = cache::write_atomic(file, &bytes) {
-                tracing::warn!(file = %file.display(), error = %e, "cannot write the compile cache");
-            }
+        if let Some(file) = &artifact
+            && let Err(e) = cache::write_atomic(file, &bytes)
+        {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the compile cache");
         }
         // SAFETY: `bytes` was produced a moment ago by `precompile_component` on this engine.
         let component = unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(compile)?;
@@ -199,10 +217,18 @@ impl Host {
 
 impl Call {
     /// Encodes the state and the spec (already JSON) for `point`.
-    pub(crate) fn new(point: HookPoint, state: &oci_spec::runtime::State, spec_json: String) -> Call {
+    pub(crate) fn new(
+        point: HookPoint,
+        state: &oci_spec::runtime::State,
+        spec_json: String,
+    ) -> Call {
         use oci_spec::runtime::ContainerState;
-        let mut annotations: Vec<(String, String)> =
-            state.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut annotations: Vec<(String, String)> = state
+            .annotations()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         annotations.sort();
         let status = match state.status() {
             ContainerState::Creating => wit::Status::Creating,
@@ -263,13 +289,22 @@ impl PhaseCell {
 
 impl Loaded {
     /// Prepare, configure and invoke phases of one call of `spec`'s plugin.
-    pub(crate) fn call(&self, spec: &PluginSpec, point: HookPoint, call: &Call) -> Result<Outcome, (Phase, FailureCause)> {
+    pub(crate) fn call(
+        &self,
+        spec: &PluginSpec,
+        point: HookPoint,
+        call: &Call,
+    ) -> Result<Outcome, (Phase, FailureCause)> {
         let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let mut builder = WasiCtxBuilder::new();
         builder.stdout(stdout.clone()).stderr(stderr.clone());
         for grant in &spec.dirs {
-            let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             let grant_err = |reason: String| {
                 (
                     Phase::Prepare,
@@ -314,7 +349,11 @@ impl Loaded {
             call: call.call.clone(),
             timeout_ms: spec.timeout_ms,
             memory_limit: spec.memory_limit,
-            fuel: if self.fuel { Some(spec.fuel.unwrap_or(u64::MAX)) } else { None },
+            fuel: if self.fuel {
+                Some(spec.fuel.unwrap_or(u64::MAX))
+            } else {
+                None
+            },
             phase: PhaseCell::new(),
         };
         let phase = job.phase.clone();
@@ -326,15 +365,22 @@ impl Loaded {
         thread::Builder::new()
             .name(format!("rwasm-plugin-{}", spec.name))
             .spawn(move || {
-                let result = tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| job.run()));
+                let result =
+                    tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| job.run()));
                 let _ = tx.send(result);
             })
             .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
-        let result = match rx.recv_timeout(Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE) {
+        let result = match rx.recv_timeout(Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE)
+        {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => {
                 tracing::warn!("plugin call blocked past its deadline; abandoning its thread");
-                Err((phase.get(), FailureCause::Deadline { timeout_ms: spec.timeout_ms }))
+                Err((
+                    phase.get(),
+                    FailureCause::Deadline {
+                        timeout_ms: spec.timeout_ms,
+                    },
+                ))
             }
             Err(RecvTimeoutError::Disconnected) => Err((
                 phase.get(),
@@ -371,7 +417,10 @@ fn forward_output(stream: &str, bytes: &[u8], failed: bool) {
     if bytes.is_empty() {
         return;
     }
-    for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
+    for line in String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
         if failed {
             tracing::warn!(stream, "guest: {line}");
         } else {
@@ -445,7 +494,9 @@ impl Job {
         } = self;
         let classify = |store: &Store<HostState>, e: wasmtime::Error| {
             if store.data().limits.exceeded {
-                return FailureCause::MemoryLimit { limit_bytes: memory_limit };
+                return FailureCause::MemoryLimit {
+                    limit_bytes: memory_limit,
+                };
             }
             match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => FailureCause::Deadline { timeout_ms },
@@ -469,12 +520,19 @@ impl Job {
         store.set_epoch_deadline(timeout_ms.div_ceil(EPOCH_TICK_MS) + 1);
         store.epoch_deadline_trap();
         if let Some(fuel) = fuel {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| (Phase::Prepare, FailureCause::Engine { reason: describe(&e) }))?;
+            store.set_fuel(fuel).map_err(|e| {
+                (
+                    Phase::Prepare,
+                    FailureCause::Engine {
+                        reason: describe(&e),
+                    },
+                )
+            })?;
         }
         phase.set(Phase::Prepare);
-        let hook = pre.instantiate(&mut store).map_err(|e| (Phase::Prepare, classify(&store, e)))?;
+        let hook = pre
+            .instantiate(&mut store)
+            .map_err(|e| (Phase::Prepare, classify(&store, e)))?;
         let hooks = hook.rwasm_plugin_hooks();
 
         phase.set(Phase::Configure);
@@ -507,7 +565,9 @@ impl Job {
                     })
                     .collect(),
             })),
-            Ok(Ok(wit::Verdict::Deny(reason))) => Ok(Outcome::Deny(truncate(reason, MAX_STRING_BYTES))),
+            Ok(Ok(wit::Verdict::Deny(reason))) => {
+                Ok(Outcome::Deny(truncate(reason, MAX_STRING_BYTES)))
+            }
             Ok(Err(message)) => Err((
                 Phase::Invoke,
                 FailureCause::Guest {
@@ -570,7 +630,12 @@ struct Limits {
 }
 
 impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
             self.exceeded = true;
         }
@@ -581,7 +646,12 @@ impl ResourceLimiter for Limits {
         self.inner.memory_grow_failed(error)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.inner.table_growing(current, desired, maximum)
     }
 
