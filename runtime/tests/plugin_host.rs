@@ -776,3 +776,63 @@ dirs = {{ {:?} = "/log:rw" }}
     assert_eq!(phase, Phase::Prepare, "{text}");
     assert!(matches!(cause, FailureCause::Grant { .. }), "{text}");
 }
+
+/// Not a check: prints what a call costs. Run with
+/// `cargo nextest run --release -p rwasm --run-ignored only --no-capture measure_call_costs`.
+#[test]
+#[ignore = "measurement, prints timings"]
+fn measure_call_costs() {
+    fn median(mut samples: Vec<Duration>) -> Duration {
+        samples.sort();
+        samples[samples.len() / 2]
+    }
+    let fx = Fixture::new();
+    let manifest = misbehave("ok", "");
+    let (state, spec) = (state(), Spec::default());
+
+    let set = fx.load(&manifest);
+    let started = Instant::now();
+    set.invoke(HookPoint::Poststop, &state, &spec)
+        .expect("call");
+    let compile = started.elapsed();
+    let warm = median(
+        (0..500)
+            .map(|_| {
+                let started = Instant::now();
+                set.invoke(HookPoint::Poststop, &state, &spec)
+                    .expect("call");
+                started.elapsed()
+            })
+            .collect(),
+    );
+    drop(set);
+
+    let cached = median(
+        (0..50)
+            .map(|_| {
+                let set = fx.load(&manifest);
+                let started = Instant::now();
+                set.invoke(HookPoint::Poststop, &state, &spec)
+                    .expect("call");
+                started.elapsed()
+            })
+            .collect(),
+    );
+
+    let looping = fx.load(&misbehave("loop", ""));
+    let _ = looping.invoke(HookPoint::Poststop, &state, &spec);
+    let deadline = median(
+        (0..10)
+            .map(|_| {
+                let started = Instant::now();
+                let _ = looping.invoke(HookPoint::Poststop, &state, &spec);
+                started.elapsed()
+            })
+            .collect(),
+    );
+    eprintln!(
+        "misbehave ok: first call with compile {compile:?}; warm call (fresh instance, median of 500) {warm:?}; \
+         first call of a new set from the cache (engine + deserialize + link + call, median of 50) {cached:?}; \
+         loop with timeout-ms = 100 stopped after (median of 10) {deadline:?}"
+    );
+}

@@ -320,18 +320,17 @@ impl PluginSet {
             phase,
             cause,
         };
+        let host = match self.host.get() {
+            Some(host) => host,
+            None => {
+                let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+                let host = host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
+                self.host.get_or_init(|| host)
+            }
+        };
         let loaded = match plugin.loaded.get() {
             Some(loaded) => loaded,
             None => {
-                let host = match self.host.get() {
-                    Some(host) => host,
-                    None => {
-                        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
-                        let host =
-                            host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
-                        self.host.get_or_init(|| host)
-                    }
-                };
                 let started = Instant::now();
                 let (loaded, origin) = host
                     .load(&plugin.spec, &self.cache_dir)
@@ -344,7 +343,7 @@ impl PluginSet {
                 plugin.loaded.get_or_init(|| loaded)
             }
         };
-        match loaded.call(&plugin.spec, point, call) {
+        match host.call(loaded, &plugin.spec, point, call) {
             Ok(host::Outcome::Allow(adjustment)) => Ok(adjustment),
             Ok(host::Outcome::Deny(reason)) => Err(PluginError::Denied {
                 plugin: plugin.spec.name.clone(),
