@@ -2,7 +2,7 @@
 //!
 //! The test plugins (`plugins/` in the workspace, built for wasm32-wasip2) are found in
 //! `$RWASM_PLUGIN_DIR` as `env_inject.wasm`, `policy.wasm`, `audit.wasm` and
-//! `misbehave.wasm`; the Makefile sets it. Every test writes its own manifest into a temp
+//! `misbehave.wasm`; the Makefile builds them and sets it. Every test writes its own manifest into a temp
 //! directory, with its own compile cache.
 
 use std::error::Error;
@@ -21,15 +21,15 @@ use tempfile::TempDir;
 fn plugin(name: &str) -> PathBuf {
     let Some(dir) = std::env::var_os("RWASM_PLUGIN_DIR") else {
         panic!(
-            "RWASM_PLUGIN_DIR is not set: build the test plugins (`make plugins`) and set it to the \
-             directory holding env_inject.wasm, policy.wasm, audit.wasm and misbehave.wasm \
-             (`make test` does both)"
+            "RWASM_PLUGIN_DIR is not set: build the test plugins (plugins/, for wasm32-wasip2; the \
+             Makefile's test target does it) and set RWASM_PLUGIN_DIR to the directory holding \
+             env_inject.wasm, policy.wasm, audit.wasm and misbehave.wasm"
         );
     };
     let path = Path::new(&dir).join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "test plugin {} is missing: build the plugins (`make plugins`) or fix RWASM_PLUGIN_DIR",
+        "test plugin {} is missing: build the plugins (see the Makefile) or fix RWASM_PLUGIN_DIR",
         path.display()
     );
     path
