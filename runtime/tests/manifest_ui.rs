@@ -32,7 +32,11 @@ fn manifests_match_their_snapshots() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     inputs.sort();
-    assert!(inputs.len() >= 8, "expected the golden manifests in {}", ui_dir().display());
+    assert!(
+        inputs.len() >= 8,
+        "expected the golden manifests in {}",
+        ui_dir().display()
+    );
 
     let mut failures = Vec::new();
     for input in &inputs {
@@ -59,6 +63,9 @@ fn manifests_match_their_snapshots() {
             )),
         }
     }
-    assert!(cache.path().read_dir().unwrap().next().is_none(), "load must not touch the cache dir");
+    assert!(
+        cache.path().read_dir().unwrap().next().is_none(),
+        "load must not touch the cache dir"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

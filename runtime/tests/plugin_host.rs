@@ -2,7 +2,7 @@
 //!
 //! The test plugins (`plugins/` in the workspace, built for wasm32-wasip2) are found in
 //! `$RWASM_PLUGIN_DIR` as `env_inject.wasm`, `policy.wasm`, `audit.wasm` and
-//! `misbehave.wasm`; the Makefile sets it. Every test writes its own manifest into a temp
+//! `misbehave.wasm`; the Makefile builds them and sets it. Every test writes its own manifest into a temp
 //! directory, with its own compile cache.
 
 use std::error::Error;
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{
-    Capability, ContainerState, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec, State, StateBuilder,
+    Capability, ContainerState, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec, State,
+    StateBuilder,
 };
 use rwasm::plugin::{FailureCause, HookPoint, Phase, PluginError, PluginSet};
 use tempfile::TempDir;
@@ -20,15 +21,15 @@ use tempfile::TempDir;
 fn plugin(name: &str) -> PathBuf {
     let Some(dir) = std::env::var_os("RWASM_PLUGIN_DIR") else {
         panic!(
-            "RWASM_PLUGIN_DIR is not set: build the test plugins (`make plugins`) and set it to the \
-             directory holding env_inject.wasm, policy.wasm, audit.wasm and misbehave.wasm \
-             (`make test` does both)"
+            "RWASM_PLUGIN_DIR is not set: build the test plugins (plugins/, for wasm32-wasip2; the \
+             Makefile's test target does it) and set RWASM_PLUGIN_DIR to the directory holding \
+             env_inject.wasm, policy.wasm, audit.wasm and misbehave.wasm"
         );
     };
     let path = Path::new(&dir).join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "test plugin {} is missing: build the plugins (`make plugins`) or fix RWASM_PLUGIN_DIR",
+        "test plugin {} is missing: build the plugins (see the Makefile) or fix RWASM_PLUGIN_DIR",
         path.display()
     );
     path
@@ -51,7 +52,8 @@ impl Fixture {
     }
 
     fn load(&self, manifest: &str) -> PluginSet {
-        self.try_load(manifest).unwrap_or_else(|e| panic!("manifest does not load: {}", chain(&e)))
+        self.try_load(manifest)
+            .unwrap_or_else(|e| panic!("manifest does not load: {}", chain(&e)))
     }
 
     fn try_load(&self, manifest: &str) -> Result<PluginSet, PluginError> {
@@ -59,7 +61,10 @@ impl Fixture {
         for name in ["env_inject", "policy", "audit", "misbehave"] {
             let pattern = format!("{{{name}}}");
             if text.contains(&pattern) {
-                text = text.replace(&pattern, &format!("{:?}", plugin(name).to_str().expect("utf-8 path")));
+                text = text.replace(
+                    &pattern,
+                    &format!("{:?}", plugin(name).to_str().expect("utf-8 path")),
+                );
             }
         }
         let path = self.dir.path().join("plugins.toml");
@@ -103,19 +108,35 @@ fn state() -> State {
 
 fn spec_with_memory_limit() -> Spec {
     let mut spec = Spec::default();
-    let memory = LinuxMemoryBuilder::default().limit(256i64 << 20).build().expect("memory");
-    let resources = LinuxResourcesBuilder::default().memory(memory).build().expect("resources");
-    spec.linux_mut().as_mut().expect("default spec has linux").set_resources(Some(resources));
+    let memory = LinuxMemoryBuilder::default()
+        .limit(256i64 << 20)
+        .build()
+        .expect("memory");
+    let resources = LinuxResourcesBuilder::default()
+        .memory(memory)
+        .build()
+        .expect("resources");
+    spec.linux_mut()
+        .as_mut()
+        .expect("default spec has linux")
+        .set_resources(Some(resources));
     spec
 }
 
 fn env_of(spec: &Spec) -> Vec<String> {
-    spec.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default()
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default()
 }
 
 /// A manifest for misbehave in `mode`, with `timeout-ms = 100` unless `extra` sets it.
 fn misbehave(mode: &str, extra: &str) -> String {
-    let timeout = if extra.contains("timeout-ms") { "" } else { "timeout-ms = 100" };
+    let timeout = if extra.contains("timeout-ms") {
+        ""
+    } else {
+        "timeout-ms = 100"
+    };
     format!(
         r#"
 [[plugin]]
@@ -136,7 +157,9 @@ fn failed(result: Result<impl std::fmt::Debug, PluginError>) -> (Phase, FailureC
     match result {
         Err(e @ PluginError::Failed { .. }) => {
             let text = chain(&e);
-            let PluginError::Failed { phase, cause, .. } = e else { unreachable!() };
+            let PluginError::Failed { phase, cause, .. } = e else {
+                unreachable!()
+            };
             (phase, cause, text)
         }
         other => panic!("expected PluginError::Failed, got {other:?}"),
@@ -145,7 +168,11 @@ fn failed(result: Result<impl std::fmt::Debug, PluginError>) -> (Phase, FailureC
 
 fn invalid_field(result: Result<impl std::fmt::Debug, PluginError>) -> String {
     match result {
-        Err(PluginError::InvalidAdjustment { plugin, field, reason }) => {
+        Err(PluginError::InvalidAdjustment {
+            plugin,
+            field,
+            reason,
+        }) => {
             assert_eq!(plugin, "misbehave");
             format!("{field}: {reason}")
         }
@@ -159,8 +186,13 @@ fn empty_set_wants_nothing() {
     assert!(set.manifest_path().is_none());
     assert!(HookPoint::ALL.iter().all(|&p| !set.wants(p)));
     let mut spec = Spec::default();
-    assert!(set.pre_create(&state(), &mut spec).expect("no plugins").is_empty());
-    set.invoke(HookPoint::Poststop, &state(), &spec).expect("no plugins");
+    assert!(
+        set.pre_create(&state(), &mut spec)
+            .expect("no plugins")
+            .is_empty()
+    );
+    set.invoke(HookPoint::Poststop, &state(), &spec)
+        .expect("no plugins");
 }
 
 #[test]
@@ -200,7 +232,12 @@ RWASM_ANSWER = "42"
     }
     assert_eq!(applied.len(), 2, "{applied:?}");
     assert!(applied.iter().all(|a| a.plugin == "inject"));
-    assert!(applied.iter().any(|a| a.description.contains("RWASM_GREETING")), "{applied:?}");
+    assert!(
+        applied
+            .iter()
+            .any(|a| a.description.contains("RWASM_GREETING")),
+        "{applied:?}"
+    );
 }
 
 #[test]
@@ -219,7 +256,11 @@ on-error = "ignore"     # a denial is a decision, not a failure: still an error
     let mut spec = Spec::default();
     let original = spec.clone();
     match set.pre_create(&state(), &mut spec) {
-        Err(PluginError::Denied { plugin, point, reason }) => {
+        Err(PluginError::Denied {
+            plugin,
+            point,
+            reason,
+        }) => {
             assert_eq!(plugin, "policy");
             assert_eq!(point, HookPoint::PreCreate);
             assert!(reason.to_lowercase().contains("memory"), "reason: {reason}");
@@ -229,18 +270,25 @@ on-error = "ignore"     # a denial is a decision, not a failure: still an error
     assert_eq!(spec, original, "a denied pre-create leaves the spec alone");
 
     let mut spec = spec_with_memory_limit();
-    let applied = set.pre_create(&state(), &mut spec).expect("a spec with a memory limit is allowed");
+    let applied = set
+        .pre_create(&state(), &mut spec)
+        .expect("a spec with a memory limit is allowed");
     assert!(applied.is_empty());
 
     let mut spec = spec_with_memory_limit();
-    let process = spec.process_mut().as_mut().expect("default spec has a process");
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .expect("default spec has a process");
     let mut caps = process.capabilities().clone().unwrap_or_default();
     let mut bounding = caps.bounding().clone().unwrap_or_default();
     bounding.insert(Capability::SysAdmin);
     caps.set_bounding(Some(bounding));
     process.set_capabilities(Some(caps));
     match set.pre_create(&state(), &mut spec) {
-        Err(PluginError::Denied { reason, .. }) => assert!(reason.contains("SYS_ADMIN"), "reason: {reason}"),
+        Err(PluginError::Denied { reason, .. }) => {
+            assert!(reason.contains("SYS_ADMIN"), "reason: {reason}")
+        }
         other => panic!("expected a denial for CAP_SYS_ADMIN, got {other:?}"),
     }
 }
@@ -264,14 +312,22 @@ dirs = {{ {:?} = "/log:rw" }}
         log_dir.path().to_str().expect("utf-8 path")
     ));
     let mut spec = Spec::default();
-    assert!(set.pre_create(&state(), &mut spec).expect("pre-create").is_empty());
-    set.invoke(HookPoint::StartContainer, &state(), &spec).expect("start-container");
-    set.invoke(HookPoint::Poststop, &state(), &spec).expect("poststop");
-    let text = std::fs::read_to_string(log_dir.path().join("audit.jsonl")).expect("audit.jsonl written");
+    assert!(
+        set.pre_create(&state(), &mut spec)
+            .expect("pre-create")
+            .is_empty()
+    );
+    set.invoke(HookPoint::StartContainer, &state(), &spec)
+        .expect("start-container");
+    set.invoke(HookPoint::Poststop, &state(), &spec)
+        .expect("poststop");
+    let text =
+        std::fs::read_to_string(log_dir.path().join("audit.jsonl")).expect("audit.jsonl written");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     for line in lines {
-        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(value.is_object(), "{line}");
     }
 }
@@ -290,7 +346,13 @@ hooks = ["poststop"]
     );
     let (phase, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
     assert_eq!(phase, Phase::Invoke, "{text}");
-    assert!(matches!(cause, FailureCause::Guest { .. } | FailureCause::Trap { .. }), "{text}");
+    assert!(
+        matches!(
+            cause,
+            FailureCause::Guest { .. } | FailureCause::Trap { .. }
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -299,12 +361,18 @@ fn a_loop_is_stopped_at_its_deadline() {
     let set = fx.load(&misbehave("loop", ""));
     // The first call also compiles the component; time the second.
     let (_, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
-    assert!(matches!(cause, FailureCause::Deadline { timeout_ms: 100 }), "{text}");
+    assert!(
+        matches!(cause, FailureCause::Deadline { timeout_ms: 100 }),
+        "{text}"
+    );
     let started = Instant::now();
     let (phase, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
     let elapsed = started.elapsed();
     assert_eq!(phase, Phase::Invoke);
-    assert!(matches!(cause, FailureCause::Deadline { timeout_ms: 100 }), "{text}");
+    assert!(
+        matches!(cause, FailureCause::Deadline { timeout_ms: 100 }),
+        "{text}"
+    );
     assert!(text.contains("exceeded its deadline of 100 ms"), "{text}");
     assert!(
         elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(400),
@@ -319,18 +387,38 @@ fn a_guest_blocked_in_a_sleep_is_abandoned_at_its_deadline() {
     let started = Instant::now();
     let (_, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
     let elapsed = started.elapsed();
-    assert!(matches!(cause, FailureCause::Deadline { timeout_ms: 100 }), "{text}");
-    assert!(elapsed < Duration::from_millis(2000), "took {elapsed:?} for a 100 ms deadline");
+    assert!(
+        matches!(cause, FailureCause::Deadline { timeout_ms: 100 }),
+        "{text}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2000),
+        "took {elapsed:?} for a 100 ms deadline"
+    );
 }
 
 #[test]
 fn allocation_is_stopped_at_the_memory_limit() {
     let fx = Fixture::new();
-    let set = fx.load(&misbehave("alloc", "memory-limit = \"16MiB\"\ntimeout-ms = 5000"));
+    let set = fx.load(&misbehave(
+        "alloc",
+        "memory-limit = \"16MiB\"\ntimeout-ms = 5000",
+    ));
     let (phase, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
     assert_eq!(phase, Phase::Invoke);
-    assert!(matches!(cause, FailureCause::MemoryLimit { limit_bytes: 16_777_216 }), "{text}");
-    assert!(text.contains("exceeded its memory limit of 16777216 bytes"), "{text}");
+    assert!(
+        matches!(
+            cause,
+            FailureCause::MemoryLimit {
+                limit_bytes: 16_777_216
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("exceeded its memory limit of 16777216 bytes"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -339,8 +427,14 @@ fn a_loop_runs_out_of_fuel() {
     let set = fx.load(&misbehave("loop", "fuel = 10000000\ntimeout-ms = 10000"));
     let started = Instant::now();
     let (_, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
-    assert!(matches!(cause, FailureCause::OutOfFuel { fuel: 10_000_000 }), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(5), "fuel, not the deadline, stopped it");
+    assert!(
+        matches!(cause, FailureCause::OutOfFuel { fuel: 10_000_000 }),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fuel, not the deadline, stopped it"
+    );
 }
 
 #[test]
@@ -351,7 +445,10 @@ fn a_panic_is_a_trap_with_the_panic_message() {
     assert_eq!(phase, Phase::Invoke);
     match cause {
         FailureCause::Trap { stderr_tail, .. } => {
-            assert!(stderr_tail.contains("panicked"), "stderr tail: {stderr_tail}");
+            assert!(
+                stderr_tail.contains("panicked"),
+                "stderr tail: {stderr_tail}"
+            );
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -392,7 +489,10 @@ fn bad_env_bad_mount_and_huge_answers_are_invalid_adjustments() {
         let mut spec = Spec::default();
         let original = spec.clone();
         let what = invalid_field(set.pre_create(&state(), &mut spec));
-        assert_eq!(spec, original, "{mode}: an invalid adjustment is not applied");
+        assert_eq!(
+            spec, original,
+            "{mode}: an invalid adjustment is not applied"
+        );
         eprintln!("{mode}: {what}");
     }
 }
@@ -447,7 +547,11 @@ RWASM_SHARED = "b"
     let mut spec = Spec::default();
     let original = spec.clone();
     match set.pre_create(&state(), &mut spec) {
-        Err(PluginError::Conflict { field, first, second }) => {
+        Err(PluginError::Conflict {
+            field,
+            first,
+            second,
+        }) => {
             assert!(field.contains("RWASM_SHARED"), "{field}");
             assert_eq!((first.as_str(), second.as_str()), ("inject-a", "inject-b"));
         }
@@ -471,9 +575,12 @@ RWASM_AFTER = \"yes\"
 ",
         misbehave("loop", "on-error = \"ignore\"")
     ));
-    set.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("ignored failure");
+    set.invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("ignored failure");
     let mut spec = Spec::default();
-    let applied = set.pre_create(&state(), &mut spec).expect("ignored failure");
+    let applied = set
+        .pre_create(&state(), &mut spec)
+        .expect("ignored failure");
     assert_eq!(applied.len(), 1, "the next plugin still ran: {applied:?}");
     assert!(env_of(&spec).contains(&"RWASM_AFTER=yes".to_string()));
 }
@@ -484,16 +591,25 @@ fn the_cache_gets_a_cwasm_and_a_second_set_loads_from_it() {
     let manifest = misbehave("ok", "");
     let set = fx.load(&manifest);
     let started = Instant::now();
-    set.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("first call");
+    set.invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("first call");
     let first = started.elapsed();
     let started = Instant::now();
-    set.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("second call");
+    set.invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("second call");
     let warm = started.elapsed();
 
     let files = fx.cwasm_files();
     assert_eq!(files.len(), 1, "{files:?}");
-    let name = files[0].file_name().and_then(|n| n.to_str()).expect("file name").to_string();
-    let (digest, engine) = name.trim_end_matches(".cwasm").split_once('-').expect("<sha256>-<engine>.cwasm");
+    let name = files[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_string();
+    let (digest, engine) = name
+        .trim_end_matches(".cwasm")
+        .split_once('-')
+        .expect("<sha256>-<engine>.cwasm");
     assert_eq!(digest.len(), 64, "{name}");
     assert_eq!(engine.len(), 16, "{name}");
     let meta = std::fs::metadata(&files[0]).expect("cwasm");
@@ -503,12 +619,20 @@ fn the_cache_gets_a_cwasm_and_a_second_set_loads_from_it() {
 
     let again = fx.load(&manifest);
     let started = Instant::now();
-    again.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("call from cache");
+    again
+        .invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("call from cache");
     let cached = started.elapsed();
     let after = std::fs::metadata(&files[0]).expect("cwasm");
-    assert_eq!(meta.ino(), after.ino(), "the artifact was loaded, not rewritten");
+    assert_eq!(
+        meta.ino(),
+        after.ino(),
+        "the artifact was loaded, not rewritten"
+    );
     assert_eq!(fx.cwasm_files().len(), 1);
-    eprintln!("first call (compile + cache write): {first:?}; warm call: {warm:?}; new set, from cache: {cached:?}");
+    eprintln!(
+        "first call (compile + cache write): {first:?}; warm call: {warm:?}; new set, from cache: {cached:?}"
+    );
 
     drop(again);
 
@@ -518,7 +642,9 @@ fn the_cache_gets_a_cwasm_and_a_second_set_loads_from_it() {
     std::fs::write(&damaged, b"not a cwasm").expect("damage the artifact");
     std::fs::rename(&damaged, &files[0]).expect("replace the artifact");
     let third = fx.load(&manifest);
-    third.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("recompiled");
+    third
+        .invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("recompiled");
     let replaced = std::fs::metadata(&files[0]).expect("cwasm");
     assert!(replaced.len() > 1000, "the artifact was rewritten");
 }
@@ -536,7 +662,12 @@ hooks = ["poststop"]
 "#,
     );
     match set.invoke(HookPoint::Poststop, &state(), &Spec::default()) {
-        Err(PluginError::Failed { plugin, phase: Phase::Load, cause: FailureCause::Io { path, .. }, .. }) => {
+        Err(PluginError::Failed {
+            plugin,
+            phase: Phase::Load,
+            cause: FailureCause::Io { path, .. },
+            ..
+        }) => {
             assert_eq!(plugin, "ghost");
             assert!(path.ends_with("ghost.wasm"));
         }
@@ -558,5 +689,150 @@ hooks = ["poststop"]
 on-error = "ignore"
 "#,
     );
-    set.invoke(HookPoint::Poststop, &state(), &Spec::default()).expect("ignored");
+    set.invoke(HookPoint::Poststop, &state(), &Spec::default())
+        .expect("ignored");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+#[test]
+fn guest_logs_and_stderr_reach_the_callers_subscriber_with_plugin_and_hook() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A thread-local subscriber: the call's own thread must inherit it.
+    tracing::subscriber::with_default(subscriber, || {
+        let fx = Fixture::new();
+        let set = fx.load(&format!(
+            r#"
+[[plugin]]
+name = "inject"
+path = {{env_inject}}
+kind = "hook"
+hooks = ["pre-create"]
+[plugin.config]
+RWASM_GREETING = "hello"
+{}"#,
+            misbehave("panic", "").replace("name = \"misbehave\"", "name = \"crash\"")
+        ));
+        let mut spec = Spec::default();
+        let (_, cause, _) = failed(set.pre_create(&state(), &mut spec));
+        assert!(matches!(cause, FailureCause::Trap { .. }));
+    });
+    let logs = buffer.text();
+    let guest_line = logs
+        .lines()
+        .find(|l| l.contains("RWASM_GREETING") && !l.contains("set env"))
+        .unwrap_or_else(|| panic!("no guest log line in:\n{logs}"));
+    assert!(guest_line.contains("plugin=inject"), "{guest_line}");
+    assert!(guest_line.contains("hook=pre-create"), "{guest_line}");
+    let stderr_line = logs
+        .lines()
+        .find(|l| l.contains("panicked"))
+        .unwrap_or_else(|| panic!("no guest stderr line in:\n{logs}"));
+    assert!(stderr_line.contains("plugin=crash"), "{stderr_line}");
+}
+
+#[test]
+fn a_missing_granted_dir_fails_the_prepare_phase() {
+    let fx = Fixture::new();
+    let missing = fx.dir.path().join("not-there");
+    let set = fx.load(&format!(
+        r#"
+[[plugin]]
+name = "audit"
+path = {{audit}}
+kind = "hook"
+hooks = ["poststop"]
+[plugin.grants]
+dirs = {{ {:?} = "/log:rw" }}
+"#,
+        missing.to_str().expect("utf-8 path")
+    ));
+    let (phase, cause, text) = failed(set.invoke(HookPoint::Poststop, &state(), &Spec::default()));
+    assert_eq!(phase, Phase::Prepare, "{text}");
+    assert!(matches!(cause, FailureCause::Grant { .. }), "{text}");
+}
+
+/// Not a check: prints what a call costs. Run with
+/// `cargo nextest run --release -p rwasm --run-ignored only --no-capture measure_call_costs`.
+#[test]
+#[ignore = "measurement, prints timings"]
+fn measure_call_costs() {
+    fn median(mut samples: Vec<Duration>) -> Duration {
+        samples.sort();
+        samples[samples.len() / 2]
+    }
+    let fx = Fixture::new();
+    let manifest = misbehave("ok", "");
+    let (state, spec) = (state(), Spec::default());
+
+    let set = fx.load(&manifest);
+    let started = Instant::now();
+    set.invoke(HookPoint::Poststop, &state, &spec)
+        .expect("call");
+    let compile = started.elapsed();
+    let warm = median(
+        (0..500)
+            .map(|_| {
+                let started = Instant::now();
+                set.invoke(HookPoint::Poststop, &state, &spec)
+                    .expect("call");
+                started.elapsed()
+            })
+            .collect(),
+    );
+    drop(set);
+
+    let cached = median(
+        (0..50)
+            .map(|_| {
+                let set = fx.load(&manifest);
+                let started = Instant::now();
+                set.invoke(HookPoint::Poststop, &state, &spec)
+                    .expect("call");
+                started.elapsed()
+            })
+            .collect(),
+    );
+
+    let looping = fx.load(&misbehave("loop", ""));
+    let _ = looping.invoke(HookPoint::Poststop, &state, &spec);
+    let deadline = median(
+        (0..10)
+            .map(|_| {
+                let started = Instant::now();
+                let _ = looping.invoke(HookPoint::Poststop, &state, &spec);
+                started.elapsed()
+            })
+            .collect(),
+    );
+    eprintln!(
+        "misbehave ok: first call with compile {compile:?}; warm call (fresh instance, median of 500) {warm:?}; \
+         first call of a new set from the cache (engine + deserialize + link + call, median of 50) {cached:?}; \
+         loop with timeout-ms = 100 stopped after (median of 10) {deadline:?}"
+    );
 }

@@ -37,7 +37,8 @@ pub const MAX_MOUNT_OPTIONS: usize = 16;
 pub const MAX_STRING_BYTES: usize = 64 << 10;
 
 const MOUNT_OPTIONS: &[&str] = &[
-    "bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave", "rslave",
+    "bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave",
+    "rslave",
 ];
 
 /// What a plugin asked for, in plain Rust types (the host module converts from WIT).
@@ -98,7 +99,14 @@ fn invalid(plugin: &str, field: impl Into<String>, reason: impl Into<String>) ->
 
 fn check_len(plugin: &str, field: &dyn Fn() -> String, s: &str) -> Result<(), PluginError> {
     if s.len() > MAX_STRING_BYTES {
-        return Err(invalid(plugin, field(), format!("{} bytes is longer than the limit of {MAX_STRING_BYTES}", s.len())));
+        return Err(invalid(
+            plugin,
+            field(),
+            format!(
+                "{} bytes is longer than the limit of {MAX_STRING_BYTES}",
+                s.len()
+            ),
+        ));
     }
     if s.contains('\0') {
         return Err(invalid(plugin, field(), "contains a NUL byte"));
@@ -110,17 +118,31 @@ fn check_len(plugin: &str, field: &dyn Fn() -> String, s: &str) -> Result<(), Pl
 pub(crate) fn validate(spec: &PluginSpec, adj: Adjustment) -> Result<Valid, PluginError> {
     let p = spec.name.as_str();
     if adj.env.len() > MAX_ENV_ENTRIES {
-        return Err(invalid(p, "env", format!("{} entries, at most {MAX_ENV_ENTRIES} allowed", adj.env.len())));
+        return Err(invalid(
+            p,
+            "env",
+            format!(
+                "{} entries, at most {MAX_ENV_ENTRIES} allowed",
+                adj.env.len()
+            ),
+        ));
     }
     if adj.annotations.len() > MAX_ANNOTATIONS {
         return Err(invalid(
             p,
             "annotations",
-            format!("{} entries, at most {MAX_ANNOTATIONS} allowed", adj.annotations.len()),
+            format!(
+                "{} entries, at most {MAX_ANNOTATIONS} allowed",
+                adj.annotations.len()
+            ),
         ));
     }
     if adj.mounts.len() > MAX_MOUNTS {
-        return Err(invalid(p, "mounts", format!("{} entries, at most {MAX_MOUNTS} allowed", adj.mounts.len())));
+        return Err(invalid(
+            p,
+            "mounts",
+            format!("{} entries, at most {MAX_MOUNTS} allowed", adj.mounts.len()),
+        ));
     }
 
     let mut seen = BTreeMap::new();
@@ -131,10 +153,18 @@ pub(crate) fn validate(spec: &PluginSpec, adj: Adjustment) -> Result<Valid, Plug
             return Err(invalid(p, format!("env[{i}].name"), "empty variable name"));
         }
         if name.contains('=') {
-            return Err(invalid(p, format!("env[{i}].name"), format!("variable name `{name}` contains `=`")));
+            return Err(invalid(
+                p,
+                format!("env[{i}].name"),
+                format!("variable name `{name}` contains `=`"),
+            ));
         }
         if let Some(first) = seen.insert(name.as_str(), i) {
-            return Err(invalid(p, format!("env[{i}].name"), format!("`{name}` is already set by env[{first}]")));
+            return Err(invalid(
+                p,
+                format!("env[{i}].name"),
+                format!("`{name}` is already set by env[{first}]"),
+            ));
         }
     }
 
@@ -143,10 +173,18 @@ pub(crate) fn validate(spec: &PluginSpec, adj: Adjustment) -> Result<Valid, Plug
         check_len(p, &|| format!("annotations[{i}].key"), key)?;
         check_len(p, &|| format!("annotations[{i}].value"), value)?;
         if key.is_empty() {
-            return Err(invalid(p, format!("annotations[{i}].key"), "empty annotation key"));
+            return Err(invalid(
+                p,
+                format!("annotations[{i}].key"),
+                "empty annotation key",
+            ));
         }
         if let Some(first) = seen.insert(key.as_str(), i) {
-            return Err(invalid(p, format!("annotations[{i}].key"), format!("`{key}` is already set by annotations[{first}]")));
+            return Err(invalid(
+                p,
+                format!("annotations[{i}].key"),
+                format!("`{key}` is already set by annotations[{first}]"),
+            ));
         }
     }
 
@@ -158,7 +196,10 @@ pub(crate) fn validate(spec: &PluginSpec, adj: Adjustment) -> Result<Valid, Plug
             return Err(invalid(
                 p,
                 format!("mounts[{i}].destination"),
-                format!("`{}` is already the destination of mounts[{first}]", vm.destination),
+                format!(
+                    "`{}` is already the destination of mounts[{first}]",
+                    vm.destination
+                ),
             ));
         }
         mounts.push(vm);
@@ -181,7 +222,10 @@ fn validate_mount(spec: &PluginSpec, i: usize, m: MountRequest) -> Result<ValidM
         return Err(invalid(
             p,
             format!("mounts[{i}].options"),
-            format!("{} options, at most {MAX_MOUNT_OPTIONS} allowed", m.options.len()),
+            format!(
+                "{} options, at most {MAX_MOUNT_OPTIONS} allowed",
+                m.options.len()
+            ),
         ));
     }
     for (j, o) in m.options.iter().enumerate() {
@@ -190,7 +234,10 @@ fn validate_mount(spec: &PluginSpec, i: usize, m: MountRequest) -> Result<ValidM
             return Err(invalid(
                 p,
                 format!("mounts[{i}].options[{j}]"),
-                format!("option `{o}` is not allowed (allowed: {})", MOUNT_OPTIONS.join(" ")),
+                format!(
+                    "option `{o}` is not allowed (allowed: {})",
+                    MOUNT_OPTIONS.join(" ")
+                ),
             ));
         }
     }
@@ -208,18 +255,29 @@ fn validate_mount(spec: &PluginSpec, i: usize, m: MountRequest) -> Result<ValidM
         }
     }
     if has("ro") && has("rw") {
-        return Err(invalid(p, format!("mounts[{i}].options"), "both `ro` and `rw`"));
+        return Err(invalid(
+            p,
+            format!("mounts[{i}].options"),
+            "both `ro` and `rw`",
+        ));
     }
     if !clean_absolute(Path::new(&m.destination)) {
         return Err(invalid(
             p,
             format!("mounts[{i}].destination"),
-            format!("`{}` is not an absolute path without `.` and `..`", m.destination),
+            format!(
+                "`{}` is not an absolute path without `.` and `..`",
+                m.destination
+            ),
         ));
     }
     let source = Path::new(&m.source);
     if !source.is_absolute() {
-        return Err(invalid(p, format!("mounts[{i}].source"), format!("`{}` is not an absolute path", m.source)));
+        return Err(invalid(
+            p,
+            format!("mounts[{i}].source"),
+            format!("`{}` is not an absolute path", m.source),
+        ));
     }
     if spec.dirs.is_empty() {
         return Err(invalid(
@@ -229,7 +287,11 @@ fn validate_mount(spec: &PluginSpec, i: usize, m: MountRequest) -> Result<ValidM
         ));
     }
     let canonical = std::fs::canonicalize(source).map_err(|e| {
-        invalid(p, format!("mounts[{i}].source"), format!("cannot resolve `{}`: {e}", m.source))
+        invalid(
+            p,
+            format!("mounts[{i}].source"),
+            format!("cannot resolve `{}`: {e}", m.source),
+        )
     })?;
     let grant = spec.dirs.iter().find(|g| {
         std::fs::canonicalize(&g.host)
@@ -251,7 +313,10 @@ fn validate_mount(spec: &PluginSpec, i: usize, m: MountRequest) -> Result<ValidM
         return Err(invalid(
             p,
             format!("mounts[{i}].options"),
-            format!("`{}` is granted read-only, so the mount needs the `ro` option", grant.host.display()),
+            format!(
+                "`{}` is granted read-only, so the mount needs the `ro` option",
+                grant.host.display()
+            ),
         ));
     }
     let mut options = m.options;
@@ -316,7 +381,8 @@ impl Merge {
             self.annotations.push((key, value, v.plugin.clone()));
         }
         for m in v.mounts {
-            self.mount_owner.insert(m.destination.clone(), v.plugin.clone());
+            self.mount_owner
+                .insert(m.destination.clone(), v.plugin.clone());
             self.mounts.push((m, v.plugin.clone()));
         }
         Ok(())
@@ -330,20 +396,30 @@ impl Merge {
         if !self.env.is_empty() {
             let Some(process) = spec.process_mut() else {
                 let (_, _, plugin) = &self.env[0];
-                return Err(invalid(plugin, "env", "the spec has no process to set variables for"));
+                return Err(invalid(
+                    plugin,
+                    "env",
+                    "the spec has no process to set variables for",
+                ));
             };
             let mut env = process.env().clone().unwrap_or_default();
             for (name, value, plugin) in self.env {
                 let prefix = format!("{name}=");
                 let entry = format!("{name}={value}");
-                let description = if let Some(slot) = env.iter_mut().find(|e| e.starts_with(&prefix) || **e == name) {
+                let description = if let Some(slot) = env
+                    .iter_mut()
+                    .find(|e| e.starts_with(&prefix) || **e == name)
+                {
                     *slot = entry;
                     format!("replaced env {name}")
                 } else {
                     env.push(entry);
                     format!("set env {name}")
                 };
-                applied.push(Applied { plugin, description });
+                applied.push(Applied {
+                    plugin,
+                    description,
+                });
             }
             process.set_env(Some(env));
         }
@@ -355,7 +431,10 @@ impl Merge {
                 } else {
                     format!("set annotation {key}")
                 };
-                applied.push(Applied { plugin, description });
+                applied.push(Applied {
+                    plugin,
+                    description,
+                });
             }
             spec.set_annotations(Some(annotations));
         }
@@ -374,7 +453,10 @@ impl Merge {
                 mount.set_source(Some(m.source));
                 mount.set_options(Some(m.options));
                 mounts.push(mount);
-                applied.push(Applied { plugin, description });
+                applied.push(Applied {
+                    plugin,
+                    description,
+                });
             }
             spec.set_mounts(Some(mounts));
         }
@@ -404,7 +486,10 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Adjustment {
         Adjustment {
-            env: pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            env: pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
             ..Adjustment::default()
         }
     }
@@ -432,15 +517,35 @@ mod tests {
     fn env_rules() {
         let s = spec("a", vec![]);
         assert!(validate(&s, env(&[("A", "1"), ("B", "")])).is_ok());
-        assert_eq!(field(validate(&s, env(&[("", "1")])).unwrap_err()), "env[0].name");
-        assert_eq!(field(validate(&s, env(&[("A=B", "1")])).unwrap_err()), "env[0].name");
-        assert_eq!(field(validate(&s, env(&[("A", "x\0")])).unwrap_err()), "env[0].value");
-        assert_eq!(field(validate(&s, env(&[("A", "1"), ("A", "2")])).unwrap_err()), "env[1].name");
-        let many: Vec<(String, String)> = (0..=MAX_ENV_ENTRIES).map(|i| (format!("V{i}"), String::new())).collect();
-        let adj = Adjustment { env: many, ..Adjustment::default() };
+        assert_eq!(
+            field(validate(&s, env(&[("", "1")])).unwrap_err()),
+            "env[0].name"
+        );
+        assert_eq!(
+            field(validate(&s, env(&[("A=B", "1")])).unwrap_err()),
+            "env[0].name"
+        );
+        assert_eq!(
+            field(validate(&s, env(&[("A", "x\0")])).unwrap_err()),
+            "env[0].value"
+        );
+        assert_eq!(
+            field(validate(&s, env(&[("A", "1"), ("A", "2")])).unwrap_err()),
+            "env[1].name"
+        );
+        let many: Vec<(String, String)> = (0..=MAX_ENV_ENTRIES)
+            .map(|i| (format!("V{i}"), String::new()))
+            .collect();
+        let adj = Adjustment {
+            env: many,
+            ..Adjustment::default()
+        };
         assert_eq!(field(validate(&s, adj).unwrap_err()), "env");
         let long = "x".repeat(MAX_STRING_BYTES + 1);
-        assert_eq!(field(validate(&s, env(&[("A", long.as_str())])).unwrap_err()), "env[0].value");
+        assert_eq!(
+            field(validate(&s, env(&[("A", long.as_str())])).unwrap_err()),
+            "env[0].value"
+        );
     }
 
     #[test]
@@ -450,24 +555,53 @@ mod tests {
         std::fs::create_dir(&inside).unwrap();
         let ro = spec(
             "a",
-            vec![DirGrant { host: dir.path().to_path_buf(), guest: "/g".into(), writable: false }],
+            vec![DirGrant {
+                host: dir.path().to_path_buf(),
+                guest: "/g".into(),
+                writable: false,
+            }],
         );
         let rw = spec(
             "a",
-            vec![DirGrant { host: dir.path().to_path_buf(), guest: "/g".into(), writable: true }],
+            vec![DirGrant {
+                host: dir.path().to_path_buf(),
+                guest: "/g".into(),
+                writable: true,
+            }],
         );
         let src = inside.to_str().unwrap();
         let v = validate(&ro, mount(src, "/data", &["ro"])).unwrap();
         assert_eq!(v.mounts[0].options, vec!["ro", "bind"]);
         assert!(validate(&rw, mount(src, "/data", &["rbind"])).is_ok());
-        assert_eq!(field(validate(&ro, mount(src, "/data", &[])).unwrap_err()), "mounts[0].options");
-        assert_eq!(field(validate(&rw, mount("/etc", "/data", &[])).unwrap_err()), "mounts[0].source");
+        assert_eq!(
+            field(validate(&ro, mount(src, "/data", &[])).unwrap_err()),
+            "mounts[0].options"
+        );
+        assert_eq!(
+            field(validate(&rw, mount("/etc", "/data", &[])).unwrap_err()),
+            "mounts[0].source"
+        );
         let escape = format!("{src}/../../../etc");
-        assert_eq!(field(validate(&rw, mount(&escape, "/data", &[])).unwrap_err()), "mounts[0].source");
-        assert_eq!(field(validate(&rw, mount(src, "data", &[])).unwrap_err()), "mounts[0].destination");
-        assert_eq!(field(validate(&rw, mount(src, "/a/../b", &[])).unwrap_err()), "mounts[0].destination");
-        assert_eq!(field(validate(&rw, mount(src, "/data", &["suid"])).unwrap_err()), "mounts[0].options[0]");
-        assert_eq!(field(validate(&spec("a", vec![]), mount(src, "/data", &[])).unwrap_err()), "mounts[0].source");
+        assert_eq!(
+            field(validate(&rw, mount(&escape, "/data", &[])).unwrap_err()),
+            "mounts[0].source"
+        );
+        assert_eq!(
+            field(validate(&rw, mount(src, "data", &[])).unwrap_err()),
+            "mounts[0].destination"
+        );
+        assert_eq!(
+            field(validate(&rw, mount(src, "/a/../b", &[])).unwrap_err()),
+            "mounts[0].destination"
+        );
+        assert_eq!(
+            field(validate(&rw, mount(src, "/data", &["suid"])).unwrap_err()),
+            "mounts[0].options[0]"
+        );
+        assert_eq!(
+            field(validate(&spec("a", vec![]), mount(src, "/data", &[])).unwrap_err()),
+            "mounts[0].source"
+        );
         let mut tmpfs = mount(src, "/data", &[]);
         tmpfs.mounts[0].typ = "tmpfs".into();
         assert_eq!(field(validate(&rw, tmpfs).unwrap_err()), "mounts[0].type");
@@ -476,10 +610,18 @@ mod tests {
     #[test]
     fn merge_conflicts_and_apply() {
         let mut m = Merge::default();
-        m.add(validate(&spec("a", vec![]), env(&[("A", "1"), ("PATH", "/x")])).unwrap()).unwrap();
+        m.add(validate(&spec("a", vec![]), env(&[("A", "1"), ("PATH", "/x")])).unwrap())
+            .unwrap();
         match m.add(validate(&spec("b", vec![]), env(&[("A", "2")])).unwrap()) {
-            Err(PluginError::Conflict { field, first, second }) => {
-                assert_eq!((field.as_str(), first.as_str(), second.as_str()), ("process.env A", "a", "b"));
+            Err(PluginError::Conflict {
+                field,
+                first,
+                second,
+            }) => {
+                assert_eq!(
+                    (field.as_str(), first.as_str(), second.as_str()),
+                    ("process.env A", "a", "b")
+                );
             }
             other => panic!("expected a conflict, got {other:?}"),
         }

@@ -21,10 +21,12 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A [`Hasher`] that feeds everything into SHA-256, so that a `Hash` value gives the same
@@ -74,8 +76,15 @@ pub(crate) enum CacheDirError {
 /// Creates `dir` (mode 0700) if needed and checks that it is a directory owned by this
 /// process's effective user and writable by nobody else.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), CacheDirError> {
-    let create = |source| CacheDirError::Create { path: dir.to_path_buf(), source };
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create)?;
+    let create = |source| CacheDirError::Create {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(create)?;
     let meta = fs::symlink_metadata(dir).map_err(create)?;
     let uid = nix::unistd::geteuid().as_raw();
     let mode = meta.permissions().mode() & 0o7777;
@@ -93,11 +102,21 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), CacheDirError> {
 /// flushed to disk, then renamed over `path`.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
@@ -129,13 +148,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
         private_dir(&dir).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let file = artifact_path(&dir, "abc", "def");
         write_atomic(&file, b"hello").unwrap();
         write_atomic(&file, b"world").unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"world");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary files left");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary files left"
+        );
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(private_dir(&dir), Err(CacheDirError::NotPrivate { .. })));
+        assert!(matches!(
+            private_dir(&dir),
+            Err(CacheDirError::NotPrivate { .. })
+        ));
     }
 }

@@ -124,10 +124,19 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
-    fn err(&self, span: Range<usize>, key: impl Into<String>, reason: impl Into<String>) -> PluginError {
+    fn err(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> PluginError {
         PluginError::Manifest {
             path: self.path.to_path_buf(),
             line: self.line(span.start),
@@ -137,7 +146,7 @@ impl Ctx<'_> {
     }
 
     /// Turns a serde/syntax error into a manifest error naming the key if one can be found.
-    fn from_toml(&self, err: &toml::de::Error) -> PluginError {
+    fn toml_error(&self, err: &toml::de::Error) -> PluginError {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim_end().to_string();
         let key = key_in_message(&message).unwrap_or_else(|| self.key_on_line(span.start));
@@ -154,7 +163,9 @@ impl Ctx<'_> {
     /// or empty at the top level.
     fn table_at(&self, offset: usize) -> String {
         let offset = offset.min(self.text.len());
-        let line_end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
         let mut plugins = 0usize;
         let mut table = String::new();
         for line in self.text[..line_end].lines() {
@@ -182,7 +193,9 @@ impl Ctx<'_> {
     fn key_on_line(&self, offset: usize) -> String {
         let offset = offset.min(self.text.len());
         let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
         let line = self.text[start..end].trim();
         match line.split_once('=') {
             Some((key, _)) if !line.starts_with('[') => key.trim().trim_matches('"').to_string(),
@@ -201,15 +214,18 @@ fn key_in_message(message: &str) -> Option<String> {
 /// Parses and validates manifest text; `path` is used for errors and to resolve plugin paths.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, PluginError> {
     let ctx = Ctx { path, text };
-    let raw: RawManifest = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
-    if let Some(version) = &raw.version {
-        if *version.get_ref() != 1 {
-            return Err(ctx.err(
-                version.span(),
-                "version",
-                format!("unsupported manifest version {} (this rwasm reads version 1)", version.get_ref()),
-            ));
-        }
+    let raw: RawManifest = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
+    if let Some(version) = &raw.version
+        && *version.get_ref() != 1
+    {
+        return Err(ctx.err(
+            version.span(),
+            "version",
+            format!(
+                "unsupported manifest version {} (this rwasm reads version 1)",
+                version.get_ref()
+            ),
+        ));
     }
     let dir = std::path::absolute(path)
         .ok()
@@ -224,7 +240,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, PluginError> {
             return Err(ctx.err(
                 name_span,
                 format!("plugin[{index}].name"),
-                format!("duplicate plugin name `{}` (already used by plugin[{first}])", spec.name),
+                format!(
+                    "duplicate plugin name `{}` (already used by plugin[{first}])",
+                    spec.name
+                ),
             ));
         }
         names.insert(spec.name.clone(), index);
@@ -233,24 +252,37 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, PluginError> {
     Ok(Manifest { plugins })
 }
 
-fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<PluginSpec, PluginError> {
+fn plugin(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    index: usize,
+    raw: RawPlugin,
+) -> Result<PluginSpec, PluginError> {
     let key = |k: &str| format!("plugin[{index}].{k}");
 
     let name = raw.name.get_ref();
     if name.is_empty()
         || name.len() > MAX_NAME_LEN
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         return Err(ctx.err(
             raw.name.span(),
             key("name"),
-            format!("invalid plugin name `{name}`: use 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and -"),
+            format!(
+                "invalid plugin name `{name}`: use 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and -"
+            ),
         ));
     }
 
     let rel = raw.path.get_ref();
     if rel.is_empty() || rel.contains('\0') {
-        return Err(ctx.err(raw.path.span(), key("path"), "the path must be a non-empty file path"));
+        return Err(ctx.err(
+            raw.path.span(),
+            key("path"),
+            "the path must be a non-empty file path",
+        ));
     }
     let path = dir.join(rel);
 
@@ -260,7 +292,9 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
-                format!("plugin kind `{k}` is not supported yet (this version runs only `hook` plugins)"),
+                format!(
+                    "plugin kind `{k}` is not supported yet (this version runs only `hook` plugins)"
+                ),
             ));
         }
         k => {
@@ -273,7 +307,11 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
     }
 
     if raw.hooks.get_ref().is_empty() {
-        return Err(ctx.err(raw.hooks.span(), key("hooks"), "list at least one hook point"));
+        return Err(ctx.err(
+            raw.hooks.span(),
+            key("hooks"),
+            "list at least one hook point",
+        ));
     }
     let mut hooks = Vec::new();
     for (i, hook) in raw.hooks.get_ref().iter().enumerate() {
@@ -289,7 +327,11 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
             )
         })?;
         if hooks.contains(&point) {
-            return Err(ctx.err(hook.span(), format!("plugin[{index}].hooks[{i}]"), format!("hook point `{point}` is listed twice")));
+            return Err(ctx.err(
+                hook.span(),
+                format!("plugin[{index}].hooks[{i}]"),
+                format!("hook point `{point}` is listed twice"),
+            ));
         }
         hooks.push(point);
     }
@@ -317,7 +359,10 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
                 return Err(ctx.err(
                     v.span(),
                     key("timeout-ms"),
-                    format!("{} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds", v.get_ref()),
+                    format!(
+                        "{} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds",
+                        v.get_ref()
+                    ),
                 ));
             }
         },
@@ -328,8 +373,13 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
         Some(v) => {
             let bytes = match v.get_ref() {
                 toml::Value::String(s) => parse_size(s),
-                toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("negative size {i}")),
-                other => Err(format!("expected a size string, found {}", article(other.type_str()))),
+                toml::Value::Integer(i) => {
+                    u64::try_from(*i).map_err(|_| format!("negative size {i}"))
+                }
+                other => Err(format!(
+                    "expected a size string, found {}",
+                    article(other.type_str())
+                )),
             }
             .map_err(|reason| ctx.err(v.span(), key("memory-limit"), reason))?;
             if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&bytes) {
@@ -348,7 +398,11 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
         Some(v) => match u64::try_from(*v.get_ref()) {
             Ok(f) if f > 0 => Some(f),
             _ => {
-                return Err(ctx.err(v.span(), key("fuel"), format!("{} is not a positive fuel budget", v.get_ref())));
+                return Err(ctx.err(
+                    v.span(),
+                    key("fuel"),
+                    format!("{} is not a positive fuel budget", v.get_ref()),
+                ));
             }
         },
     };
@@ -369,7 +423,11 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
         let name = format!("plugin[{index}].grants.dirs.\"{}\"", host.get_ref());
         let host_path = PathBuf::from(host.get_ref());
         if !clean_absolute(&host_path) {
-            return Err(ctx.err(host.span(), name, "the host directory must be an absolute path without `..`"));
+            return Err(ctx.err(
+                host.span(),
+                name,
+                "the host directory must be an absolute path without `..`",
+            ));
         }
         let (guest_path, writable) = match guest.get_ref().rsplit_once(':') {
             None => (guest.get_ref().as_str(), false),
@@ -384,10 +442,18 @@ fn plugin(ctx: &Ctx<'_>, dir: &Path, index: usize, raw: RawPlugin) -> Result<Plu
             }
         };
         if !clean_absolute(Path::new(guest_path)) {
-            return Err(ctx.err(guest.span(), name, "the guest path must be an absolute path without `..`"));
+            return Err(ctx.err(
+                guest.span(),
+                name,
+                "the guest path must be an absolute path without `..`",
+            ));
         }
         if !guests.insert(guest_path.to_string()) {
-            return Err(ctx.err(guest.span(), name, format!("guest path `{guest_path}` is granted twice")));
+            return Err(ctx.err(
+                guest.span(),
+                name,
+                format!("guest path `{guest_path}` is granted twice"),
+            ));
         }
         dirs.push(DirGrant {
             host: host_path,
@@ -420,12 +486,17 @@ fn config_value(v: &toml::Value) -> Result<ConfigValue, String> {
                 .iter()
                 .map(|item| match item {
                     toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(format!("arrays may hold only strings, found {}", article(other.type_str()))),
+                    other => Err(format!(
+                        "arrays may hold only strings, found {}",
+                        article(other.type_str())
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
         ),
         toml::Value::Table(_) => {
-            return Err("nested tables are not allowed in [plugin.config]: use flat keys".to_string());
+            return Err(
+                "nested tables are not allowed in [plugin.config]: use flat keys".to_string(),
+            );
         }
         toml::Value::Datetime(_) => {
             return Err("datetimes are not supported in [plugin.config]: use a string".to_string());
@@ -455,12 +526,17 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "KiB" => 10,
         "MiB" => 20,
         "GiB" => 30,
-        _ => return Err(format!("invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\"")),
+        _ => {
+            return Err(format!(
+                "invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\""
+            ));
+        }
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\""))?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("size `{text}` is too large"))
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("invalid size `{text}`: use a number of bytes or KiB, MiB, GiB, as in \"64MiB\"")
+    })?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size `{text}` is too large"))
 }
 
 #[cfg(test)]

@@ -35,7 +35,9 @@ use std::time::Instant;
 
 use oci_spec::runtime::{Spec, State};
 
-pub use adjust::{MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES};
+pub use adjust::{
+    MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES,
+};
 pub use error::{FailureCause, Phase, PluginError};
 
 use error::chain;
@@ -152,7 +154,10 @@ impl fmt::Debug for PluginSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PluginSet")
             .field("manifest", &self.manifest)
-            .field("plugins", &self.plugins.iter().map(|p| &p.spec).collect::<Vec<_>>())
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| &p.spec).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -172,10 +177,11 @@ impl PluginSet {
     /// no side effects. Plugin paths are resolved against the manifest's directory;
     /// compiled components will be cached in `cache_dir` (created 0700 on first use).
     pub fn load(manifest: &Path, cache_dir: &Path) -> Result<PluginSet, PluginError> {
-        let text = std::fs::read_to_string(manifest).map_err(|source| PluginError::ManifestRead {
-            path: manifest.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(manifest).map_err(|source| PluginError::ManifestRead {
+                path: manifest.to_path_buf(),
+                source,
+            })?;
         let parsed = manifest::parse(manifest, &text)?;
         Ok(PluginSet {
             manifest: Some(manifest.to_path_buf()),
@@ -272,17 +278,28 @@ impl PluginSet {
     }
 
     fn registered(&self, point: HookPoint) -> impl Iterator<Item = &Plugin> {
-        self.plugins.iter().filter(move |p| p.spec.hooks.contains(&point))
+        self.plugins
+            .iter()
+            .filter(move |p| p.spec.hooks.contains(&point))
     }
 
-    fn encode(&self, point: HookPoint, state: &State, spec: &Spec) -> Result<host::Call, PluginError> {
-        let json = serde_json::to_string(spec).map_err(|source| PluginError::EncodeSpec { source })?;
+    fn encode(
+        &self,
+        point: HookPoint,
+        state: &State,
+        spec: &Spec,
+    ) -> Result<host::Call, PluginError> {
+        let json =
+            serde_json::to_string(spec).map_err(|source| PluginError::EncodeSpec { source })?;
         Ok(host::Call::new(point, state, json))
     }
 
     /// Applies the plugin's `on-error` to a failure; a denial or conflict always passes.
     fn on_failure(&self, plugin: &Plugin, err: PluginError) -> Result<(), PluginError> {
-        let ignorable = matches!(err, PluginError::Failed { .. } | PluginError::InvalidAdjustment { .. });
+        let ignorable = matches!(
+            err,
+            PluginError::Failed { .. } | PluginError::InvalidAdjustment { .. }
+        );
         if ignorable && plugin.spec.on_error == OnError::Ignore {
             tracing::warn!(error = %chain(&err), "plugin failure ignored (on-error = \"ignore\")");
             return Ok(());
@@ -291,24 +308,29 @@ impl PluginSet {
     }
 
     /// Loads the plugin if needed and calls it; `Ok` is an allow verdict.
-    fn call_one(&self, plugin: &Plugin, point: HookPoint, call: &host::Call) -> Result<adjust::Adjustment, PluginError> {
+    fn call_one(
+        &self,
+        plugin: &Plugin,
+        point: HookPoint,
+        call: &host::Call,
+    ) -> Result<adjust::Adjustment, PluginError> {
         let failed = |phase, cause| PluginError::Failed {
             plugin: plugin.spec.name.clone(),
             point,
             phase,
             cause,
         };
+        let host = match self.host.get() {
+            Some(host) => host,
+            None => {
+                let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+                let host = host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
+                self.host.get_or_init(|| host)
+            }
+        };
         let loaded = match plugin.loaded.get() {
             Some(loaded) => loaded,
             None => {
-                let host = match self.host.get() {
-                    Some(host) => host,
-                    None => {
-                        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
-                        let host = host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
-                        self.host.get_or_init(|| host)
-                    }
-                };
                 let started = Instant::now();
                 let (loaded, origin) = host
                     .load(&plugin.spec, &self.cache_dir)
@@ -321,7 +343,7 @@ impl PluginSet {
                 plugin.loaded.get_or_init(|| loaded)
             }
         };
-        match loaded.call(&plugin.spec, point, call) {
+        match host.call(loaded, &plugin.spec, point, call) {
             Ok(host::Outcome::Allow(adjustment)) => Ok(adjustment),
             Ok(host::Outcome::Deny(reason)) => Err(PluginError::Denied {
                 plugin: plugin.spec.name.clone(),
