@@ -216,6 +216,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         pid_ns: pid_ns.as_ref(),
         sync: &init_fd,
         start: &listen_fd,
+        new_userns: plan.new_user(),
     })?;
     rb.pid = Some(pid);
     drop((init_fd, listen_fd, exe));
@@ -234,6 +235,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
             linux.uid_mappings().as_deref().unwrap_or_default(),
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
+        std::io::Write::write_all(&mut sync_sock, &[crate::linux::launch::MAPS_WRITTEN]).map_err(SyncError::Io)?;
     }
     let cfg = InitConfig {
         spec: spec.clone(),

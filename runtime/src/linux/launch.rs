@@ -49,7 +49,14 @@ pub struct Launch<'a> {
     pub sync: &'a OwnedFd,
     /// The listening start socket.
     pub start: &'a OwnedFd,
+    /// `flags` create a user namespace: before exec, the child waits for one byte on the
+    /// sync socket (sent once the runtime wrote its uid/gid maps) and becomes uid/gid 0
+    /// of the namespace, so that exec keeps its capabilities there.
+    pub new_userns: bool,
 }
+
+/// The byte the runtime sends once a new user namespace's id maps are written.
+pub const MAPS_WRITTEN: u8 = b'M';
 
 const STACK_SIZE: usize = 64 * 1024;
 
@@ -85,11 +92,24 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
         None => None,
     };
 
+    let new_userns = l.new_userns;
     let child = Box::new(move || -> isize {
         // SAFETY: runs in the cloned child, which has a private copy of the parent's memory
-        // and must only make async-signal-safe calls: fcntl and execveat are raw syscalls on
-        // fds and pointers prepared (and kept alive) by the parent before the clone.
+        // and must only make async-signal-safe calls: read, setgroups, setres[ug]id, fcntl
+        // and execveat are raw syscalls on fds, a stack byte and pointers prepared (and kept
+        // alive) by the parent before the clone.
         unsafe {
+            if new_userns {
+                // Without this, exec as an unmapped uid would drop every capability in the
+                // new namespace (capabilities(7), "Effect of user ID changes").
+                let mut byte = 0u8;
+                if libc::read(sync_fd, (&raw mut byte).cast(), 1) != 1 || byte != MAPS_WRITTEN {
+                    libc::_exit(1);
+                }
+                libc::syscall(libc::SYS_setgroups, 0, ptr::null::<libc::gid_t>());
+                libc::syscall(libc::SYS_setresgid, 0, 0, 0);
+                libc::syscall(libc::SYS_setresuid, 0, 0, 0);
+            }
             libc::fcntl(sync_fd, libc::F_SETFD, 0);
             libc::fcntl(start_fd, libc::F_SETFD, 0);
             libc::syscall(

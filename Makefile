@@ -1,0 +1,57 @@
+# One entry point for people and CI (see README.md). Every target works on a fresh
+# Debian 12 machine as root.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Outside the clone, so CI reuses a session's build and a clean checkout stays clean.
+export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
+RWASM := $(CARGO_TARGET_DIR)/release/rwasm
+PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
+PLUGINS := env-inject policy audit misbehave
+export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
+export RWASM_BIN := $(RWASM)
+APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
+
+.PHONY: setup build plugins demo test lint bench clean
+
+## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
+setup:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+## build: the runtime (release) and the plugins (wasm32-wasip2 components)
+build: plugins
+	cargo build --release -p rwasm
+
+plugins:
+	cargo build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(PLUGINS))
+	mkdir -p examples/wasm
+	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave}.wasm examples/wasm/
+
+## demo: set everything up, then run a container from the built-in image with the example plugins
+demo: setup build
+	$(RWASM) setup
+	mkdir -p /var/log/rwasm-audit
+	$(RWASM) --plugins examples/plugins.toml run --rm busybox sh -c 'echo "$$GREETING (hostname $$(hostname), pid $$$$)"'
+	@echo "audit trail: $$(wc -l < /var/log/rwasm-audit/audit.jsonl) lines in /var/log/rwasm-audit/audit.jsonl"
+
+## test: every test tier (unit, plugin host, real containers as root)
+test: setup build
+	$(RWASM) setup
+	cargo nextest run --release --workspace --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release -p rwasm --all-targets -- -D warnings
+
+## bench: rwasm beside runc and crun, one hyperfine run, ratios to crun
+bench: setup build
+	bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf examples/wasm

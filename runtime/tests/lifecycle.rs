@@ -1,0 +1,317 @@
+//! Real containers through the runc-compatible CLI: exit codes, namespaces, mounts,
+//! cgroups, the state machine and OCI hooks. Root only (they fail, never skip, otherwise).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn run_bundle(w: &World, bundle: &std::path::Path, id: &str) -> std::process::Output {
+    w.rwasm(&["run", "--bundle", bundle.to_str().unwrap(), id])
+}
+
+#[test]
+fn echo_output_and_exit_codes_pass_through() {
+    let w = World::new();
+    let b = w.bundle("b", &["sh", "-c", "echo hello; echo oops >&2; exit 3"], json!({}));
+    let out = run_bundle(&w, &b, &id("exit3"));
+    assert_eq!(stdout(&out), "hello\n");
+    assert!(stderr(&out).contains("oops"));
+    assert_eq!(out.status.code(), Some(3));
+
+    // Killed from outside (pid 1 cannot SIGKILL itself from inside its namespace).
+    let b = w.bundle("k", &["sleep", "30"], json!({}));
+    let c = id("sigkill");
+    let mut run = w.cmd(&["run", "--bundle", b.to_str().unwrap(), &c]).spawn().unwrap();
+    w.wait_status(&c, "running");
+    assert_eq!(w.rwasm_detached(&["kill", &c, "9"]).0, 0);
+    assert_eq!(run.wait().unwrap().code(), Some(137), "SIGKILL → 128+9");
+    assert!(!w.root.join(&c).exists(), "run deletes the container after it exits");
+}
+
+#[test]
+fn pid_1_hostname_and_proc() {
+    let w = World::new();
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "echo pid=$$; hostname; head -1 /proc/self/status; ls /proc/1/ns | wc -l"],
+        json!({"hostname": "inside"}),
+    );
+    let out = run_bundle(&w, &b, &id("pid1"));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "inside");
+    assert!(lines[2].starts_with("Name:"), "/proc is mounted: {text}");
+}
+
+#[test]
+fn masked_paths_read_empty_and_readonly_paths_refuse_writes() {
+    let w = World::new();
+    // /proc/timer_list has content on the host; masked, it reads as /dev/null.
+    assert!(!std::fs::read_to_string("/proc/timer_list").unwrap().is_empty());
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sys/vm/drop_caches && echo wrote || echo refused"],
+        json!({
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+            ],
+            "linux": {"maskedPaths": ["/proc/timer_list", "/sys/firmware"], "readonlyPaths": ["/proc/sys"]}
+        }),
+    );
+    let out = run_bundle(&w, &b, &id("masked"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["0", "0", "refused"]);
+}
+
+#[test]
+fn memory_limit_is_written_and_an_allocation_past_it_is_oom_killed() {
+    let w = World::new();
+    let limit = 32u64 << 20;
+    let res = json!({"linux": {
+        "resources": {"memory": {"limit": limit, "swap": limit}},
+        "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "cgroup"}],
+    }, "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "nodev", "noexec"]}
+    ]});
+    let b = w.bundle("b", &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"], res.clone());
+    let out = run_bundle(&w, &b, &id("memread"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{limit}\n{limit}\n"));
+
+    // dd's 64 MiB buffer cannot fit in 32 MiB: the kernel OOM-kills it (SIGKILL → 137).
+    let b = w.bundle("oom", &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], res);
+    let out = run_bundle(&w, &b, &id("oom"));
+    assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn state_machine_and_its_errors() {
+    let w = World::new();
+    let b = w.bundle("b", &["sleep", "30"], json!({}));
+    let c = id("sm");
+    let bs = b.to_str().unwrap();
+    let pidfile = w.path("pid");
+    let (code, err) = w.rwasm_detached(&["create", "--bundle", bs, "--pid-file", pidfile.to_str().unwrap(), &c]);
+    assert_eq!(code, 0, "create: {err}");
+    let st = w.state(&c);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], c.as_str());
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(st["bundle"], b.canonicalize().unwrap().to_str().unwrap());
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    // create and start are separate: until start, pid 1 is rwasm's init, not sleep.
+    assert!(!std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().contains("sleep"));
+
+    let (code, err) = w.rwasm_detached(&["create", "--bundle", bs, &c]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+
+    let (code, err) = w.rwasm_detached(&["start", &c]);
+    assert_eq!(code, 0, "start: {err}");
+    assert_eq!(w.state(&c)["status"], "running");
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().starts_with("sleep"));
+
+    let (code, err) = w.rwasm_detached(&["start", &c]);
+    assert_ne!(code, 0, "start of a running container must fail");
+    assert!(err.contains("running"), "{err}");
+    let (code, err) = w.rwasm_detached(&["delete", &c]);
+    assert_ne!(code, 0, "delete of a running container without --force must fail");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(w.state(&c)["status"], "running", "a refused delete has no effect");
+
+    let (code, err) = w.rwasm_detached(&["kill", &c, "KILL"]);
+    assert_eq!(code, 0, "kill: {err}");
+    w.wait_status(&c, "stopped");
+    let (code, err) = w.rwasm_detached(&["kill", &c, "TERM"]);
+    assert_ne!(code, 0, "kill of a stopped container fails: {err}");
+    let (code, err) = w.rwasm_detached(&["delete", &c]);
+    assert_eq!(code, 0, "delete: {err}");
+    let out = w.rwasm(&["state", &c]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(cgroup_dirs_named(&c).is_empty(), "cgroup removed");
+    assert!(!w.root.join(&c).exists(), "state directory removed");
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let w = World::new();
+    let b = w.bundle("b", &["sleep", "30"], json!({}));
+    let c = id("force");
+    assert_eq!(w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]).0, 0);
+    let pid = w.state(&c)["pid"].as_i64().unwrap();
+    assert_eq!(w.rwasm_detached(&["start", &c]).0, 0);
+    let (code, err) = w.rwasm_detached(&["delete", "--force", &c]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "process gone or a zombie: {stat}");
+    assert!(cgroup_dirs_named(&c).is_empty());
+}
+
+#[test]
+fn oci_hooks_get_the_state_on_stdin_in_the_spec_order() {
+    let w = World::new();
+    let log = w.path("hooks.log");
+    let hook_dir = w.path("hookbin");
+    std::fs::create_dir_all(&hook_dir).unwrap();
+    // A hook appends "NAME STATUS PID" taken from the state JSON on its stdin.
+    let script = |name: &str, log: &str| {
+        format!(
+            "#!/bin/sh\ns=$(cat)\nst=$(echo \"$s\" | sed -n 's/.*\"status\":\"\\([a-z]*\\)\".*/\\1/p')\nid=$(echo \"$s\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\necho \"{name} $st $id\" >> {log}\n"
+        )
+    };
+    let mk = |path: &std::path::Path, body: String| {
+        std::fs::write(path, body).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let lg = log.to_str().unwrap();
+    for n in ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] {
+        mk(&hook_dir.join(n), script(n, lg));
+    }
+    let hp = |n: &str| hook_dir.join(n).to_str().unwrap().to_string();
+    let b = w.bundle(
+        "b",
+        &["true"],
+        json!({
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+                {"destination": "/hooklog", "type": "bind", "source": w.tmp.path().to_str().unwrap(), "options": ["rbind"]}
+            ],
+            "hooks": {
+                "prestart": [{"path": hp("prestart")}],
+                "createRuntime": [{"path": hp("createRuntime")}],
+                "createContainer": [{"path": hp("createContainer")}],
+                "startContainer": [{"path": "/bin/startContainer"}],
+                "poststart": [{"path": hp("poststart")}],
+                "poststop": [{"path": hp("poststop"), "args": ["poststop", "x"], "timeout": 5}]
+            }
+        }),
+    );
+    // startContainer runs inside the container after pivot_root: its path and log resolve there.
+    mk(&b.join("rootfs/bin/startContainer"), script("startContainer", "/hooklog/hooks.log"));
+    let c = id("hooks");
+    let out = run_bundle(&w, &b, &c);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = std::fs::read_to_string(&log).unwrap();
+    let want: Vec<String> = [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ]
+    .iter()
+    .map(|(n, s)| format!("{n} {s} {c}"))
+    .collect();
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn a_failing_create_runtime_hook_fails_create_and_leaves_nothing() {
+    let w = World::new();
+    let b = w.bundle("b", &["true"], json!({"hooks": {"createRuntime": [{"path": "/bin/false"}]}}));
+    let c = id("hookfail");
+    let (code, err) = w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]);
+    assert_ne!(code, 0);
+    assert!(err.contains("createRuntime") && err.contains("/bin/false"), "{err}");
+    assert!(!w.root.join(&c).exists());
+    assert!(cgroup_dirs_named(&c).is_empty());
+}
+
+#[test]
+fn missing_command_fails_create_with_docker_wording() {
+    let w = World::new();
+    let b = w.bundle("b", &["no-such-command"], json!({}));
+    let c = id("nocmd");
+    let out = run_bundle(&w, &b, &c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("executable file not found in $PATH"), "{}", stderr(&out));
+    assert!(!w.root.join(&c).exists());
+}
+
+#[test]
+fn bad_config_names_the_field() {
+    let w = World::new();
+    let b = w.bundle("b", &["true"], json!({"process": {"cwd": "relative"}}));
+    let out = run_bundle(&w, &b, &id("badcwd"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("process.cwd"), "{}", stderr(&out));
+    let b = w.bundle("c", &["true"], json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}, {"type": "mount"}]}}));
+    let out = run_bundle(&w, &b, &id("dupns"));
+    assert!(stderr(&out).contains("linux.namespaces"), "{}", stderr(&out));
+}
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
+    let w = World::new();
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '; touch /tmp/x && stat -c %u /tmp/x"],
+        json!({"linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "uts"}, {"type": "ipc"}],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        }, "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ]}),
+    );
+    let out = run_bundle(&w, &b, &id("userns"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "0", "root inside");
+    assert_eq!(lines[1], "0 100000 65536");
+    assert_eq!(lines[2], "0");
+}
+
+#[test]
+fn init_binary_cannot_be_written_through_proc_pid_exe() {
+    // CVE-2019-5736: while init waits for `start`, /proc/PID/exe is rwasm's binary.
+    let w = World::new();
+    let b = w.bundle("b", &["true"], json!({}));
+    let c = id("cve");
+    let (code, err) = w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]);
+    assert_eq!(code, 0, "{err}");
+    let pid = w.state(&c)["pid"].as_i64().unwrap();
+    let exe = format!("/proc/{pid}/exe");
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(&exe).unwrap(), std::fs::metadata(rwasm_bin()).unwrap());
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "init runs rwasm's own binary");
+    // The attack: hold an O_PATH handle on init's exe, wait until init is gone (no
+    // ETXTBSY any more), then reopen the handle for writing.
+    let handle = nix::fcntl::open(exe.as_str(), nix::fcntl::OFlag::O_PATH, nix::sys::stat::Mode::empty()).unwrap();
+    let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+    let st = nix::sys::statvfs::statvfs(via.as_str()).unwrap();
+    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY), "init's exe is on a read-only mount");
+    assert!(w.rwasm_detached(&["delete", "--force", &c]).0 == 0);
+    let err = std::fs::OpenOptions::new().write(true).open(&via).expect_err("writing the runtime through init's exe must fail");
+    // EROFS from the read-only mount; ETXTBSY only if another test runs rwasm right now.
+    assert!(matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)), "{err}");
+}
+
+#[test]
+fn container_process_inherits_no_runtime_fds() {
+    let w = World::new();
+    let b = w.bundle("b", &["ls", "/proc/self/fd"], json!({}));
+    let out = run_bundle(&w, &b, &id("fds"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // ls itself opens one fd for the directory: 0 1 2 and that one.
+    let fds: Vec<String> = stdout(&out).split_whitespace().map(str::to_string).collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "only stdio reaches the container: {fds:?}");
+}
