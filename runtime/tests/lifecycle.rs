@@ -315,3 +315,29 @@ fn container_process_inherits_no_runtime_fds() {
     let fds: Vec<String> = stdout(&out).split_whitespace().map(str::to_string).collect();
     assert_eq!(fds, ["0", "1", "2", "3"], "only stdio reaches the container: {fds:?}");
 }
+
+#[test]
+fn pids_limit_holds_a_fork_loop() {
+    let w = World::new();
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "while true; do sleep 30 & done"],
+        json!({"linux": {"resources": {"pids": {"limit": 20}}}}),
+    );
+    let c = id("forkloop");
+    assert_eq!(w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]).0, 0);
+    assert_eq!(w.rwasm_detached(&["start", &c]).0, 0);
+    let dir = cgroup_dirs_named(&c).into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let t = std::time::Instant::now();
+    while !read("pids.events").starts_with("max ") || read("pids.events").trim() == "max 0" {
+        assert!(t.elapsed() < Duration::from_secs(10), "the fork loop never hit the limit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read("pids.max").trim(), "20");
+    let current: u32 = read("pids.current").trim().parse().unwrap();
+    assert!(current <= 20, "pids.current {current} is above the limit");
+    // (busybox sh gives up once fork fails: the limit, not a kill, ends the loop.)
+    assert_eq!(w.rwasm_detached(&["delete", "--force", &c]).0, 0);
+    assert!(cgroup_dirs_named(&c).is_empty());
+}

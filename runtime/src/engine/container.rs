@@ -206,7 +206,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
     let exe = sealed_self_exe(store.root())?;
     let (mut sync_sock, init_sock) = UnixStream::pair().map_err(|e| SyncError::Io(e))?;
     let sock_path = dir.join("start.sock");
-    let listener = UnixListener::bind(&sock_path)
+    let listener = with_short_path(&dir, "start.sock", |p| UnixListener::bind(p))
         .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
     let init_fd = std::os::fd::OwnedFd::from(init_sock);
     let listen_fd = std::os::fd::OwnedFd::from(listener);
@@ -298,6 +298,14 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
     Ok(Created { record })
 }
 
+/// Call `f` with a path naming `dir/name` that fits a unix socket address (108 bytes,
+/// unix(7)) however long `dir` is: `/proc/self/fd/N/name` through an fd on `dir`.
+fn with_short_path<T>(dir: &Path, name: &str, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+    let d = File::open(dir)?;
+    let p = PathBuf::from(format!("/proc/self/fd/{}/{name}", std::os::fd::AsRawFd::as_raw_fd(&d)));
+    f(&p)
+}
+
 /// The plugins a container was created with (an empty set when it had none).
 pub fn plugins_of(record: &Record, cache_dir: &Path) -> Result<PluginSet, EngineError> {
     match &record.plugins {
@@ -331,7 +339,7 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
         return Err(EngineError::Point { point: "startContainer", source });
     }
     let sock_path = store.dir(id).join("start.sock");
-    let mut conn = UnixStream::connect(&sock_path)
+    let mut conn = with_short_path(&store.dir(id), "start.sock", |p| UnixStream::connect(p))
         .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
     sync::send(&mut conn, &ToInit::Start { state: state_json(&record, ContainerState::Created) })?;
     let mut exec_sent = false;
