@@ -46,18 +46,39 @@ fn how(flags: OFlag) -> OpenHow {
 
 /// Open `path` (absolute or relative, interpreted inside `root`) as an `O_PATH` fd,
 /// creating what is missing as `create` says (directories 0755, files 0644).
+///
+/// A dangling symlink on the way (`/var/run -> /run` when `/run` is missing) is followed
+/// and its target created, still inside the root; at most 40 links are followed, as the
+/// kernel's own limit.
 pub fn open_in_root(root: &impl AsFd, path: &Path, create: Create) -> Result<OwnedFd, ResolveError> {
-    let rel = relative(path);
-    match openat2(root.as_fd(), &rel, how(OFlag::O_PATH)) {
-        Ok(fd) => return Ok(fd),
+    let mut rel = relative(path);
+    for _ in 0..40 {
+        match walk(root, &rel, create) {
+            Ok(Walk::Done(fd)) => return Ok(fd),
+            Ok(Walk::Dangling(next)) => rel = next,
+            Err(e) => return Err(err(path, e)),
+        }
+    }
+    Err(err(path, Errno::ELOOP))
+}
+
+enum Walk {
+    Done(OwnedFd),
+    /// Resolution must restart at this path (a dangling symlink was expanded).
+    Dangling(PathBuf),
+}
+
+fn walk(root: &impl AsFd, rel: &Path, create: Create) -> Result<Walk, Errno> {
+    match openat2(root.as_fd(), rel, how(OFlag::O_PATH)) {
+        Ok(fd) => return Ok(Walk::Done(fd)),
         Err(Errno::ENOENT) if create != Create::Nothing => {}
-        Err(e) => return Err(err(path, e)),
+        Err(e) => return Err(e),
     }
     let comps: Vec<_> = rel.components().collect();
     let mut prefix = PathBuf::new();
-    let mut dir: OwnedFd = openat2(root.as_fd(), ".", how(OFlag::O_PATH | OFlag::O_DIRECTORY))
-        .map_err(|e| err(path, e))?;
+    let mut dir: OwnedFd = openat2(root.as_fd(), ".", how(OFlag::O_PATH | OFlag::O_DIRECTORY))?;
     for (i, c) in comps.iter().enumerate() {
+        let parent_prefix = prefix.clone();
         prefix.push(c);
         let last = i + 1 == comps.len();
         match openat2(root.as_fd(), &prefix, how(OFlag::O_PATH)) {
@@ -66,12 +87,18 @@ pub fn open_in_root(root: &impl AsFd, path: &Path, create: Create) -> Result<Own
                 continue;
             }
             Err(Errno::ENOENT) => {}
-            Err(e) => return Err(err(path, e)),
+            Err(e) => return Err(e),
         }
-        // `dir` is the resolved parent; create the single name `c` in it.
+        // `dir` is the resolved parent; `c` is missing there, or a dangling symlink.
         let name = c.as_os_str();
+        let parent = reopen_dir(&dir)?;
+        if let Ok(target) = nix::fcntl::readlinkat(&parent, name) {
+            let target = PathBuf::from(target);
+            let base = if target.is_absolute() { relative(&target) } else { parent_prefix.join(target) };
+            let rest: PathBuf = comps[i + 1..].iter().collect();
+            return Ok(Walk::Dangling(base.join(rest)));
+        }
         if last && create == Create::File {
-            let parent = reopen_dir(&dir).map_err(|e| err(path, e))?;
             match nix::fcntl::openat(
                 &parent,
                 name,
@@ -79,18 +106,17 @@ pub fn open_in_root(root: &impl AsFd, path: &Path, create: Create) -> Result<Own
                 Mode::from_bits_truncate(0o644),
             ) {
                 Ok(_) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(err(path, e)),
+                Err(e) => return Err(e),
             }
         } else {
-            let parent = reopen_dir(&dir).map_err(|e| err(path, e))?;
             match mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(err(path, e)),
+                Err(e) => return Err(e),
             }
         }
-        dir = openat2(root.as_fd(), &prefix, how(OFlag::O_PATH)).map_err(|e| err(path, e))?;
+        dir = openat2(root.as_fd(), &prefix, how(OFlag::O_PATH))?;
     }
-    Ok(dir)
+    Ok(Walk::Done(dir))
 }
 
 /// An `O_PATH` fd cannot be used as the dirfd of mkdirat/openat(O_CREAT) on all kernels'
