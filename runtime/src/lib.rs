@@ -4,9 +4,9 @@
 //! store) → `plugin` (manifest, wasmtime host) → `linux` (namespaces, mounts, cgroups,
 //! process launch). `linux` knows nothing of plugins; `plugin` knows nothing of syscalls.
 
+pub mod engine;
 pub mod linux;
 pub mod plugin;
-pub mod engine;
 
 /// An error and its sources as one line, `outer: inner: root`, skipping a source whose
 /// text the outer message already ends with.

@@ -9,7 +9,9 @@ fn error_line(e: &anyhow::Error) -> String {
 
 fn main() {
     // Checked before anything else runs: init must stay a minimal, single-threaded process.
-    if std::env::args_os().nth(1).is_some_and(|a| a == rwasm::linux::launch::INIT_ARG)
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == rwasm::linux::launch::INIT_ARG)
         && std::env::var_os(rwasm::linux::launch::ENV_SYNC_FD).is_some()
     {
         rwasm::linux::init::main();

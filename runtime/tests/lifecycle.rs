@@ -16,7 +16,11 @@ fn run_bundle(w: &World, bundle: &std::path::Path, id: &str) -> std::process::Ou
 #[test]
 fn echo_output_and_exit_codes_pass_through() {
     let w = World::new();
-    let b = w.bundle("b", &["sh", "-c", "echo hello; echo oops >&2; exit 3"], json!({}));
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        json!({}),
+    );
     let out = run_bundle(&w, &b, &id("exit3"));
     assert_eq!(stdout(&out), "hello\n");
     assert!(stderr(&out).contains("oops"));
@@ -25,11 +29,17 @@ fn echo_output_and_exit_codes_pass_through() {
     // Killed from outside (pid 1 cannot SIGKILL itself from inside its namespace).
     let b = w.bundle("k", &["sleep", "30"], json!({}));
     let c = id("sigkill");
-    let mut run = w.cmd(&["run", "--bundle", b.to_str().unwrap(), &c]).spawn().unwrap();
+    let mut run = w
+        .cmd(&["run", "--bundle", b.to_str().unwrap(), &c])
+        .spawn()
+        .unwrap();
     w.wait_status(&c, "running");
     assert_eq!(w.rwasm_detached(&["kill", &c, "9"]).0, 0);
     assert_eq!(run.wait().unwrap().code(), Some(137), "SIGKILL → 128+9");
-    assert!(!w.root.join(&c).exists(), "run deletes the container after it exits");
+    assert!(
+        !w.root.join(&c).exists(),
+        "run deletes the container after it exits"
+    );
 }
 
 #[test]
@@ -37,7 +47,11 @@ fn pid_1_hostname_and_proc() {
     let w = World::new();
     let b = w.bundle(
         "b",
-        &["sh", "-c", "echo pid=$$; hostname; head -1 /proc/self/status; ls /proc/1/ns | wc -l"],
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; head -1 /proc/self/status; ls /proc/1/ns | wc -l",
+        ],
         json!({"hostname": "inside"}),
     );
     let out = run_bundle(&w, &b, &id("pid1"));
@@ -53,7 +67,11 @@ fn pid_1_hostname_and_proc() {
 fn masked_paths_read_empty_and_readonly_paths_refuse_writes() {
     let w = World::new();
     // /proc/timer_list has content on the host; masked, it reads as /dev/null.
-    assert!(!std::fs::read_to_string("/proc/timer_list").unwrap().is_empty());
+    assert!(
+        !std::fs::read_to_string("/proc/timer_list")
+            .unwrap()
+            .is_empty()
+    );
     let b = w.bundle(
         "b",
         &["sh", "-c", "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sys/vm/drop_caches && echo wrote || echo refused"],
@@ -68,7 +86,10 @@ fn masked_paths_read_empty_and_readonly_paths_refuse_writes() {
     );
     let out = run_bundle(&w, &b, &id("masked"));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["0", "0", "refused"]);
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "refused"]
+    );
 }
 
 #[test]
@@ -83,13 +104,25 @@ fn memory_limit_is_written_and_an_allocation_past_it_is_oom_killed() {
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "nodev", "noexec"]}
     ]});
-    let b = w.bundle("b", &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"], res.clone());
+    let b = w.bundle(
+        "b",
+        &[
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+        ],
+        res.clone(),
+    );
     let out = run_bundle(&w, &b, &id("memread"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{limit}\n{limit}\n"));
 
     // dd's 64 MiB buffer cannot fit in 32 MiB: the kernel OOM-kills it (SIGKILL → 137).
-    let b = w.bundle("oom", &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], res);
+    let b = w.bundle(
+        "oom",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        res,
+    );
     let out = run_bundle(&w, &b, &id("oom"));
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
 }
@@ -101,7 +134,14 @@ fn state_machine_and_its_errors() {
     let c = id("sm");
     let bs = b.to_str().unwrap();
     let pidfile = w.path("pid");
-    let (code, err) = w.rwasm_detached(&["create", "--bundle", bs, "--pid-file", pidfile.to_str().unwrap(), &c]);
+    let (code, err) = w.rwasm_detached(&[
+        "create",
+        "--bundle",
+        bs,
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &c,
+    ]);
     assert_eq!(code, 0, "create: {err}");
     let st = w.state(&c);
     assert_eq!(st["status"], "created");
@@ -111,7 +151,11 @@ fn state_machine_and_its_errors() {
     let pid = st["pid"].as_i64().unwrap();
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
     // create and start are separate: until start, pid 1 is rwasm's init, not sleep.
-    assert!(!std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().contains("sleep"));
+    assert!(
+        !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .contains("sleep")
+    );
 
     let (code, err) = w.rwasm_detached(&["create", "--bundle", bs, &c]);
     assert_ne!(code, 0);
@@ -120,15 +164,26 @@ fn state_machine_and_its_errors() {
     let (code, err) = w.rwasm_detached(&["start", &c]);
     assert_eq!(code, 0, "start: {err}");
     assert_eq!(w.state(&c)["status"], "running");
-    assert!(std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().starts_with("sleep"));
+    assert!(
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .starts_with("sleep")
+    );
 
     let (code, err) = w.rwasm_detached(&["start", &c]);
     assert_ne!(code, 0, "start of a running container must fail");
     assert!(err.contains("running"), "{err}");
     let (code, err) = w.rwasm_detached(&["delete", &c]);
-    assert_ne!(code, 0, "delete of a running container without --force must fail");
+    assert_ne!(
+        code, 0,
+        "delete of a running container without --force must fail"
+    );
     assert!(err.contains("--force"), "{err}");
-    assert_eq!(w.state(&c)["status"], "running", "a refused delete has no effect");
+    assert_eq!(
+        w.state(&c)["status"],
+        "running",
+        "a refused delete has no effect"
+    );
 
     let (code, err) = w.rwasm_detached(&["kill", &c, "KILL"]);
     assert_eq!(code, 0, "kill: {err}");
@@ -149,14 +204,21 @@ fn delete_force_kills_a_running_container() {
     let w = World::new();
     let b = w.bundle("b", &["sleep", "30"], json!({}));
     let c = id("force");
-    assert_eq!(w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]).0, 0);
+    assert_eq!(
+        w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c])
+            .0,
+        0
+    );
     let pid = w.state(&c)["pid"].as_i64().unwrap();
     assert_eq!(w.rwasm_detached(&["start", &c]).0, 0);
     let (code, err) = w.rwasm_detached(&["delete", "--force", &c]);
     assert_eq!(code, 0, "{err}");
     std::thread::sleep(Duration::from_millis(50));
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z"), "process gone or a zombie: {stat}");
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "process gone or a zombie: {stat}"
+    );
     assert!(cgroup_dirs_named(&c).is_empty());
 }
 
@@ -177,7 +239,13 @@ fn oci_hooks_get_the_state_on_stdin_in_the_spec_order() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     };
     let lg = log.to_str().unwrap();
-    for n in ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] {
+    for n in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
         mk(&hook_dir.join(n), script(n, lg));
     }
     let hp = |n: &str| hook_dir.join(n).to_str().unwrap().to_string();
@@ -201,7 +269,10 @@ fn oci_hooks_get_the_state_on_stdin_in_the_spec_order() {
         }),
     );
     // startContainer runs inside the container after pivot_root: its path and log resolve there.
-    mk(&b.join("rootfs/bin/startContainer"), script("startContainer", "/hooklog/hooks.log"));
+    mk(
+        &b.join("rootfs/bin/startContainer"),
+        script("startContainer", "/hooklog/hooks.log"),
+    );
     let c = id("hooks");
     let out = run_bundle(&w, &b, &c);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -223,11 +294,18 @@ fn oci_hooks_get_the_state_on_stdin_in_the_spec_order() {
 #[test]
 fn a_failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     let w = World::new();
-    let b = w.bundle("b", &["true"], json!({"hooks": {"createRuntime": [{"path": "/bin/false"}]}}));
+    let b = w.bundle(
+        "b",
+        &["true"],
+        json!({"hooks": {"createRuntime": [{"path": "/bin/false"}]}}),
+    );
     let c = id("hookfail");
     let (code, err) = w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]);
     assert_ne!(code, 0);
-    assert!(err.contains("createRuntime") && err.contains("/bin/false"), "{err}");
+    assert!(
+        err.contains("createRuntime") && err.contains("/bin/false"),
+        "{err}"
+    );
     assert!(!w.root.join(&c).exists());
     assert!(cgroup_dirs_named(&c).is_empty());
 }
@@ -239,7 +317,11 @@ fn missing_command_fails_create_with_docker_wording() {
     let c = id("nocmd");
     let out = run_bundle(&w, &b, &c);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("executable file not found in $PATH"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found in $PATH"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!w.root.join(&c).exists());
 }
 
@@ -250,9 +332,17 @@ fn bad_config_names_the_field() {
     let out = run_bundle(&w, &b, &id("badcwd"));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("process.cwd"), "{}", stderr(&out));
-    let b = w.bundle("c", &["true"], json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}, {"type": "mount"}]}}));
+    let b = w.bundle(
+        "c",
+        &["true"],
+        json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}, {"type": "mount"}]}}),
+    );
     let out = run_bundle(&w, &b, &id("dupns"));
-    assert!(stderr(&out).contains("linux.namespaces"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("linux.namespaces"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -291,18 +381,39 @@ fn init_binary_cannot_be_written_through_proc_pid_exe() {
     let pid = w.state(&c)["pid"].as_i64().unwrap();
     let exe = format!("/proc/{pid}/exe");
     use std::os::unix::fs::MetadataExt;
-    let (a, b) = (std::fs::metadata(&exe).unwrap(), std::fs::metadata(rwasm_bin()).unwrap());
-    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "init runs rwasm's own binary");
+    let (a, b) = (
+        std::fs::metadata(&exe).unwrap(),
+        std::fs::metadata(rwasm_bin()).unwrap(),
+    );
+    assert_eq!(
+        (a.dev(), a.ino()),
+        (b.dev(), b.ino()),
+        "init runs rwasm's own binary"
+    );
     // The attack: hold an O_PATH handle on init's exe, wait until init is gone (no
     // ETXTBSY any more), then reopen the handle for writing.
-    let handle = nix::fcntl::open(exe.as_str(), nix::fcntl::OFlag::O_PATH, nix::sys::stat::Mode::empty()).unwrap();
+    let handle = nix::fcntl::open(
+        exe.as_str(),
+        nix::fcntl::OFlag::O_PATH,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
     let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
     let st = nix::sys::statvfs::statvfs(via.as_str()).unwrap();
-    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY), "init's exe is on a read-only mount");
+    assert!(
+        st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "init's exe is on a read-only mount"
+    );
     assert!(w.rwasm_detached(&["delete", "--force", &c]).0 == 0);
-    let err = std::fs::OpenOptions::new().write(true).open(&via).expect_err("writing the runtime through init's exe must fail");
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&via)
+        .expect_err("writing the runtime through init's exe must fail");
     // EROFS from the read-only mount; ETXTBSY only if another test runs rwasm right now.
-    assert!(matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)), "{err}");
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -312,8 +423,15 @@ fn container_process_inherits_no_runtime_fds() {
     let out = run_bundle(&w, &b, &id("fds"));
     assert!(out.status.success(), "{}", stderr(&out));
     // ls itself opens one fd for the directory: 0 1 2 and that one.
-    let fds: Vec<String> = stdout(&out).split_whitespace().map(str::to_string).collect();
-    assert_eq!(fds, ["0", "1", "2", "3"], "only stdio reaches the container: {fds:?}");
+    let fds: Vec<String> = stdout(&out)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "only stdio reaches the container: {fds:?}"
+    );
 }
 
 #[test]
@@ -325,13 +443,23 @@ fn pids_limit_holds_a_fork_loop() {
         json!({"linux": {"resources": {"pids": {"limit": 20}}}}),
     );
     let c = id("forkloop");
-    assert_eq!(w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c]).0, 0);
+    assert_eq!(
+        w.rwasm_detached(&["create", "--bundle", b.to_str().unwrap(), &c])
+            .0,
+        0
+    );
     assert_eq!(w.rwasm_detached(&["start", &c]).0, 0);
-    let dir = cgroup_dirs_named(&c).into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
+    let dir = cgroup_dirs_named(&c)
+        .into_iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .expect("pids cgroup");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     let t = std::time::Instant::now();
     while !read("pids.events").starts_with("max ") || read("pids.events").trim() == "max 0" {
-        assert!(t.elapsed() < Duration::from_secs(10), "the fork loop never hit the limit");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the fork loop never hit the limit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(read("pids.max").trim(), "20");

@@ -15,13 +15,23 @@ use rwasm::plugin::PluginSet;
 pub const DEFAULT_MANIFEST: &str = "/etc/rwasm/plugins.toml";
 
 #[derive(Parser, Debug)]
-#[command(name = "rwasm", version, about = "A container runtime with WebAssembly plugins", disable_help_subcommand = true)]
+#[command(
+    name = "rwasm",
+    version,
+    about = "A container runtime with WebAssembly plugins",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// State directory of containers (runc's --root).
     #[arg(long, global = true, env = "RWASM_ROOT", default_value = "/run/rwasm")]
     pub root: PathBuf,
     /// Data directory: images, Docker-style container bundles, the plugin cache.
-    #[arg(long, global = true, env = "RWASM_DATA_ROOT", default_value = "/var/lib/rwasm")]
+    #[arg(
+        long,
+        global = true,
+        env = "RWASM_DATA_ROOT",
+        default_value = "/var/lib/rwasm"
+    )]
     pub data_root: PathBuf,
     /// Plugin manifest (TOML); default /etc/rwasm/plugins.toml when it exists.
     #[arg(long, global = true, env = "RWASM_PLUGINS")]
@@ -94,7 +104,9 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     let level = if cli.debug { "debug" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal());
     match (&cli.log, cli.log_format) {
         (Some(path), fmt) => {
             let file = std::fs::OpenOptions::new()
@@ -102,7 +114,9 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
-            let b = builder.with_writer(std::sync::Mutex::new(file)).with_ansi(false);
+            let b = builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false);
             match fmt {
                 LogFormat::Json => b.json().init(),
                 LogFormat::Text => b.init(),
@@ -125,7 +139,9 @@ pub fn load_plugins(cli: &Cli) -> anyhow::Result<PluginSet> {
     let cache = cache_dir(cli);
     match &cli.plugins {
         Some(p) => Ok(PluginSet::load(p, &cache)?),
-        None if Path::new(DEFAULT_MANIFEST).exists() => Ok(PluginSet::load(Path::new(DEFAULT_MANIFEST), &cache)?),
+        None if Path::new(DEFAULT_MANIFEST).exists() => {
+            Ok(PluginSet::load(Path::new(DEFAULT_MANIFEST), &cache)?)
+        }
         None => Ok(PluginSet::empty()),
     }
 }
@@ -170,7 +186,10 @@ fn exit_code_for(e: &anyhow::Error, docker: bool) -> i32 {
     let kind = e.chain().find_map(|c| {
         c.downcast_ref::<rwasm::engine::container::EngineError>()
             .and_then(|x| x.failure_kind())
-            .or_else(|| c.downcast_ref::<rwasm::engine::run::RunError>().and_then(|x| x.failure_kind()))
+            .or_else(|| {
+                c.downcast_ref::<rwasm::engine::run::RunError>()
+                    .and_then(|x| x.failure_kind())
+            })
     });
     match (docker, kind) {
         (false, _) => 1,

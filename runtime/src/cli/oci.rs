@@ -133,11 +133,26 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
-            println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for r in &rows {
                 let status = r.status();
-                let pid = if status == ContainerState::Stopped { 0 } else { r.pid.unwrap_or(0) };
-                println!("{:<20} {:<8} {:<10} {:<40} {:<32} {}", r.id, pid, status, r.bundle.display(), r.created, r.owner);
+                let pid = if status == ContainerState::Stopped {
+                    0
+                } else {
+                    r.pid.unwrap_or(0)
+                };
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
+                    r.id,
+                    pid,
+                    status,
+                    r.bundle.display(),
+                    r.created,
+                    r.owner
+                );
             }
         }
         other => bail!("--format {other:?}: use table or json"),
@@ -148,11 +163,20 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
 /// `run --bundle DIR ID`: create, start, wait, delete; the container's exit code.
 pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
     check_create_flags(&a.console_socket, a.no_pivot)?;
-    let id = a.positional.first().context("run --bundle needs a container id")?;
+    let id = a
+        .positional
+        .first()
+        .context("run --bundle needs a container id")?;
     if a.positional.len() > 1 {
-        bail!("run --bundle takes one container id, got {:?}", a.positional);
+        bail!(
+            "run --bundle takes one container id, got {:?}",
+            a.positional
+        );
     }
-    let bundle = a.bundle.clone().expect("bundle_run is called with --bundle");
+    let bundle = a
+        .bundle
+        .clone()
+        .expect("bundle_run is called with --bundle");
     let plugins = load_plugins(cli)?;
     let store = store(cli)?;
     let created = container::create(
@@ -179,7 +203,8 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
 
 /// `setup`: the data directories and the built-in busybox image.
 pub fn setup(cli: &Cli) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cli.data_root).with_context(|| format!("cannot create {}", cli.data_root.display()))?;
+    std::fs::create_dir_all(&cli.data_root)
+        .with_context(|| format!("cannot create {}", cli.data_root.display()))?;
     let rootfs = ImageStore::new(&cli.data_root).init_busybox()?;
     store(cli)?;
     println!("busybox image: {}", rootfs.display());

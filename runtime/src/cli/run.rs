@@ -97,7 +97,10 @@ pub struct RunArgs {
 }
 
 pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
-    let (image, args) = a.positional.split_first().context("run: an IMAGE is required")?;
+    let (image, args) = a
+        .positional
+        .split_first()
+        .context("run: an IMAGE is required")?;
     if a.detach {
         anyhow::bail!("run -d: detached Docker-style containers are not supported yet");
     }
@@ -122,7 +125,9 @@ pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.
-        eprintln!("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+        eprintln!(
+            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+        );
         flags.blkio_weight = None;
     }
     let forward = |pid: i32| {
@@ -149,8 +154,13 @@ pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
 
 /// Whether this host's cgroups can honour a block I/O weight.
 fn blkio_weight_supported() -> bool {
-    ["/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight", "/sys/fs/cgroup/io.weight"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"))
+    [
+        "/sys/fs/cgroup/blkio/blkio.weight",
+        "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+        "/sys/fs/cgroup/io.weight",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.contains("io"))
 }

@@ -20,7 +20,9 @@ use crate::linux::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncErr
 use crate::plugin::{HookPoint, PluginError, PluginSet};
 
 use super::hooks::{OciHook, PointError, run_point, run_point_logged, state_json};
-use super::state::{OCI_VERSION, Record, StateError, StateStore, check_id, now_rfc3339, write_atomic};
+use super::state::{
+    OCI_VERSION, Record, StateError, StateStore, check_id, now_rfc3339, write_atomic,
+};
 
 /// A lifecycle operation that failed. Nothing of a failed create is left behind.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +32,11 @@ pub enum EngineError {
     #[error("{path}: {reason}")]
     Bundle { path: PathBuf, reason: String },
     #[error("cannot load {path}")]
-    Config { path: PathBuf, #[source] source: oci_spec::OciSpecError },
+    Config {
+        path: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error(transparent)]
@@ -44,17 +50,37 @@ pub enum EngineError {
     #[error("talking to the container's init")]
     Sync(#[from] SyncError),
     #[error("start socket {path}")]
-    Socket { path: PathBuf, #[source] source: std::io::Error },
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Init(String, FailureKind),
     #[error("{point} failed")]
-    Point { point: &'static str, #[source] source: PointError },
+    Point {
+        point: &'static str,
+        #[source]
+        source: PointError,
+    },
     #[error("container {id} is {status}: {what}")]
-    WrongState { id: String, status: ContainerState, what: &'static str },
+    WrongState {
+        id: String,
+        status: ContainerState,
+        what: &'static str,
+    },
     #[error("cannot signal container {id}")]
-    Signal { id: String, #[source] source: nix::Error },
+    Signal {
+        id: String,
+        #[source]
+        source: nix::Error,
+    },
     #[error("waiting for container {id}")]
-    Wait { id: String, #[source] source: nix::Error },
+    Wait {
+        id: String,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 impl EngineError {
@@ -92,14 +118,25 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineErro
         reason: format!("bundle directory: {e}"),
     })?;
     let path = bundle.join("config.json");
-    let spec = Spec::load(&path).map_err(|source| EngineError::Config { path: path.clone(), source })?;
-    let bad = |reason: &str| EngineError::Bundle { path: path.clone(), reason: reason.into() };
-    let process = spec.process().as_ref().ok_or_else(|| bad("process: missing (required for create)"))?;
+    let spec = Spec::load(&path).map_err(|source| EngineError::Config {
+        path: path.clone(),
+        source,
+    })?;
+    let bad = |reason: &str| EngineError::Bundle {
+        path: path.clone(),
+        reason: reason.into(),
+    };
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| bad("process: missing (required for create)"))?;
     if process.args().as_deref().unwrap_or_default().is_empty() {
         return Err(bad("process.args: must name the program to run"));
     }
     if process.terminal().unwrap_or(false) {
-        return Err(bad("process.terminal: true needs --console-socket, which rwasm does not support yet"));
+        return Err(bad(
+            "process.terminal: true needs --console-socket, which rwasm does not support yet",
+        ));
     }
     if !process.cwd().is_absolute() {
         return Err(bad("process.cwd: must be an absolute path"));
@@ -171,7 +208,12 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         pid_start: None,
         bundle: bundle.clone(),
         rootfs: rootfs.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         created: now_rfc3339(),
         owner: "root".into(),
         cgroup: None,
@@ -180,34 +222,62 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
     };
     // pre-create: the plugins may still change the spec; nothing exists yet.
     if opts.plugins.wants(HookPoint::PreCreate) {
-        let applied = opts.plugins.pre_create(&record.oci_state(ContainerState::Creating), &mut spec)?;
+        let applied = opts
+            .plugins
+            .pre_create(&record.oci_state(ContainerState::Creating), &mut spec)?;
         for a in &applied {
             tracing::info!(container = %opts.id, "{a}");
         }
-        record.annotations = spec.annotations().clone().unwrap_or_default().into_iter().collect();
+        record.annotations = spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     }
     let pid_ns = plan
         .pid_path
         .as_ref()
         .map(|p| {
-            File::open(p).map_err(|source| NamespaceError::Open { kind: "pid", path: p.clone(), source })
+            File::open(p).map_err(|source| NamespaceError::Open {
+                kind: "pid",
+                path: p.clone(),
+                source,
+            })
         })
         .transpose()?;
 
     let dir = store.claim(opts.id)?;
-    let mut rb = Rollback { store, id: opts.id.into(), cgroup: None, pid: None, armed: true };
-    write_atomic(&dir.join("config.json"), &serde_json::to_vec(&spec).expect("spec serializes"))?;
+    let mut rb = Rollback {
+        store,
+        id: opts.id.into(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    write_atomic(
+        &dir.join("config.json"),
+        &serde_json::to_vec(&spec).expect("spec serializes"),
+    )?;
 
-    let cg = Manager::for_container(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), opts.id)?;
+    let cg = Manager::for_container(
+        linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+        opts.id,
+    )?;
     cg.create()?;
     record.cgroup = Some(cg.handle());
     rb.cgroup = Some(cg);
 
     let exe = sealed_self_exe(store.root())?;
-    let (mut sync_sock, init_sock) = UnixStream::pair().map_err(|e| SyncError::Io(e))?;
+    let (mut sync_sock, init_sock) = UnixStream::pair().map_err(SyncError::Io)?;
     let sock_path = dir.join("start.sock");
-    let listener = with_short_path(&dir, "start.sock", |p| UnixListener::bind(p))
-        .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
+    let listener =
+        with_short_path(&dir, "start.sock", |p| UnixListener::bind(p)).map_err(|source| {
+            EngineError::Socket {
+                path: sock_path.clone(),
+                source,
+            }
+        })?;
     let init_fd = std::os::fd::OwnedFd::from(init_sock);
     let listen_fd = std::os::fd::OwnedFd::from(listener);
     let pid = spawn_init(&Launch {
@@ -235,7 +305,8 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
             linux.uid_mappings().as_deref().unwrap_or_default(),
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
-        std::io::Write::write_all(&mut sync_sock, &[crate::linux::launch::MAPS_WRITTEN]).map_err(SyncError::Io)?;
+        std::io::Write::write_all(&mut sync_sock, &[crate::linux::launch::MAPS_WRITTEN])
+            .map_err(SyncError::Io)?;
     }
     let cfg = InitConfig {
         spec: spec.clone(),
@@ -252,7 +323,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         let msg = match sync::recv::<FromInit>(&mut sync_sock) {
             Ok(m) => m,
             Err(SyncError::Closed) => {
-                return Err(EngineError::Init("container init exited during create".into(), FailureKind::Other));
+                return Err(EngineError::Init(
+                    "container init exited during create".into(),
+                    FailureKind::Other,
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -265,7 +339,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
                 &[OciHook::Prestart, OciHook::CreateRuntime],
                 HookPoint::CreateRuntime,
             )
-            .map_err(|source| EngineError::Point { point: "createRuntime", source }),
+            .map_err(|source| EngineError::Point {
+                point: "createRuntime",
+                source,
+            }),
             FromInit::Paused(Pause::CreateContainer) => run_point(
                 opts.plugins,
                 &spec,
@@ -274,11 +351,17 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
                 &[],
                 HookPoint::CreateContainer,
             )
-            .map_err(|source| EngineError::Point { point: "createContainer", source }),
+            .map_err(|source| EngineError::Point {
+                point: "createContainer",
+                source,
+            }),
             FromInit::Created => break,
             FromInit::Failed { kind, message } => return Err(EngineError::Init(message, kind)),
             FromInit::Exec => {
-                return Err(EngineError::Init("init sent exec during create".into(), FailureKind::Other));
+                return Err(EngineError::Init(
+                    "init sent exec during create".into(),
+                    FailureKind::Other,
+                ));
             }
         };
         match step {
@@ -300,9 +383,16 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
 
 /// Call `f` with a path naming `dir/name` that fits a unix socket address (108 bytes,
 /// unix(7)) however long `dir` is: `/proc/self/fd/N/name` through an fd on `dir`.
-fn with_short_path<T>(dir: &Path, name: &str, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+fn with_short_path<T>(
+    dir: &Path,
+    name: &str,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     let d = File::open(dir)?;
-    let p = PathBuf::from(format!("/proc/self/fd/{}/{name}", std::os::fd::AsRawFd::as_raw_fd(&d)));
+    let p = PathBuf::from(format!(
+        "/proc/self/fd/{}/{name}",
+        std::os::fd::AsRawFd::as_raw_fd(&d)
+    ));
     f(&p)
 }
 
@@ -325,7 +415,11 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
     let mut record = store.load(id)?;
     let status = record.status();
     if status != ContainerState::Created {
-        return Err(EngineError::WrongState { id: id.into(), status, what: "only a created container can be started" });
+        return Err(EngineError::WrongState {
+            id: id.into(),
+            status,
+            what: "only a created container can be started",
+        });
     }
     let spec = load_spec(store, id)?;
     let stop = |record: &Record| {
@@ -333,15 +427,33 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     };
-    if let Err(source) = run_point(plugins, &spec, &record, ContainerState::Created, &[], HookPoint::StartContainer) {
+    if let Err(source) = run_point(
+        plugins,
+        &spec,
+        &record,
+        ContainerState::Created,
+        &[],
+        HookPoint::StartContainer,
+    ) {
         // Spec: a failing startContainer hook stops the container.
         stop(&record);
-        return Err(EngineError::Point { point: "startContainer", source });
+        return Err(EngineError::Point {
+            point: "startContainer",
+            source,
+        });
     }
     let sock_path = store.dir(id).join("start.sock");
     let mut conn = with_short_path(&store.dir(id), "start.sock", |p| UnixStream::connect(p))
-        .map_err(|source| EngineError::Socket { path: sock_path.clone(), source })?;
-    sync::send(&mut conn, &ToInit::Start { state: state_json(&record, ContainerState::Created) })?;
+        .map_err(|source| EngineError::Socket {
+            path: sock_path.clone(),
+            source,
+        })?;
+    sync::send(
+        &mut conn,
+        &ToInit::Start {
+            state: state_json(&record, ContainerState::Created),
+        },
+    )?;
     let mut exec_sent = false;
     loop {
         match sync::recv::<FromInit>(&mut conn) {
@@ -352,11 +464,17 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
             }
             Ok(other) => {
                 stop(&record);
-                return Err(EngineError::Init(format!("unexpected message from init: {other:?}"), FailureKind::Other));
+                return Err(EngineError::Init(
+                    format!("unexpected message from init: {other:?}"),
+                    FailureKind::Other,
+                ));
             }
             Err(SyncError::Closed) if exec_sent => break,
             Err(SyncError::Closed) => {
-                return Err(EngineError::Init("container init exited before exec".into(), FailureKind::Other));
+                return Err(EngineError::Init(
+                    "container init exited before exec".into(),
+                    FailureKind::Other,
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -365,16 +483,32 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
     record.started = true;
     record.status = ContainerState::Running;
     store.save(&record)?;
-    run_point_logged(plugins, &spec, &record, ContainerState::Running, OciHook::Poststart, HookPoint::Poststart);
+    run_point_logged(
+        plugins,
+        &spec,
+        &record,
+        ContainerState::Running,
+        OciHook::Poststart,
+        HookPoint::Poststart,
+    );
     Ok(record)
 }
 
 /// Send `signal` to the container's init, or with `all` to every process in its cgroup.
-pub fn kill_container(store: &StateStore, id: &str, signal: Signal, all: bool) -> Result<(), EngineError> {
+pub fn kill_container(
+    store: &StateStore,
+    id: &str,
+    signal: Signal,
+    all: bool,
+) -> Result<(), EngineError> {
     let record = store.load(id)?;
     let status = record.status();
     if !matches!(status, ContainerState::Created | ContainerState::Running) {
-        return Err(EngineError::WrongState { id: id.into(), status, what: "only a created or running container can be signalled" });
+        return Err(EngineError::WrongState {
+            id: id.into(),
+            status,
+            what: "only a created or running container can be signalled",
+        });
     }
     let mut pids = vec![record.pid.unwrap_or_default()];
     if all && let Some(h) = &record.cgroup {
@@ -383,7 +517,12 @@ pub fn kill_container(store: &StateStore, id: &str, signal: Signal, all: bool) -
     for pid in pids {
         match kill(Pid::from_raw(pid), signal) {
             Ok(()) | Err(nix::Error::ESRCH) => {}
-            Err(source) => return Err(EngineError::Signal { id: id.into(), source }),
+            Err(source) => {
+                return Err(EngineError::Signal {
+                    id: id.into(),
+                    source,
+                });
+            }
         }
     }
     Ok(())
@@ -391,7 +530,12 @@ pub fn kill_container(store: &StateStore, id: &str, signal: Signal, all: bool) -
 
 /// Delete a container (runtime-spec "delete"): a container that is not stopped is an
 /// error unless `force`, which kills it first. Poststop hooks run after deletion.
-pub fn delete(store: &StateStore, id: &str, force: bool, cache_dir: &Path) -> Result<(), EngineError> {
+pub fn delete(
+    store: &StateStore,
+    id: &str,
+    force: bool,
+    cache_dir: &Path,
+) -> Result<(), EngineError> {
     let _span = tracing::info_span!("delete", container = %id).entered();
     let record = match store.load(id) {
         Ok(r) => r,
@@ -405,7 +549,11 @@ pub fn delete(store: &StateStore, id: &str, force: bool, cache_dir: &Path) -> Re
     let status = record.status();
     if status != ContainerState::Stopped {
         if !force {
-            return Err(EngineError::WrongState { id: id.into(), status, what: "delete it with --force, or stop it first" });
+            return Err(EngineError::WrongState {
+                id: id.into(),
+                status,
+                what: "delete it with --force, or stop it first",
+            });
         }
         if let Some(pid) = record.pid {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -420,9 +568,18 @@ pub fn delete(store: &StateStore, id: &str, force: bool, cache_dir: &Path) -> Re
     if let Some(spec) = spec {
         match plugins_of(&record, cache_dir) {
             Ok(plugins) => {
-                run_point_logged(&plugins, &spec, &record, ContainerState::Stopped, OciHook::Poststop, HookPoint::Poststop);
+                run_point_logged(
+                    &plugins,
+                    &spec,
+                    &record,
+                    ContainerState::Stopped,
+                    OciHook::Poststop,
+                    HookPoint::Poststop,
+                );
             }
-            Err(e) => tracing::warn!(container = %id, "poststop plugins: {}", crate::error_chain(&e)),
+            Err(e) => {
+                tracing::warn!(container = %id, "poststop plugins: {}", crate::error_chain(&e))
+            }
         }
     }
     Ok(())
@@ -445,7 +602,12 @@ pub fn wait_exit(record: &Record) -> Result<i32, EngineError> {
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
             Ok(_) => continue,
             Err(nix::Error::EINTR) => continue,
-            Err(source) => return Err(EngineError::Wait { id: record.id.clone(), source }),
+            Err(source) => {
+                return Err(EngineError::Wait {
+                    id: record.id.clone(),
+                    source,
+                });
+            }
         }
     }
 }

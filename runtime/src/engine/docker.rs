@@ -10,32 +10,44 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, LinuxBlockIoBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    Capability, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// A flag value Docker would refuse; names the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
     #[error("invalid value {value:?} for {flag}: {reason}")]
-    Invalid { flag: &'static str, value: String, reason: String },
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("building the container spec: {0}")]
     Spec(String),
 }
 
 fn invalid(flag: &'static str, value: &str, reason: impl Into<String>) -> FlagError {
-    FlagError::Invalid { flag, value: value.into(), reason: reason.into() }
+    FlagError::Invalid {
+        flag,
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Parse a size as Docker's `RAMInBytes` does: a number with an optional binary unit
 /// `b`, `k`, `m`, `g`, `t`, `p` (case-insensitive, optionally followed by `b`): bytes.
 pub fn parse_bytes(flag: &'static str, s: &str) -> Result<i64, FlagError> {
     let t = s.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| invalid(flag, s, "expected a size such as 256m or 1g"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| invalid(flag, s, "expected a size such as 256m or 1g"))?;
     let mul: f64 = match unit.trim_end_matches('b') {
         "" => 1.0,
         "k" => 1024.0,
@@ -104,7 +116,13 @@ const MASKED: [&str; 11] = [
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
-const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 /// Default PATH of a Docker container.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -121,9 +139,13 @@ fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
 /// Parse `-u UID[:GID]` (numeric only for now: the image has no user database lookup yet).
 fn parse_user(s: &str) -> Result<(u32, u32), FlagError> {
     let (u, g) = s.split_once(':').map_or((s, None), |(u, g)| (u, Some(g)));
-    let uid: u32 = u.parse().map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?;
+    let uid: u32 = u
+        .parse()
+        .map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?;
     let gid: u32 = match g {
-        Some(g) => g.parse().map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?,
+        Some(g) => g
+            .parse()
+            .map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?,
         None => uid,
     };
     Ok((uid, gid))
@@ -132,11 +154,19 @@ fn parse_user(s: &str) -> Result<(u32, u32), FlagError> {
 /// `linux.resources` from the flags, with Docker's rules.
 fn resources(f: &RunFlags) -> Result<oci_spec::runtime::LinuxResources, FlagError> {
     let e = |x: oci_spec::OciSpecError| FlagError::Spec(x.to_string());
-    let memory = f.memory.as_deref().map(|v| parse_bytes("--memory", v)).transpose()?;
+    let memory = f
+        .memory
+        .as_deref()
+        .map(|v| parse_bytes("--memory", v))
+        .transpose()?;
     if let Some(m) = memory
         && m < 6 * 1024 * 1024
     {
-        return Err(invalid("--memory", f.memory.as_deref().unwrap_or(""), "minimum memory limit allowed is 6MB"));
+        return Err(invalid(
+            "--memory",
+            f.memory.as_deref().unwrap_or(""),
+            "minimum memory limit allowed is 6MB",
+        ));
     }
     let swap = match f.memory_swap.as_deref() {
         Some("-1") => Some(-1),
@@ -144,10 +174,18 @@ fn resources(f: &RunFlags) -> Result<oci_spec::runtime::LinuxResources, FlagErro
             let s = parse_bytes("--memory-swap", v)?;
             match memory {
                 None => {
-                    return Err(invalid("--memory-swap", v, "you should always set a memory limit (-m) when using --memory-swap"));
+                    return Err(invalid(
+                        "--memory-swap",
+                        v,
+                        "you should always set a memory limit (-m) when using --memory-swap",
+                    ));
                 }
                 Some(m) if s < m => {
-                    return Err(invalid("--memory-swap", v, "minimum memoryswap limit should be larger than memory limit"));
+                    return Err(invalid(
+                        "--memory-swap",
+                        v,
+                        "minimum memoryswap limit should be larger than memory limit",
+                    ));
                 }
                 _ => Some(s),
             }
@@ -155,7 +193,11 @@ fn resources(f: &RunFlags) -> Result<oci_spec::runtime::LinuxResources, FlagErro
         // Docker: -m without --memory-swap allows as much swap as memory.
         None => memory.map(|m| m * 2),
     };
-    let reservation = f.memory_reservation.as_deref().map(|v| parse_bytes("--memory-reservation", v)).transpose()?;
+    let reservation = f
+        .memory_reservation
+        .as_deref()
+        .map(|v| parse_bytes("--memory-reservation", v))
+        .transpose()?;
     let mut mem = LinuxMemoryBuilder::default();
     if let Some(m) = memory {
         mem = mem.limit(m);
@@ -170,13 +212,23 @@ fn resources(f: &RunFlags) -> Result<oci_spec::runtime::LinuxResources, FlagErro
     let mut cpu = LinuxCpuBuilder::default();
     if let Some(c) = f.cpus.as_deref() {
         if f.cpu_period.is_some() || f.cpu_quota.is_some() {
-            return Err(invalid("--cpus", c, "conflicting options: --cpus with --cpu-period or --cpu-quota"));
+            return Err(invalid(
+                "--cpus",
+                c,
+                "conflicting options: --cpus with --cpu-period or --cpu-quota",
+            ));
         }
-        let n: f64 = c.parse().map_err(|_| invalid("--cpus", c, "expected a number of CPUs such as 0.5"))?;
+        let n: f64 = c
+            .parse()
+            .map_err(|_| invalid("--cpus", c, "expected a number of CPUs such as 0.5"))?;
         let max = std::thread::available_parallelism().map_or(1, |n| n.get());
         #[allow(clippy::cast_precision_loss)] // a CPU count is tiny
         if !(0.01..=max as f64).contains(&n) {
-            return Err(invalid("--cpus", c, format!("range of CPUs is from 0.01 to {max}.00")));
+            return Err(invalid(
+                "--cpus",
+                c,
+                format!("range of CPUs is from 0.01 to {max}.00"),
+            ));
         }
         #[allow(clippy::cast_possible_truncation)] // 0.01 ≤ n ≤ CPU count
         let quota = (n * 100_000.0).round() as i64;
@@ -208,17 +260,33 @@ fn resources(f: &RunFlags) -> Result<oci_spec::runtime::LinuxResources, FlagErro
         && w != 0
     {
         if !(10..=1000).contains(&w) {
-            return Err(invalid("--blkio-weight", &w.to_string(), "range is from 10 to 1000"));
+            return Err(invalid(
+                "--blkio-weight",
+                &w.to_string(),
+                "range is from 10 to 1000",
+            ));
         }
-        res = res.block_io(LinuxBlockIoBuilder::default().weight(w).build().map_err(e)?);
+        res = res.block_io(
+            LinuxBlockIoBuilder::default()
+                .weight(w)
+                .build()
+                .map_err(e)?,
+        );
     }
     res.build().map_err(e)
 }
 
 /// Docker's device cgroup: deny everything, then allow the default devices.
 fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
-    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).typ(typ).access(access);
+    let rule = |allow: bool,
+                typ: LinuxDeviceType,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
         if let Some(m) = major {
             b = b.major(m);
         }
@@ -254,7 +322,10 @@ pub fn docker_spec(
     annotations: HashMap<String, String>,
 ) -> Result<Spec, FlagError> {
     let e = |x: oci_spec::OciSpecError| FlagError::Spec(x.to_string());
-    let hostname = flags.hostname.clone().unwrap_or_else(|| id.chars().take(12).collect());
+    let hostname = flags
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id.chars().take(12).collect());
     let mut env = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
     for kv in &flags.env {
         let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
@@ -273,10 +344,19 @@ pub fn docker_spec(
         env.retain(|x| x.split_once('=').map(|(n, _)| n) != Some(k));
         env.push(entry);
     }
-    let (uid, gid) = flags.user.as_deref().map(parse_user).transpose()?.unwrap_or((0, 0));
+    let (uid, gid) = flags
+        .user
+        .as_deref()
+        .map(parse_user)
+        .transpose()?
+        .unwrap_or((0, 0));
     let cwd = flags.workdir.clone().unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
-        return Err(invalid("--workdir", &cwd, "the working directory must be an absolute path"));
+        return Err(invalid(
+            "--workdir",
+            &cwd,
+            "the working directory must be an absolute path",
+        ));
     }
     let caps: std::collections::HashSet<Capability> = DEFAULT_CAPS.into_iter().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -291,7 +371,13 @@ pub fn docker_spec(
         .args(args)
         .env(env)
         .cwd(cwd)
-        .user(UserBuilder::default().uid(uid).gid(gid).build().map_err(e)?)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(e)?,
+        )
         .capabilities(capabilities)
         .no_new_privileges(false)
         .oom_score_adj(0)
@@ -299,15 +385,57 @@ pub fn docker_spec(
         .map_err(e)?;
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
     ];
     mounts.extend(extra_mounts);
-    let ns = |t| LinuxNamespaceBuilder::default().typ(t).build().expect("static namespace");
+    let ns = |t| {
+        LinuxNamespaceBuilder::default()
+            .typ(t)
+            .build()
+            .expect("static namespace")
+    };
     let linux = LinuxBuilder::default()
         .namespaces(vec![
             ns(LinuxNamespaceType::Pid),
@@ -325,7 +453,13 @@ pub fn docker_spec(
         .map_err(e)?;
     SpecBuilder::default()
         .version(super::state::OCI_VERSION)
-        .root(RootBuilder::default().path(rootfs).readonly(false).build().map_err(e)?)
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(false)
+                .build()
+                .map_err(e)?,
+        )
         .hostname(hostname)
         .process(process)
         .mounts(mounts)
@@ -356,39 +490,116 @@ mod tests {
 
     #[test]
     fn memory_swap_rules() {
-        let r = res(RunFlags { memory: Some("64m".into()), ..Default::default() }).unwrap();
-        let m = r.memory().clone().unwrap();
+        let r = res(RunFlags {
+            memory: Some("64m".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let m = r.memory().unwrap();
         assert_eq!(m.limit(), Some(64 << 20));
-        assert_eq!(m.swap(), Some(128 << 20), "-m alone: memory+swap = 2 x memory");
-        let r = res(RunFlags { memory: Some("64m".into()), memory_swap: Some("-1".into()), ..Default::default() }).unwrap();
-        assert_eq!(r.memory().clone().unwrap().swap(), Some(-1));
-        let e = res(RunFlags { memory: Some("64m".into()), memory_swap: Some("32m".into()), ..Default::default() });
+        assert_eq!(
+            m.swap(),
+            Some(128 << 20),
+            "-m alone: memory+swap = 2 x memory"
+        );
+        let r = res(RunFlags {
+            memory: Some("64m".into()),
+            memory_swap: Some("-1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(r.memory().unwrap().swap(), Some(-1));
+        let e = res(RunFlags {
+            memory: Some("64m".into()),
+            memory_swap: Some("32m".into()),
+            ..Default::default()
+        });
         assert!(e.unwrap_err().to_string().contains("--memory-swap"));
-        assert!(res(RunFlags { memory_swap: Some("64m".into()), ..Default::default() }).is_err());
-        assert!(res(RunFlags { memory: Some("1m".into()), ..Default::default() }).is_err());
+        assert!(
+            res(RunFlags {
+                memory_swap: Some("64m".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            res(RunFlags {
+                memory: Some("1m".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn cpus_become_quota_over_period() {
-        let r = res(RunFlags { cpus: Some("0.5".into()), ..Default::default() }).unwrap();
+        let r = res(RunFlags {
+            cpus: Some("0.5".into()),
+            ..Default::default()
+        })
+        .unwrap();
         let c = r.cpu().clone().unwrap();
         assert_eq!((c.quota(), c.period()), (Some(50_000), Some(100_000)));
-        assert!(res(RunFlags { cpus: Some("0".into()), ..Default::default() }).is_err());
-        assert!(res(RunFlags { cpus: Some("0.5".into()), cpu_quota: Some(1), ..Default::default() }).is_err());
+        assert!(
+            res(RunFlags {
+                cpus: Some("0".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            res(RunFlags {
+                cpus: Some("0.5".into()),
+                cpu_quota: Some(1),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn spec_has_docker_defaults() {
-        let flags = RunFlags { env: vec!["A=1".into(), "PATH=/bin".into()], ..Default::default() };
-        let s = docker_spec("0123456789abcdef", Path::new("rootfs"), vec!["sh".into()], &flags, vec![], HashMap::new()).unwrap();
+        let flags = RunFlags {
+            env: vec!["A=1".into(), "PATH=/bin".into()],
+            ..Default::default()
+        };
+        let s = docker_spec(
+            "0123456789abcdef",
+            Path::new("rootfs"),
+            vec!["sh".into()],
+            &flags,
+            vec![],
+            HashMap::new(),
+        )
+        .unwrap();
         assert_eq!(s.hostname().as_deref(), Some("0123456789ab"));
         let env = s.process().as_ref().unwrap().env().clone().unwrap();
         assert!(env.contains(&"A=1".to_string()));
         assert_eq!(env.iter().filter(|e| e.starts_with("PATH=")).count(), 1);
         assert!(env.contains(&"PATH=/bin".to_string()));
-        let caps = s.process().as_ref().unwrap().capabilities().clone().unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
-        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
-        assert!(s.linux().as_ref().unwrap().masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+        assert!(
+            !caps
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::SysAdmin)
+        );
+        assert!(
+            s.linux()
+                .as_ref()
+                .unwrap()
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_string())
+        );
     }
 }

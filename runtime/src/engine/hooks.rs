@@ -10,7 +10,9 @@ use super::state::Record;
 
 /// The OCI hooks of one kind from the spec (`hooks.prestart`, ...).
 pub fn oci_hooks(spec: &Spec, point: OciHook) -> Vec<Hook> {
-    let Some(h) = spec.hooks().as_ref() else { return Vec::new() };
+    let Some(h) = spec.hooks().as_ref() else {
+        return Vec::new();
+    };
     #[allow(deprecated)] // prestart is deprecated in the spec but still run, as runc does
     let list = match point {
         OciHook::Prestart => h.prestart(),

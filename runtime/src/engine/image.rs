@@ -14,10 +14,17 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Image errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("image {0:?} not found: the built-in image is made by `rwasm setup`; a rootfs directory may be given by path")]
+    #[error(
+        "image {0:?} not found: the built-in image is made by `rwasm setup`; a rootfs directory may be given by path"
+    )]
     NotFound(String),
     #[error("cannot {what} {path}")]
-    Io { what: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{BUSYBOX} is missing or not static: install Debian's busybox-static")]
     NoBusybox,
 }
@@ -34,7 +41,9 @@ pub struct ImageStore {
 
 impl ImageStore {
     pub fn new(data_root: &Path) -> Self {
-        ImageStore { dir: data_root.join("images") }
+        ImageStore {
+            dir: data_root.join("images"),
+        }
     }
 
     /// The rootfs of `image`: `busybox` (or `busybox:latest`), or a directory path.
@@ -49,7 +58,11 @@ impl ImageStore {
         }
         let name = image.strip_suffix(":latest").unwrap_or(image);
         let rootfs = self.dir.join(name).join("rootfs");
-        if rootfs.join("bin/sh").exists() { Ok(rootfs) } else { Err(ImageError::NotFound(image.into())) }
+        if rootfs.join("bin/sh").exists() {
+            Ok(rootfs)
+        } else {
+            Err(ImageError::NotFound(image.into()))
+        }
     }
 
     /// Build the `busybox` image (idempotent): the static binary, one relative symlink
@@ -63,24 +76,40 @@ impl ImageStore {
         let tmp = self.dir.join(".busybox.tmp");
         let _ = fs::remove_dir_all(&tmp);
         let root = tmp.join("rootfs");
-        for d in ["bin", "dev", "etc", "proc", "sys", "tmp", "root", "var/tmp", "home", "usr/bin", "usr/sbin", "sbin"] {
+        for d in [
+            "bin", "dev", "etc", "proc", "sys", "tmp", "root", "var/tmp", "home", "usr/bin",
+            "usr/sbin", "sbin",
+        ] {
             fs::create_dir_all(root.join(d)).map_err(io("create", &root.join(d)))?;
         }
-        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(io("chmod", &root))?;
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
+            .map_err(io("chmod", &root))?;
         let bin = root.join("bin/busybox");
         fs::copy(BUSYBOX, &bin).map_err(|_| ImageError::NoBusybox)?;
-        let out = Command::new(&bin).arg("--list").output().map_err(|_| ImageError::NoBusybox)?;
+        let out = Command::new(&bin)
+            .arg("--list")
+            .output()
+            .map_err(|_| ImageError::NoBusybox)?;
         if !out.status.success() {
             return Err(ImageError::NoBusybox);
         }
-        for applet in String::from_utf8_lossy(&out.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        for applet in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|a| !a.is_empty() && *a != "busybox")
+        {
             let link = root.join("bin").join(applet);
             symlink("busybox", &link).map_err(io("link", &link))?;
         }
-        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-            .map_err(io("write", &root.join("etc/passwd")))?;
-        fs::write(root.join("etc/group"), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")
-            .map_err(io("write", &root.join("etc/group")))?;
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .map_err(io("write", &root.join("etc/passwd")))?;
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+        )
+        .map_err(io("write", &root.join("etc/group")))?;
         let _ = fs::remove_dir_all(&image);
         fs::rename(&tmp, &image).map_err(io("install", &image))?;
         Ok(rootfs)

@@ -31,7 +31,7 @@ pub enum RunError {
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(#[from] Box<EngineError>),
     #[error(transparent)]
     Overlay(#[from] OverlayError),
     #[error("the container name {0:?} is already in use")]
@@ -41,7 +41,12 @@ pub enum RunError {
     #[error("no command given and image {0:?} has no default command")]
     NoCommand(String),
     #[error("cannot {what} {path}")]
-    Io { what: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl RunError {
@@ -84,7 +89,11 @@ fn check_name(name: &str) -> Result<(), RunError> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok { Ok(()) } else { Err(RunError::BadName(name.into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(RunError::BadName(name.into()))
+    }
 }
 
 /// Removes the run's bundle (overlay unmounted) when dropped, unless kept.
@@ -110,7 +119,11 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     let images = ImageStore::new(req.data_root);
     let lower = images.resolve(req.image)?;
     let args = if req.args.is_empty() {
-        if lower.join("bin/sh").exists() { vec!["sh".to_string()] } else { return Err(RunError::NoCommand(req.image.into())) }
+        if lower.join("bin/sh").exists() {
+            vec!["sh".to_string()]
+        } else {
+            return Err(RunError::NoCommand(req.image.into()));
+        }
     } else {
         req.args.clone()
     };
@@ -119,7 +132,10 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     fs::create_dir_all(&containers).map_err(io_err("create", &containers))?;
     if let Some(n) = &req.name {
         check_name(n)?;
-        for e in fs::read_dir(&containers).map_err(io_err("list", &containers))?.flatten() {
+        for e in fs::read_dir(&containers)
+            .map_err(io_err("list", &containers))?
+            .flatten()
+        {
             if fs::read_to_string(e.path().join("name")).ok().as_deref() == Some(n.as_str()) {
                 return Err(RunError::NameInUse(n.clone()));
             }
@@ -128,13 +144,21 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     let dir = containers.join(&id);
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let mut bundle = Bundle { dir: dir.clone(), rootfs: rootfs.clone(), keep: false };
+    let mut bundle = Bundle {
+        dir: dir.clone(),
+        rootfs: rootfs.clone(),
+        keep: false,
+    };
     for d in ["upper", "work", "rootfs"] {
         fs::create_dir_all(dir.join(d)).map_err(io_err("create", &dir.join(d)))?;
     }
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     fs::write(dir.join("name"), &name).map_err(io_err("write", &dir.join("name")))?;
-    let hostname = req.flags.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let hostname = req
+        .flags
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
     fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io_err("write", &dir))?;
     fs::write(
         dir.join("hosts"),
@@ -162,16 +186,30 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         Path::new("rootfs"),
         args,
         &flags,
-        vec![bind("hostname", "/etc/hostname"), bind("hosts", "/etc/hosts")],
+        vec![
+            bind("hostname", "/etc/hostname"),
+            bind("hosts", "/etc/hosts"),
+        ],
         annotations,
     )?;
     let cfg = dir.join("config.json");
-    fs::write(&cfg, serde_json::to_vec_pretty(&spec).expect("spec serializes")).map_err(io_err("write", &cfg))?;
+    fs::write(
+        &cfg,
+        serde_json::to_vec_pretty(&spec).expect("spec serializes"),
+    )
+    .map_err(io_err("write", &cfg))?;
 
     let created = container::create(
         store,
-        &CreateOptions { id: &id, bundle: &dir, pid_file: None, preserve_fds: 0, plugins: req.plugins },
-    )?;
+        &CreateOptions {
+            id: &id,
+            bundle: &dir,
+            pid_file: None,
+            preserve_fds: 0,
+            plugins: req.plugins,
+        },
+    )
+    .map_err(Box::new)?;
     (req.on_start)(created.record.pid.unwrap_or_default());
     let code = match container::start(store, &id, req.plugins) {
         Ok(record) => container::wait_exit(&record),
@@ -179,7 +217,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     };
     let deleted = container::delete(store, &id, true, req.cache_dir);
     bundle.keep = !req.rm;
-    let code = code?;
-    deleted?;
+    let code = code.map_err(Box::new)?;
+    deleted.map_err(Box::new)?;
     Ok(code)
 }

@@ -20,16 +20,27 @@ pub const OCI_VERSION: &str = "1.2.0";
 /// Errors of the state store; each names the container or file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("container id {0:?} is invalid: use 1-1024 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    #[error(
+        "container id {0:?} is invalid: use 1-1024 characters from [A-Za-z0-9_.-], not starting with '.'"
+    )]
     BadId(String),
     #[error("container {0} already exists")]
     Exists(String),
     #[error("container {0} does not exist")]
     NotFound(String),
     #[error("cannot {what} {path}")]
-    Io { what: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("corrupt state file {path}")]
-    Corrupt { path: PathBuf, #[source] source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
@@ -86,7 +97,11 @@ impl Record {
         s.set_version(self.oci_version.clone());
         s.set_id(self.id.clone());
         s.set_status(status);
-        s.set_pid(if status == ContainerState::Stopped { None } else { self.pid });
+        s.set_pid(if status == ContainerState::Stopped {
+            None
+        } else {
+            self.pid
+        });
         s.set_bundle(self.bundle.clone());
         s.set_annotations(Some(self.annotations.clone()));
         s
@@ -98,8 +113,14 @@ pub fn check_id(id: &str) -> Result<(), StateError> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok { Ok(()) } else { Err(StateError::BadId(id.to_string())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::BadId(id.to_string()))
+    }
 }
 
 /// The state root.
@@ -111,8 +132,14 @@ pub struct StateStore {
 impl StateStore {
     /// Open (and create, mode 0700) the state root.
     pub fn open(root: &Path) -> Result<Self, StateError> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io_err("create", root))?;
-        Ok(StateStore { root: root.to_path_buf() })
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_err("create", root))?;
+        Ok(StateStore {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -134,7 +161,9 @@ impl StateStore {
         let dir = self.dir(id);
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StateError::Exists(id.into())),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StateError::Exists(id.into()))
+            }
             Err(e) => Err(io_err("create", &dir)(e)),
         }
     }
@@ -145,7 +174,9 @@ impl StateStore {
         let path = self.dir(id).join("state.json");
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotFound(id.into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.into()));
+            }
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source })
@@ -242,7 +273,11 @@ mod tests {
         };
         store.save(&r).unwrap();
         assert_eq!(store.load("c1").unwrap().bundle, PathBuf::from("/b"));
-        assert_eq!(store.load("c1").unwrap().status(), ContainerState::Stopped, "no pid: stopped");
+        assert_eq!(
+            store.load("c1").unwrap().status(),
+            ContainerState::Stopped,
+            "no pid: stopped"
+        );
         assert_eq!(store.list().unwrap(), vec!["c1".to_string()]);
         store.remove("c1").unwrap();
         assert!(matches!(store.load("c1"), Err(StateError::NotFound(_))));

@@ -16,13 +16,29 @@ pub enum CredentialError {
     #[error("process.rlimits: unknown rlimit {0}")]
     UnknownRlimit(String),
     #[error("process.rlimits: cannot set {name} to soft {soft} hard {hard}")]
-    Rlimit { name: String, soft: u64, hard: u64, #[source] source: nix::Error },
+    Rlimit {
+        name: String,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: nix::Error,
+    },
     #[error("process.user: cannot switch to uid {uid} gid {gid}")]
-    User { uid: u32, gid: u32, #[source] source: nix::Error },
+    User {
+        uid: u32,
+        gid: u32,
+        #[source]
+        source: nix::Error,
+    },
     #[error("process.user.additionalGids: cannot set groups {0:?}")]
     Groups(Vec<u32>, #[source] nix::Error),
     #[error("process.capabilities.{set}: cannot set {caps}")]
-    Caps { set: &'static str, caps: String, #[source] source: caps::errors::CapsError },
+    Caps {
+        set: &'static str,
+        caps: String,
+        #[source]
+        source: caps::errors::CapsError,
+    },
     #[error("process.noNewPrivileges: prctl failed")]
     NoNewPrivs(#[source] nix::Error),
     #[error("process.oomScoreAdj: cannot write /proc/self/oom_score_adj")]
@@ -30,7 +46,10 @@ pub enum CredentialError {
 }
 
 fn spec_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn resource(name: &str) -> Option<Resource> {
@@ -75,7 +94,10 @@ pub fn set_oom_score_adj(adj: i32) -> Result<(), CredentialError> {
     std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(CredentialError::OomScore)
 }
 
-fn to_caps(set: &Option<HashSet<oci_spec::runtime::Capability>>, known: &CapsHashSet) -> CapsHashSet {
+fn to_caps(
+    set: &Option<HashSet<oci_spec::runtime::Capability>>,
+    known: &CapsHashSet,
+) -> CapsHashSet {
     set.iter()
         .flatten()
         .filter_map(|c| Capability::from_str(&spec_name(c)).ok())
@@ -102,36 +124,69 @@ pub fn switch_user_and_caps(process: &Process) -> Result<(), CredentialError> {
     let c = wanted.unwrap_or(&empty);
     let bounding = to_caps(c.bounding(), &known);
     let capset = |set, name, value: &CapsHashSet| {
-        caps::set(None, set, value).map_err(|source| CredentialError::Caps { set: name, caps: names(value), source })
+        caps::set(None, set, value).map_err(|source| CredentialError::Caps {
+            set: name,
+            caps: names(value),
+            source,
+        })
     };
 
     if wanted.is_some() {
         for cap in known.difference(&bounding) {
-            caps::drop(None, CapSet::Bounding, *cap)
-                .map_err(|source| CredentialError::Caps { set: "bounding", caps: cap.to_string(), source })?;
+            caps::drop(None, CapSet::Bounding, *cap).map_err(|source| CredentialError::Caps {
+                set: "bounding",
+                caps: cap.to_string(),
+                source,
+            })?;
         }
     }
     let groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
     let gids: Vec<Gid> = groups.iter().copied().map(Gid::from_raw).collect();
     setgroups(&gids).map_err(|e| CredentialError::Groups(groups.clone(), e))?;
-    nix::sys::prctl::set_keepcaps(true).map_err(|source| CredentialError::User { uid, gid, source })?;
+    nix::sys::prctl::set_keepcaps(true).map_err(|source| CredentialError::User {
+        uid,
+        gid,
+        source,
+    })?;
     setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
         .map_err(|source| CredentialError::User { uid, gid, source })?;
     setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
         .map_err(|source| CredentialError::User { uid, gid, source })?;
-    nix::sys::prctl::set_keepcaps(false).map_err(|source| CredentialError::User { uid, gid, source })?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|source| CredentialError::User {
+        uid,
+        gid,
+        source,
+    })?;
 
     if wanted.is_some() {
         // The kernel keeps effective ⊆ permitted at every capset: shrink effective first.
-        capset(CapSet::Effective, "effective", &to_caps(c.effective(), &known))?;
-        capset(CapSet::Permitted, "permitted", &to_caps(c.permitted(), &known))?;
-        capset(CapSet::Inheritable, "inheritable", &to_caps(c.inheritable(), &known))?;
+        capset(
+            CapSet::Effective,
+            "effective",
+            &to_caps(c.effective(), &known),
+        )?;
+        capset(
+            CapSet::Permitted,
+            "permitted",
+            &to_caps(c.permitted(), &known),
+        )?;
+        capset(
+            CapSet::Inheritable,
+            "inheritable",
+            &to_caps(c.inheritable(), &known),
+        )?;
         let ambient = to_caps(c.ambient(), &known);
-        caps::clear(None, CapSet::Ambient)
-            .map_err(|source| CredentialError::Caps { set: "ambient", caps: String::new(), source })?;
+        caps::clear(None, CapSet::Ambient).map_err(|source| CredentialError::Caps {
+            set: "ambient",
+            caps: String::new(),
+            source,
+        })?;
         for cap in &ambient {
-            caps::raise(None, CapSet::Ambient, *cap)
-                .map_err(|source| CredentialError::Caps { set: "ambient", caps: cap.to_string(), source })?;
+            caps::raise(None, CapSet::Ambient, *cap).map_err(|source| CredentialError::Caps {
+                set: "ambient",
+                caps: cap.to_string(),
+                source,
+            })?;
         }
     }
     if process.no_new_privileges().unwrap_or(false) {

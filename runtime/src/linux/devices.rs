@@ -18,7 +18,12 @@ pub enum DeviceError {
     #[error("cannot resolve device path")]
     Resolve(#[from] ResolveError),
     #[error("linux.devices: cannot {what} {path}")]
-    Sys { what: &'static str, path: PathBuf, #[source] source: nix::Error },
+    Sys {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("linux.devices: {path}: device type {typ:?} cannot be created")]
     BadType { path: PathBuf, typ: LinuxDeviceType },
 }
@@ -42,18 +47,43 @@ pub fn create_all(root: &OwnedFd, extra: &[LinuxDevice], userns: bool) -> Result
         if extra.iter().any(|d| d.path() == Path::new(path)) {
             continue;
         }
-        make(root, Path::new(path), SFlag::S_IFCHR, major, minor, 0o666, 0, 0, userns)?;
+        make(
+            root,
+            Path::new(path),
+            SFlag::S_IFCHR,
+            major,
+            minor,
+            0o666,
+            0,
+            0,
+            userns,
+        )?;
     }
     for d in extra {
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
-            typ => return Err(DeviceError::BadType { path: d.path().clone(), typ }),
+            typ => {
+                return Err(DeviceError::BadType {
+                    path: d.path().clone(),
+                    typ,
+                });
+            }
         };
         let mode = d.file_mode().unwrap_or(0o666);
         let (uid, gid) = (d.uid().unwrap_or(0), d.gid().unwrap_or(0));
-        make(root, d.path(), kind, d.major(), d.minor(), mode, uid, gid, userns)?;
+        make(
+            root,
+            d.path(),
+            kind,
+            d.major(),
+            d.minor(),
+            mode,
+            uid,
+            gid,
+            userns,
+        )?;
     }
     symlinks(root)
 }
@@ -70,20 +100,52 @@ fn make(
     gid: u32,
     userns: bool,
 ) -> Result<(), DeviceError> {
-    let sys = |what| move |source| DeviceError::Sys { what, path: path.to_path_buf(), source };
+    let sys = |what| {
+        move |source| DeviceError::Sys {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
     if userns {
         let target = open_in_root(root, path, Create::File)?;
-        return mount(Some(path), &proc_fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(sys("bind-mount the host's"));
+        return mount(
+            Some(path),
+            &proc_fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mount the host's"));
     }
     let (parent, name) = split(root, path)?;
-    let dev = makedev(u64::try_from(major).unwrap_or(0), u64::try_from(minor).unwrap_or(0));
-    match mknodat(&parent, name.as_path(), kind, Mode::from_bits_truncate(mode), dev) {
+    let dev = makedev(
+        u64::try_from(major).unwrap_or(0),
+        u64::try_from(minor).unwrap_or(0),
+    );
+    match mknodat(
+        &parent,
+        name.as_path(),
+        kind,
+        Mode::from_bits_truncate(mode),
+        dev,
+    ) {
         Ok(()) => {}
         Err(Errno::EEXIST) => {
-            nix::unistd::unlinkat(&parent, name.as_path(), nix::unistd::UnlinkatFlags::NoRemoveDir)
-                .map_err(sys("replace"))?;
-            mknodat(&parent, name.as_path(), kind, Mode::from_bits_truncate(mode), dev).map_err(sys("mknod"))?;
+            nix::unistd::unlinkat(
+                &parent,
+                name.as_path(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            )
+            .map_err(sys("replace"))?;
+            mknodat(
+                &parent,
+                name.as_path(),
+                kind,
+                Mode::from_bits_truncate(mode),
+                dev,
+            )
+            .map_err(sys("mknod"))?;
         }
         Err(e) => return Err(sys("mknod")(e)),
     }
@@ -107,7 +169,11 @@ fn split(root: &OwnedFd, path: &Path) -> Result<(OwnedFd, PathBuf), DeviceError>
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|source| DeviceError::Sys { what: "open", path: parent_path.to_path_buf(), source })?;
+    .map_err(|source| DeviceError::Sys {
+        what: "open",
+        path: parent_path.to_path_buf(),
+        source,
+    })?;
     Ok((dir, name))
 }
 
@@ -124,7 +190,13 @@ fn symlinks(root: &OwnedFd) -> Result<(), DeviceError> {
         let (dir, name) = split(root, Path::new(link))?;
         match symlinkat(target, &dir, name.as_path()) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(source) => return Err(DeviceError::Sys { what: "symlink", path: link.into(), source }),
+            Err(source) => {
+                return Err(DeviceError::Sys {
+                    what: "symlink",
+                    path: link.into(),
+                    source,
+                });
+            }
         }
     }
     Ok(())

@@ -21,11 +21,23 @@ use nix::sys::stat::Mode;
 #[derive(Debug, thiserror::Error)]
 pub enum ExeError {
     #[error("cannot create the mount point {path}")]
-    MountPoint { path: PathBuf, #[source] source: io::Error },
+    MountPoint {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot bind-mount /proc/self/exe read-only on {path}")]
-    Mount { path: PathBuf, #[source] source: nix::Error },
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("cannot open the sealed binary at {path}")]
-    Open { path: PathBuf, #[source] source: nix::Error },
+    Open {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 /// Open rwasm's binary through a detached read-only bind mount (module docs).
@@ -35,7 +47,10 @@ pub enum ExeError {
 /// `O_PATH | O_CLOEXEC`, fit for `execveat(fd, "", .., AT_EMPTY_PATH)`.
 pub fn sealed_self_exe(scratch_dir: &Path) -> Result<OwnedFd, ExeError> {
     let point = scratch_dir.join(format!(".rwasm-exe-{}", std::process::id()));
-    File::create(&point).map_err(|source| ExeError::MountPoint { path: point.clone(), source })?;
+    File::create(&point).map_err(|source| ExeError::MountPoint {
+        path: point.clone(),
+        source,
+    })?;
     let result = seal_at(&point);
     // The mount (if any) is already detached; only the empty file is left to remove.
     let _ = fs::remove_file(&point);
@@ -43,9 +58,18 @@ pub fn sealed_self_exe(scratch_dir: &Path) -> Result<OwnedFd, ExeError> {
 }
 
 fn seal_at(point: &Path) -> Result<OwnedFd, ExeError> {
-    let mount_err = |source| ExeError::Mount { path: point.to_path_buf(), source };
-    mount(Some("/proc/self/exe"), point, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(mount_err)?;
+    let mount_err = |source| ExeError::Mount {
+        path: point.to_path_buf(),
+        source,
+    };
+    mount(
+        Some("/proc/self/exe"),
+        point,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(mount_err)?;
     let sealed = (|| {
         mount(
             None::<&str>,
@@ -55,8 +79,12 @@ fn seal_at(point: &Path) -> Result<OwnedFd, ExeError> {
             None::<&str>,
         )
         .map_err(mount_err)?;
-        open(point, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|source| ExeError::Open { path: point.to_path_buf(), source })
+        open(point, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|source| {
+            ExeError::Open {
+                path: point.to_path_buf(),
+                source,
+            }
+        })
     })();
     // Detach in every case; the open fd (if we got one) keeps the mount alive.
     let _ = umount2(point, MntFlags::MNT_DETACH);

@@ -14,7 +14,11 @@ use oci_spec::runtime::Hook;
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("hook {path}: cannot start")]
-    Spawn { path: PathBuf, #[source] source: io::Error },
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("hook {path}: {status}")]
     Status { path: PathBuf, status: ExitStatus },
     #[error("hook {path}: timed out after {secs} s")]
@@ -39,13 +43,18 @@ pub fn run(hook: &Hook, state: &[u8]) -> Result<(), HookError> {
     if let Some(arg0) = args.first() {
         cmd.arg0(arg0);
     }
-    cmd.args(args.iter().skip(1)).env_clear().stdin(Stdio::piped());
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .stdin(Stdio::piped());
     for kv in hook.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
     }
-    let mut child = cmd.spawn().map_err(|source| HookError::Spawn { path: path.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        path: path.clone(),
+        source,
+    })?;
     if let Some(mut stdin) = child.stdin.take() {
         match stdin.write_all(state) {
             Ok(()) => {}
@@ -69,11 +78,18 @@ pub fn run(hook: &Hook, state: &[u8]) -> Result<(), HookError> {
         {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Timeout { path, secs: hook.timeout().unwrap_or_default() });
+            return Err(HookError::Timeout {
+                path,
+                secs: hook.timeout().unwrap_or_default(),
+            });
         }
         std::thread::sleep(Duration::from_micros(200));
     };
-    if status.success() { Ok(()) } else { Err(HookError::Status { path, status }) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(HookError::Status { path, status })
+    }
 }
 
 /// Run hooks in order, stopping at the first failure.

@@ -42,7 +42,11 @@ pub enum InitError {
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     #[error("cannot {what}")]
-    Sys { what: String, #[source] source: nix::Error },
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
     #[error("cannot bring up loopback")]
     Loopback(#[source] io::Error),
     #[error(transparent)]
@@ -54,9 +58,17 @@ pub enum InitError {
     #[error(transparent)]
     Credential(#[from] CredentialError),
     #[error("linux.sysctl: cannot set {key}")]
-    Sysctl { key: String, #[source] source: io::Error },
+    Sysctl {
+        key: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("process.cwd: cannot use {path}")]
-    Cwd { path: PathBuf, #[source] source: io::Error },
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("process.args: {0}")]
     Exec(String, FailureKind),
 }
@@ -76,7 +88,10 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
 }
 
 fn fd_from_env(name: &'static str) -> Result<OwnedFd, InitError> {
-    let n: i32 = std::env::var(name).ok().and_then(|v| v.parse().ok()).ok_or(InitError::NoFd(name))?;
+    let n: i32 = std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or(InitError::NoFd(name))?;
     // The variable names an fd the runtime left open for us; check it really is open
     // before taking ownership.
     // SAFETY: F_SETFD only changes the fd's flags; an invalid fd yields EBADF.
@@ -103,7 +118,13 @@ pub fn main() -> ! {
     let ready = match create(&mut sync) {
         Ok(r) => r,
         Err(e) => {
-            let _ = sync::send(&mut sync, &FromInit::Failed { kind: e.kind(), message: error_chain(&e) });
+            let _ = sync::send(
+                &mut sync,
+                &FromInit::Failed {
+                    kind: e.kind(),
+                    message: error_chain(&e),
+                },
+            );
             std::process::exit(1)
         }
     };
@@ -118,7 +139,13 @@ pub fn main() -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = sync::send(&mut conn, &FromInit::Failed { kind: e.kind(), message: error_chain(&e) });
+    let _ = sync::send(
+        &mut conn,
+        &FromInit::Failed {
+            kind: e.kind(),
+            message: error_chain(&e),
+        },
+    );
     std::process::exit(match e.kind() {
         FailureKind::NotFound => 127,
         FailureKind::CannotExecute => 126,
@@ -153,13 +180,19 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     let plan = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     let mut joined_user = false;
     for (flag, path) in &plan.joins {
-        let f = File::open(path).map_err(|source| NamespaceError::Open { kind: "", path: path.clone(), source })?;
+        let f = File::open(path).map_err(|source| NamespaceError::Open {
+            kind: "",
+            path: path.clone(),
+            source,
+        })?;
         setns(&f, *flag).map_err(sys(format!("join namespace {}", path.display())))?;
         joined_user |= *flag == CloneFlags::CLONE_NEWUSER;
     }
     if plan.new_user() || joined_user {
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys("become gid 0 in the user namespace"))?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("become uid 0 in the user namespace"))?;
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("become gid 0 in the user namespace"))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("become uid 0 in the user namespace"))?;
     }
     let userns = plan.new_user() || joined_user;
     if cfg.new_cgroup_ns {
@@ -168,7 +201,8 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     if cfg.loopback_up {
         super::net::loopback_up().map_err(InitError::Loopback)?;
     }
-    let joined = |f: CloneFlags| plan.clone_flags.contains(f) || plan.joins.iter().any(|(j, _)| *j == f);
+    let joined =
+        |f: CloneFlags| plan.clone_flags.contains(f) || plan.joins.iter().any(|(j, _)| *j == f);
     if let Some(h) = spec.hostname()
         && joined(CloneFlags::CLONE_NEWUTS)
     {
@@ -184,12 +218,20 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     let cgroupns = cfg.new_cgroup_ns || joined(CloneFlags::CLONE_NEWCGROUP);
     rootfs::mount_all(&root, spec, &cfg.bundle, cgroupns)?;
     if !rootfs::binds_dev(spec) {
-        devices::create_all(&root, linux.devices().as_deref().unwrap_or_default(), userns)?;
+        devices::create_all(
+            &root,
+            linux.devices().as_deref().unwrap_or_default(),
+            userns,
+        )?;
     }
 
     sync::send(sync, &FromInit::Paused(Pause::CreateRuntime))?;
     expect_continue(sync)?;
-    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.create_container().clone()) {
+    if let Some(hooks) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+    {
         exec_hook::run_all(&hooks, cfg.state.as_bytes())?;
     }
     sync::send(sync, &FromInit::Paused(Pause::CreateContainer))?;
@@ -200,7 +242,10 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     rootfs::finish(spec)?;
     for (key, value) in linux.sysctl().iter().flatten() {
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        fs::write(&path, value).map_err(|source| InitError::Sysctl { key: key.clone(), source })?;
+        fs::write(&path, value).map_err(|source| InitError::Sysctl {
+            key: key.clone(),
+            source,
+        })?;
     }
 
     let process = spec.process().clone().unwrap_or_default();
@@ -209,8 +254,14 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     }
     credentials::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
     let cwd = process.cwd();
-    fs::create_dir_all(cwd).map_err(|source| InitError::Cwd { path: cwd.clone(), source })?;
-    std::env::set_current_dir(cwd).map_err(|source| InitError::Cwd { path: cwd.clone(), source })?;
+    fs::create_dir_all(cwd).map_err(|source| InitError::Cwd {
+        path: cwd.clone(),
+        source,
+    })?;
+    std::env::set_current_dir(cwd).map_err(|source| InitError::Cwd {
+        path: cwd.clone(),
+        source,
+    })?;
     let path = resolve_exec(&process)?;
     sync::send(sync, &FromInit::Created)?;
     Ok(Ready { cfg, path })
@@ -220,7 +271,10 @@ fn set_domainname(d: &str) -> Result<(), InitError> {
     // SAFETY: setdomainname reads exactly `len` bytes from a valid, live buffer.
     let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
     if rc != 0 {
-        return Err(InitError::Sys { what: format!("set domainname {d:?}"), source: nix::Error::last() });
+        return Err(InitError::Sys {
+            what: format!("set domainname {d:?}"),
+            source: nix::Error::last(),
+        });
     }
     Ok(())
 }
@@ -232,7 +286,10 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<CString, InitError> {
     let args = process.args().as_deref().unwrap_or_default();
     let Some(cmd) = args.first() else {
-        return Err(InitError::Exec("process.args must not be empty".into(), FailureKind::Other));
+        return Err(InitError::Exec(
+            "process.args must not be empty".into(),
+            FailureKind::Other,
+        ));
     };
     let env_path = process
         .env()
@@ -243,14 +300,19 @@ fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<CString, InitErr
     let candidates: Vec<PathBuf> = if cmd.contains('/') {
         vec![PathBuf::from(cmd)]
     } else {
-        env_path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).collect()
+        env_path
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(cmd))
+            .collect()
     };
     let mut denied = None;
     for c in &candidates {
         match fs::metadata(c) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
-                return CString::new(c.as_os_str().as_encoded_bytes())
-                    .map_err(|_| InitError::Exec(format!("{cmd:?} contains NUL"), FailureKind::Other));
+                return CString::new(c.as_os_str().as_encoded_bytes()).map_err(|_| {
+                    InitError::Exec(format!("{cmd:?} contains NUL"), FailureKind::Other)
+                });
             }
             Ok(_) => denied = Some(c.clone()),
             Err(_) => {}
@@ -274,7 +336,9 @@ fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<CString, InitErr
 
 fn wait_start(listener: &UnixListener) -> Result<(UnixStream, String), InitError> {
     loop {
-        let (mut conn, _) = listener.accept().map_err(|e| InitError::Sync(SyncError::Io(e)))?;
+        let (mut conn, _) = listener
+            .accept()
+            .map_err(|e| InitError::Sync(SyncError::Io(e)))?;
         // A connection that does not speak the protocol is dropped; only a Start counts.
         if let Ok(ToInit::Start { state }) = sync::recv(&mut conn) {
             return Ok((conn, state));
@@ -284,11 +348,17 @@ fn wait_start(listener: &UnixListener) -> Result<(UnixStream, String), InitError
 
 fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, InitError> {
     let spec = &ready.cfg.spec;
-    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
+    if let Some(hooks) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
         exec_hook::run_all(&hooks, state.as_bytes())?;
     }
     let process = spec.process().clone().unwrap_or_default();
-    umask(Mode::from_bits_truncate(process.user().umask().unwrap_or(0o022)));
+    umask(Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022),
+    ));
     credentials::switch_user_and_caps(&process)?;
     let args: Vec<CString> = process
         .args()
@@ -296,32 +366,56 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
         .flatten()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| InitError::Exec("process.args: an argument contains NUL".into(), FailureKind::Other))?;
+        .map_err(|_| {
+            InitError::Exec(
+                "process.args: an argument contains NUL".into(),
+                FailureKind::Other,
+            )
+        })?;
     let env: Vec<CString> = process
         .env()
         .iter()
         .flatten()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| InitError::Exec("process.env: an entry contains NUL".into(), FailureKind::Other))?;
+        .map_err(|_| {
+            InitError::Exec(
+                "process.env: an entry contains NUL".into(),
+                FailureKind::Other,
+            )
+        })?;
     // No fd of ours may reach the user process: mark all but stdio and the preserved
     // ones close-on-exec (this includes `conn`, whose EOF tells `start` we exec'd).
     let first = 3 + ready.cfg.preserve_fds;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags; no memory access.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc != 0 {
-        return Err(InitError::Sys { what: "mark fds close-on-exec".into(), source: nix::Error::last() });
+        return Err(InitError::Sys {
+            what: "mark fds close-on-exec".into(),
+            source: nix::Error::last(),
+        });
     }
     // Rust ignores SIGPIPE and an ignored disposition survives exec: restore the default,
     // and start the user process with no blocked signals.
     // SAFETY: installing SIG_DFL runs no handler code; this process is single-threaded.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(sys("reset SIGPIPE"))?;
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(sys("clear the signal mask"))?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys("clear the signal mask"))?;
     sync::send(conn, &FromInit::Exec)?;
     let err = nix::unistd::execve(&ready.path, &args, &env).unwrap_err();
     let kind = match err {
         nix::Error::ENOENT => FailureKind::NotFound,
         _ => FailureKind::CannotExecute,
     };
-    Err(InitError::Exec(format!("exec {:?}: {err}", ready.path), kind))
+    Err(InitError::Exec(
+        format!("exec {:?}: {err}", ready.path),
+        kind,
+    ))
 }

@@ -34,7 +34,11 @@ pub enum LaunchError {
     #[error("cannot join pid namespace")]
     JoinPid(#[source] nix::Error),
     #[error("clone of the container init failed (flags {flags:?})")]
-    Clone { flags: CloneFlags, #[source] source: nix::Error },
+    Clone {
+        flags: CloneFlags,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 /// What to clone.
@@ -72,10 +76,16 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
         cstr(format!("{ENV_SYNC_FD}={sync_fd}")),
         cstr(format!("{ENV_START_FD}={start_fd}")),
     ];
-    let argv: Vec<*const c_char> =
-        argv_s.iter().map(|s| s.as_ptr()).chain(std::iter::once(ptr::null())).collect();
-    let envp: Vec<*const c_char> =
-        envp_s.iter().map(|s| s.as_ptr()).chain(std::iter::once(ptr::null())).collect();
+    let argv: Vec<*const c_char> = argv_s
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
+    let envp: Vec<*const c_char> = envp_s
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect();
     let empty = c"";
     let mut stack = vec![0u8; STACK_SIZE];
 
@@ -132,5 +142,8 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
         // Best effort: failing to go back only affects hooks this process forks later.
         let _ = setns(&ours, CloneFlags::CLONE_NEWPID);
     }
-    res.map_err(|source| LaunchError::Clone { flags: l.flags, source })
+    res.map_err(|source| LaunchError::Clone {
+        flags: l.flags,
+        source,
+    })
 }

@@ -17,11 +17,20 @@ pub enum NamespaceError {
     #[error("linux.namespaces: a mount namespace is required")]
     NoMountNamespace,
     #[error("linux.namespaces: cannot open {kind} namespace {path}")]
-    Open { kind: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Open {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("linux.uidMappings/gidMappings: a new user namespace needs both")]
     MissingMappings,
     #[error("cannot write {path}")]
-    WriteMap { path: PathBuf, #[source] source: std::io::Error },
+    WriteMap {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The namespaces to create and to join.
@@ -92,7 +101,8 @@ impl NamespacePlan {
             return Err(NamespaceError::NoMountNamespace);
         }
         // setns into a user namespace must come before the others it owns.
-        plan.joins.sort_by_key(|(f, _)| *f != CloneFlags::CLONE_NEWUSER);
+        plan.joins
+            .sort_by_key(|(f, _)| *f != CloneFlags::CLONE_NEWUSER);
         Ok(plan)
     }
 
@@ -113,7 +123,11 @@ impl NamespacePlan {
             .map(|(f, p)| {
                 File::open(p)
                     .map(|file| (*f, file))
-                    .map_err(|source| NamespaceError::Open { kind: flag_name(*f), path: p.clone(), source })
+                    .map_err(|source| NamespaceError::Open {
+                        kind: flag_name(*f),
+                        path: p.clone(),
+                        source,
+                    })
             })
             .collect()
     }
@@ -178,9 +192,16 @@ mod tests {
             ns(LinuxNamespaceType::Cgroup, None),
         ])
         .unwrap();
-        assert_eq!(plan.clone_flags, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+        assert_eq!(
+            plan.clone_flags,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS
+        );
         assert!(plan.new_cgroup);
-        assert_eq!(plan.joins[0].0, CloneFlags::CLONE_NEWUSER, "user namespace joined first");
+        assert_eq!(
+            plan.joins[0].0,
+            CloneFlags::CLONE_NEWUSER,
+            "user namespace joined first"
+        );
         assert_eq!(plan.joins[1].1, PathBuf::from("/run/netns/x"));
     }
 
@@ -190,7 +211,10 @@ mod tests {
             ns(LinuxNamespaceType::Mount, None),
             ns(LinuxNamespaceType::Mount, None),
         ]);
-        assert_eq!(dup.unwrap_err().to_string(), "linux.namespaces: mnt is listed twice");
+        assert_eq!(
+            dup.unwrap_err().to_string(),
+            "linux.namespaces: mnt is listed twice"
+        );
         let none = NamespacePlan::from_spec(&[ns(LinuxNamespaceType::Pid, None)]);
         assert!(matches!(none, Err(NamespaceError::NoMountNamespace)));
     }

@@ -17,7 +17,7 @@ pub fn loopback_up() -> io::Result<()> {
     // SAFETY: ifreq is a plain C struct for which all-zero bytes are a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+        *dst = (*src).cast_signed();
     }
     // SAFETY: SIOCGIFFLAGS reads the interface name and writes ifru_flags inside `req`,
     // which is a valid, exclusively borrowed ifreq for the duration of the call.
@@ -26,7 +26,8 @@ pub fn loopback_up() -> io::Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS succeeded, so the flags member of the union is the one set.
     unsafe {
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        // IFF_UP is 0x1: it fits the short flags field.
+        req.ifr_ifru.ifru_flags |= libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
     }
     // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {

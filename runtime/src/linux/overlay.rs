@@ -17,10 +17,30 @@ pub struct OverlayError {
 }
 
 /// Mount `lower` (read-only) under `upper`/`work` at `target`.
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<(), OverlayError> {
-    let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-        .map_err(|source| OverlayError { what: "mount", target: target.into(), source })
+pub fn mount_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), OverlayError> {
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|source| OverlayError {
+        what: "mount",
+        target: target.into(),
+        source,
+    })
 }
 
 /// Unmount `target` (lazily, so a busy mount cannot block cleanup); a target that is not
@@ -28,6 +48,10 @@ pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> 
 pub fn unmount(target: &Path) -> Result<(), OverlayError> {
     match umount2(target, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(source) => Err(OverlayError { what: "unmount", target: target.into(), source }),
+        Err(source) => Err(OverlayError {
+            what: "unmount",
+            target: target.into(),
+            source,
+        }),
     }
 }

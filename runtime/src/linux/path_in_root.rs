@@ -24,7 +24,10 @@ pub struct ResolveError {
 }
 
 fn err(path: &Path, e: Errno) -> ResolveError {
-    ResolveError { path: path.to_path_buf(), source: io::Error::from(e) }
+    ResolveError {
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
 }
 
 /// The kind of object to create when a path is missing.
@@ -50,7 +53,11 @@ fn how(flags: OFlag) -> OpenHow {
 /// A dangling symlink on the way (`/var/run -> /run` when `/run` is missing) is followed
 /// and its target created, still inside the root; at most 40 links are followed, as the
 /// kernel's own limit.
-pub fn open_in_root(root: &impl AsFd, path: &Path, create: Create) -> Result<OwnedFd, ResolveError> {
+pub fn open_in_root(
+    root: &impl AsFd,
+    path: &Path,
+    create: Create,
+) -> Result<OwnedFd, ResolveError> {
     let mut rel = relative(path);
     for _ in 0..40 {
         match walk(root, &rel, create) {
@@ -94,7 +101,11 @@ fn walk(root: &impl AsFd, rel: &Path, create: Create) -> Result<Walk, Errno> {
         let parent = reopen_dir(&dir)?;
         if let Ok(target) = nix::fcntl::readlinkat(&parent, name) {
             let target = PathBuf::from(target);
-            let base = if target.is_absolute() { relative(&target) } else { parent_prefix.join(target) };
+            let base = if target.is_absolute() {
+                relative(&target)
+            } else {
+                parent_prefix.join(target)
+            };
             let rest: PathBuf = comps[i + 1..].iter().collect();
             return Ok(Walk::Dangling(base.join(rest)));
         }
@@ -102,7 +113,11 @@ fn walk(root: &impl AsFd, rel: &Path, create: Create) -> Result<Walk, Errno> {
             match nix::fcntl::openat(
                 &parent,
                 name,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_WRONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o644),
             ) {
                 Ok(_) | Err(Errno::EEXIST) => {}
@@ -140,7 +155,11 @@ fn relative(path: &Path) -> PathBuf {
         .components()
         .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
         .collect();
-    if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel }
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +169,12 @@ mod tests {
 
     fn root() -> (tempfile::TempDir, OwnedFd) {
         let dir = tempfile::tempdir().unwrap();
-        let fd = nix::fcntl::open(dir.path(), OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
         (dir, fd)
     }
 

@@ -25,7 +25,9 @@ pub fn liveness(pid: i32, started: u64) -> Liveness {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Liveness::Dead;
     };
-    let Some(close) = stat.rfind(')') else { return Liveness::Dead };
+    let Some(close) = stat.rfind(')') else {
+        return Liveness::Dead;
+    };
     let rest = &stat[close + 2..];
     let mut fields = rest.split(' ');
     let state = fields.next().unwrap_or("X");

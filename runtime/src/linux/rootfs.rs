@@ -28,9 +28,18 @@ pub enum RootfsError {
     #[error("cannot resolve mount destination")]
     Resolve(#[from] ResolveError),
     #[error("cannot {what} {path}")]
-    Sys { what: &'static str, path: PathBuf, #[source] source: nix::Error },
+    Sys {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("cannot read {path}")]
-    Io { path: PathBuf, #[source] source: io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn sys(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::Error) -> RootfsError {
@@ -45,21 +54,39 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_ref())
-        .map_or(MsFlags::empty(), |p| mount_opts::parse(std::slice::from_ref(p)).propagation);
+        .map_or(MsFlags::empty(), |p| {
+            mount_opts::parse(std::slice::from_ref(p)).propagation
+        });
     let pre = if requested.contains(MsFlags::MS_PRIVATE) {
         MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     };
-    mount(None::<&str>, "/", None::<&str>, pre, None::<&str>).map_err(sys("set propagation of", "/"))?;
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("bind-mount the rootfs", rootfs))?;
-    open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(sys("open", rootfs))
+    mount(None::<&str>, "/", None::<&str>, pre, None::<&str>)
+        .map_err(sys("set propagation of", "/"))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind-mount the rootfs", rootfs))?;
+    open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open", rootfs))
 }
 
 /// Mount every entry of `mounts`, in order.
-pub fn mount_all(root: &OwnedFd, spec: &Spec, bundle: &Path, cgroupns: bool) -> Result<(), RootfsError> {
+pub fn mount_all(
+    root: &OwnedFd,
+    spec: &Spec,
+    bundle: &Path,
+    cgroupns: bool,
+) -> Result<(), RootfsError> {
     for m in spec.mounts().as_deref().unwrap_or_default() {
         mount_one(root, m, bundle, cgroupns)?;
     }
@@ -80,11 +107,28 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
             Some(s) => bundle.join(s),
             None => return Err(RootfsError::RelativeDestination(dest.clone())),
         };
-        let meta = fs::metadata(&src).map_err(|source| RootfsError::Io { path: src.clone(), source })?;
-        let target = open_in_root(root, dest, if meta.is_dir() { Create::Dir } else { Create::File })?;
+        let meta = fs::metadata(&src).map_err(|source| RootfsError::Io {
+            path: src.clone(),
+            source,
+        })?;
+        let target = open_in_root(
+            root,
+            dest,
+            if meta.is_dir() {
+                Create::Dir
+            } else {
+                Create::File
+            },
+        )?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(Some(&src), &proc_fd_path(&target), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-            .map_err(sys("bind-mount", dest))?;
+        mount(
+            Some(&src),
+            &proc_fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mount", dest))?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             remount_bind(root, dest, extra)?;
@@ -95,10 +139,19 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
         return mount_cgroup(root, dest, &opts, cgroupns);
     }
     let target = open_in_root(root, dest, Create::Dir)?;
-    let source = m.source().as_ref().map_or_else(|| PathBuf::from(typ), |s| s.clone());
+    let source = m
+        .source()
+        .as_ref()
+        .map_or_else(|| PathBuf::from(typ), |s| s.clone());
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-    mount(Some(&source), &proc_fd_path(&target), Some(typ), opts.flags, data)
-        .map_err(sys("mount", dest))?;
+    mount(
+        Some(&source),
+        &proc_fd_path(&target),
+        Some(typ),
+        opts.flags,
+        data,
+    )
+    .map_err(sys("mount", dest))?;
     propagate(root, dest, &opts)
 }
 
@@ -108,8 +161,14 @@ fn remount_bind(root: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), Rootf
     let top = open_in_root(root, dest, Create::Nothing)?;
     let path = proc_fd_path(&top);
     let locked = statvfs(&path).map_or(MsFlags::empty(), |s| vfs_to_ms(s.flags()));
-    mount(None::<&str>, &path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked, None::<&str>)
-        .map_err(sys("remount", dest))
+    mount(
+        None::<&str>,
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(sys("remount", dest))
 }
 
 fn vfs_to_ms(f: FsFlags) -> MsFlags {
@@ -134,8 +193,14 @@ fn propagate(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<(), Roo
         return Ok(());
     }
     let top = open_in_root(root, dest, Create::Nothing)?;
-    mount(None::<&str>, &proc_fd_path(&top), None::<&str>, opts.propagation, None::<&str>)
-        .map_err(sys("set propagation of", dest))
+    mount(
+        None::<&str>,
+        &proc_fd_path(&top),
+        None::<&str>,
+        opts.propagation,
+        None::<&str>,
+    )
+    .map_err(sys("set propagation of", dest))
 }
 
 /// One line of /proc/self/mountinfo that is a cgroup filesystem.
@@ -148,7 +213,10 @@ struct CgroupMount {
 
 fn cgroup_mounts() -> Result<Vec<CgroupMount>, RootfsError> {
     let path = Path::new("/proc/self/mountinfo");
-    let text = fs::read_to_string(path).map_err(|source| RootfsError::Io { path: path.into(), source })?;
+    let text = fs::read_to_string(path).map_err(|source| RootfsError::Io {
+        path: path.into(),
+        source,
+    })?;
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -162,10 +230,18 @@ fn cgroup_mounts() -> Result<Vec<CgroupMount>, RootfsError> {
             }
             let controllers = super_opts
                 .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains("nsdelegate") && !o.starts_with("memory_"))
+                .filter(|o| {
+                    !matches!(*o, "rw" | "ro")
+                        && !o.contains("nsdelegate")
+                        && !o.starts_with("memory_")
+                })
                 .collect::<Vec<_>>()
                 .join(",");
-            Some(CgroupMount { mount_point: mount_point.into(), fstype: fstype.into(), controllers })
+            Some(CgroupMount {
+                mount_point: mount_point.into(),
+                fstype: fstype.into(),
+                controllers,
+            })
         })
         .collect())
 }
@@ -176,7 +252,11 @@ fn own_cgroup(controllers: &str, v2: bool) -> Option<PathBuf> {
     text.lines().find_map(|l| {
         let mut p = l.splitn(3, ':');
         let (_, ctl, path) = (p.next()?, p.next()?, p.next()?);
-        let hit = if v2 { ctl.is_empty() } else { ctl == controllers };
+        let hit = if v2 {
+            ctl.is_empty()
+        } else {
+            ctl == controllers
+        };
         hit.then(|| PathBuf::from(path))
     })
 }
@@ -185,23 +265,47 @@ fn own_cgroup(controllers: &str, v2: bool) -> Option<PathBuf> {
 /// hierarchy, as runc lays it out. With a cgroup namespace each hierarchy is mounted
 /// fresh (its root is the container's cgroup); without one, the container's own cgroup
 /// directories are bind-mounted so the host's tree stays hidden.
-fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, cgroupns: bool) -> Result<(), RootfsError> {
+fn mount_cgroup(
+    root: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+    cgroupns: bool,
+) -> Result<(), RootfsError> {
     let mounts = cgroup_mounts()?;
     let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let unified_only = mounts.iter().all(|m| m.fstype == "cgroup2");
     if unified_only {
         let target = open_in_root(root, dest, Create::Dir)?;
-        let host = mounts.first().map(|m| m.mount_point.clone()).unwrap_or_else(|| "/sys/fs/cgroup".into());
+        let host = mounts
+            .first()
+            .map(|m| m.mount_point.clone())
+            .unwrap_or_else(|| "/sys/fs/cgroup".into());
         return mount_hierarchy(&target, dest, &host, "cgroup2", "", flags, cgroupns);
     }
     let target = open_in_root(root, dest, Create::Dir)?;
-    mount(Some("tmpfs"), &proc_fd_path(&target), Some("tmpfs"), flags - MsFlags::MS_RDONLY, Some("mode=755"))
-        .map_err(sys("mount tmpfs for cgroups on", dest))?;
+    mount(
+        Some("tmpfs"),
+        &proc_fd_path(&target),
+        Some("tmpfs"),
+        flags - MsFlags::MS_RDONLY,
+        Some("mode=755"),
+    )
+    .map_err(sys("mount tmpfs for cgroups on", dest))?;
     for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-        let Some(name) = m.mount_point.file_name() else { continue };
+        let Some(name) = m.mount_point.file_name() else {
+            continue;
+        };
         let sub = dest.join(name);
         let target = open_in_root(root, &sub, Create::Dir)?;
-        mount_hierarchy(&target, &sub, &m.mount_point, "cgroup", &m.controllers, flags, cgroupns)?;
+        mount_hierarchy(
+            &target,
+            &sub,
+            &m.mount_point,
+            "cgroup",
+            &m.controllers,
+            flags,
+            cgroupns,
+        )?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         remount_bind_tmpfs_ro(root, dest)?;
@@ -221,22 +325,45 @@ fn mount_hierarchy(
     let at = proc_fd_path(target);
     if cgroupns {
         let data = (!controllers.is_empty()).then_some(controllers);
-        return mount(Some("cgroup"), &at, Some(fstype), flags, data).map_err(sys("mount cgroup on", dest));
+        return mount(Some("cgroup"), &at, Some(fstype), flags, data)
+            .map_err(sys("mount cgroup on", dest));
     }
     let own = own_cgroup(controllers, fstype == "cgroup2").unwrap_or_else(|| "/".into());
     let src = host_mount.join(own.strip_prefix("/").unwrap_or(&own));
-    mount(Some(&src), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("bind-mount cgroup on", dest))?;
+    mount(
+        Some(&src),
+        &at,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind-mount cgroup on", dest))?;
     let path = at;
-    mount(None::<&str>, &path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-        .map_err(sys("remount cgroup", dest))
+    mount(
+        None::<&str>,
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None::<&str>,
+    )
+    .map_err(sys("remount cgroup", dest))
 }
 
 fn remount_bind_tmpfs_ro(root: &OwnedFd, dest: &Path) -> Result<(), RootfsError> {
     let top = open_in_root(root, dest, Create::Nothing)?;
-    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(None::<&str>, &proc_fd_path(&top), None::<&str>, flags, Some("mode=755"))
-        .map_err(sys("remount read-only", dest))
+    let flags = MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    mount(
+        None::<&str>,
+        &proc_fd_path(&top),
+        None::<&str>,
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(sys("remount read-only", dest))
 }
 
 /// pivot_root into the rootfs and detach the old root (runtime-spec: `root.path`).
@@ -245,8 +372,14 @@ pub fn pivot(root: &OwnedFd, rootfs: &Path) -> Result<(), RootfsError> {
     nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root into", rootfs))?;
     // The old root now sits on top of the new one at ".": make sure its unmount cannot
     // propagate to the host, then detach it.
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("set propagation of the old root", "/"))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("set propagation of the old root", "/"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the old root", "/"))?;
     nix::unistd::chdir("/").map_err(sys("chdir to", "/"))
 }
@@ -257,19 +390,39 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_ref()) {
         let prop = mount_opts::parse(std::slice::from_ref(p)).propagation;
         if prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_UNBINDABLE) {
-            mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).map_err(sys("set propagation of", "/"))?;
+            mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+                .map_err(sys("set propagation of", "/"))?;
         }
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         mask(Path::new(p))?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         readonly(Path::new(p))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let locked = statvfs("/").map_or(MsFlags::empty(), |s| vfs_to_ms(s.flags()));
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked, None::<&str>)
-            .map_err(sys("remount read-only", "/"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+            None::<&str>,
+        )
+        .map_err(sys("remount read-only", "/"))?;
     }
     Ok(())
 }
@@ -279,14 +432,33 @@ fn mask(p: &Path) -> Result<(), RootfsError> {
     let meta = match fs::symlink_metadata(p) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(RootfsError::Io { path: p.into(), source }),
+        Err(source) => {
+            return Err(RootfsError::Io {
+                path: p.into(),
+                source,
+            });
+        }
     };
     if meta.is_dir() {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).map_err(sys("mask", p))
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("mask", p))
     } else if meta.file_type().is_symlink() {
         Ok(())
     } else {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys("mask", p))
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("mask", p))
     }
 }
 
@@ -295,25 +467,47 @@ fn readonly(p: &Path) -> Result<(), RootfsError> {
         Ok(m) if !m.file_type().is_symlink() => {}
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(RootfsError::Io { path: p.into(), source }),
+        Err(source) => {
+            return Err(RootfsError::Io {
+                path: p.into(),
+                source,
+            });
+        }
     }
-    mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys("bind-mount", p))?;
+    mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind-mount", p))?;
     let locked = statvfs(p).map_or(MsFlags::empty(), |s| vfs_to_ms(s.flags()));
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | locked;
+    let flags =
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | locked;
     mount(None::<&str>, p, None::<&str>, flags, None::<&str>).map_err(sys("remount read-only", p))
 }
 
 /// Whether a mount list bind-mounts the host's /dev (then no devices are created).
 pub fn binds_dev(spec: &Spec) -> bool {
-    spec.mounts().as_deref().unwrap_or_default().iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options().as_deref().unwrap_or_default().iter().any(|o| o == "bind" || o == "rbind"))
-    })
+    spec.mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| {
+            m.destination() == Path::new("/dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|o| o == "bind" || o == "rbind"))
+        })
 }
 
 /// Is `p` a character device (helper for device setup).
 pub fn is_char_device(p: &Path) -> bool {
-    fs::metadata(p).map(|m| m.file_type().is_char_device()).unwrap_or(false)
+    fs::metadata(p)
+        .map(|m| m.file_type().is_char_device())
+        .unwrap_or(false)
 }

@@ -15,22 +15,12 @@ pub fn parse(s: &str) -> Result<Signal, BadSignal> {
         return Signal::try_from(n).map_err(|_| BadSignal(s.into()));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name).map_err(|_| BadSignal(s.into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_numbers() {
-        assert_eq!(parse("9").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse("sigusr1").unwrap(), Signal::SIGUSR1);
-        assert!(parse("NOPE").is_err());
-        assert!(parse("999").is_err());
-    }
 }
 
 static FORWARD_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -50,7 +40,11 @@ extern "C" fn forward(sig: libc::c_int) {
 pub fn forward_to(pid: i32) -> Result<(), nix::Error> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     FORWARD_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for sig in [
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -64,4 +58,18 @@ pub fn forward_to(pid: i32) -> Result<(), nix::Error> {
         unsafe { sigaction(sig, &action) }?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(parse("9").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse("sigusr1").unwrap(), Signal::SIGUSR1);
+        assert!(parse("NOPE").is_err());
+        assert!(parse("999").is_err());
+    }
 }

@@ -132,9 +132,19 @@ mod tests {
     fn frames_round_trip_and_eof_is_closed() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         send(&mut a, &FromInit::Paused(Pause::CreateContainer)).unwrap();
-        send(&mut a, &FromInit::Failed { kind: FailureKind::NotFound, message: "x".into() }).unwrap();
+        send(
+            &mut a,
+            &FromInit::Failed {
+                kind: FailureKind::NotFound,
+                message: "x".into(),
+            },
+        )
+        .unwrap();
         drop(a);
-        assert!(matches!(recv(&mut b).unwrap(), FromInit::Paused(Pause::CreateContainer)));
+        assert!(matches!(
+            recv(&mut b).unwrap(),
+            FromInit::Paused(Pause::CreateContainer)
+        ));
         match recv(&mut b).unwrap() {
             FromInit::Failed { kind, message } => {
                 assert_eq!(kind, FailureKind::NotFound);
@@ -149,6 +159,9 @@ mod tests {
     fn oversized_length_is_refused() {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         a.write_all(&(u32::MAX).to_le_bytes()).unwrap();
-        assert!(matches!(recv::<FromInit>(&mut b), Err(SyncError::TooLarge(_))));
+        assert!(matches!(
+            recv::<FromInit>(&mut b),
+            Err(SyncError::TooLarge(_))
+        ));
     }
 }

@@ -45,7 +45,10 @@ pub struct World {
 impl World {
     pub fn new() -> Self {
         require_root();
-        let tmp = tempfile::Builder::new().prefix("rwasm-test-").tempdir_in("/var/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rwasm-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let root = tmp.path().join("state");
         let data = tmp.path().join("data");
         World { tmp, root, data }
@@ -62,7 +65,11 @@ impl World {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rwasm_bin());
-        c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data).args(args);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--data-root")
+            .arg(&self.data)
+            .args(args);
         c.stdin(Stdio::null()).env_remove("RWASM_PLUGINS");
         c
     }
@@ -77,7 +84,10 @@ impl World {
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
             .expect("run rwasm");
-        (status.code().unwrap_or(-1), std::fs::read_to_string(&err).unwrap_or_default())
+        (
+            status.code().unwrap_or(-1),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
     }
 
     /// Make a busybox bundle at `name` with `config` merged over the defaults.
@@ -87,19 +97,31 @@ impl World {
         busybox_rootfs(&rootfs);
         let mut spec = default_spec(args);
         merge(&mut spec, patch);
-        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec_pretty(&spec).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
     /// `rwasm setup` in this world's data root (the busybox image).
     pub fn setup_image(&self) {
         let out = self.rwasm(&["setup"]);
-        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn state(&self, id: &str) -> Value {
         let out = self.rwasm(&["state", id]);
-        assert!(out.status.success(), "state {id}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -108,10 +130,15 @@ impl World {
         let t = Instant::now();
         loop {
             let out = self.rwasm(&["state", id]);
-            if out.status.success() && serde_json::from_slice::<Value>(&out.stdout).unwrap()["status"] == status {
+            if out.status.success()
+                && serde_json::from_slice::<Value>(&out.stdout).unwrap()["status"] == status
+            {
                 return;
             }
-            assert!(t.elapsed() < Duration::from_secs(10), "{id} never became {status}");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{id} never became {status}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -131,7 +158,10 @@ impl Drop for World {
 pub fn rand_suffix() -> String {
     use std::io::Read;
     let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -145,9 +175,13 @@ pub fn busybox_rootfs(rootfs: &Path) {
     for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox (apt busybox-static)");
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("copy /bin/busybox (apt busybox-static)");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for a in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+    for a in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
         let _ = symlink("busybox", rootfs.join("bin").join(a));
     }
 }
@@ -197,8 +231,14 @@ pub fn stderr(o: &Output) -> String {
 
 /// Every cgroup directory named `name` under /sys/fs/cgroup.
 pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
-    let out = Command::new("find").args(["/sys/fs/cgroup", "-type", "d", "-name", name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
+    let out = Command::new("find")
+        .args(["/sys/fs/cgroup", "-type", "d", "-name", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Lines of /proc/self/mountinfo mentioning `needle`.
