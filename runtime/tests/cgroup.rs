@@ -6,9 +6,10 @@
 //! host and the v2 names on a v2 host; this project's hosts are hybrid.
 
 use std::fs;
+use std::io::{Read as _, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oci_spec::runtime::LinuxResources;
@@ -363,4 +364,157 @@ fn real_destroy_of_a_cgroup_never_created_is_ok() {
     let m = Manager::for_container(None, &unique_id("never")).unwrap();
     m.destroy().unwrap();
     assert!(all_dirs(&m).iter().all(|d| !d.exists()));
+}
+
+/// A host block device that root can open outside any device cgroup, as (node, major,
+/// minor). The disk holding `/` is no use: this project's hosts refuse to open it even to
+/// root (EPERM with the devices cgroup allowing all); a loop device opens.
+fn host_block_device() -> (PathBuf, u64, u64) {
+    let node = PathBuf::from("/dev/loop0");
+    let st = nix::sys::stat::stat(&node).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: this test needs a host block device that root can open",
+            node.display()
+        )
+    });
+    assert_eq!(
+        st.st_mode & libc::S_IFMT,
+        libc::S_IFBLK,
+        "{} is not a block device",
+        node.display()
+    );
+    let (major, minor) = (
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev),
+    );
+    (node, major, minor)
+}
+
+/// Runs the probe script in `sh`, first moving it into `m`'s cgroup when given, and only
+/// then (a line on its stdin) letting it open devices. Returns its stdout and stderr.
+fn device_probe(m: Option<&Manager>, blk: &Path, mknod_at: &Path, blk_dev: (u64, u64)) -> String {
+    // Each command opens the device itself (no pipeline hiding its exit status).
+    let script = format!(
+        "read _; \
+         head -c1 /dev/null; echo null=$?; \
+         head -c1 /dev/zero >/dev/null; echo zero=$?; \
+         head -c1 {blk} >/dev/null; echo block=$?; \
+         mknod {node} b {maj} {min}; echo mknod=$?",
+        blk = blk.display(),
+        node = mknod_at.display(),
+        maj = blk_dev.0,
+        min = blk_dev.1,
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let pid = pid_of(&child);
+    let placed = m.map(|m| m.add_task(pid));
+    let mut stdin = child.stdin.take().unwrap();
+    // Let it go even when placing failed, so it ends; then report the failure.
+    let _ = stdin.write_all(b"go\n");
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    if let Some(placed) = placed {
+        placed.unwrap_or_else(|e| panic!("cannot move the probe into the cgroup: {e}"));
+    }
+    format!("{out}{err}")
+}
+
+#[test]
+fn real_cgroup_device_allowlist_denies_what_it_does_not_list() {
+    require_root();
+    let m = Manager::for_container(None, &unique_id("devices")).unwrap();
+    let _guard = Cleanup {
+        manager: m.clone(),
+        children: Vec::new(),
+    };
+    assert!(
+        matches!(m, Manager::V1(_)),
+        "linux.resources.devices is not enforced on cgroup v2 yet (needs a BPF_CGROUP_DEVICE \
+         program); this test checks enforcement and cannot pass on a v2 host"
+    );
+    let (blk, major, minor) = host_block_device();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Unconfined, the same root process reads the device and makes a block node: what the
+    // cgroup refuses below is the cgroup's doing.
+    let free = device_probe(None, &blk, &tmp.path().join("free"), (major, minor));
+    for want in ["null=0", "zero=0", "block=0", "mknod=0"] {
+        assert!(
+            free.lines().any(|l| l == want),
+            "unconfined: want {want}:\n{free}"
+        );
+    }
+
+    m.create().unwrap();
+    m.apply(&res(json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]})))
+    .unwrap();
+    let list = read(m.path("devices").unwrap().join("devices.list"));
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        [
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 136:* rwm",
+            "c 5:2 rwm",
+        ],
+        "devices.list after deny-all, c 1:3 and rwasm's defaults"
+    );
+
+    let caged = tmp.path().join("caged");
+    let out = device_probe(Some(&m), &blk, &caged, (major, minor));
+    // /dev/null: the spec's entry; /dev/zero: one of rwasm's default devices.
+    for want in ["null=0", "zero=0"] {
+        assert!(out.lines().any(|l| l == want), "want {want}:\n{out}");
+    }
+    // The host block device: not listed, so neither opened nor created.
+    for refused in ["block", "mknod"] {
+        let status = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{refused}=")))
+            .unwrap_or_else(|| panic!("no {refused}= line:\n{out}"));
+        assert_ne!(status, "0", "{refused} was allowed in the cgroup:\n{out}");
+    }
+    let eperm = out
+        .lines()
+        .filter(|l| l.contains("Operation not permitted"))
+        .collect::<Vec<_>>();
+    assert!(
+        eperm.iter().any(|l| l.contains(&*blk.to_string_lossy())),
+        "opening {} must fail with EPERM:\n{out}",
+        blk.display()
+    );
+    assert!(
+        eperm.iter().any(|l| l.contains(&*caged.to_string_lossy())),
+        "mknod of a block device must fail with EPERM:\n{out}"
+    );
+    assert!(!caged.exists());
+    m.destroy().unwrap();
 }

@@ -88,6 +88,17 @@ pub enum CgroupError {
         reason: String,
     },
 
+    /// An entry of `linux.resources.devices` (the device allowlist) is malformed.
+    #[error("invalid linux.resources.devices[{index}] {rule}: {reason}")]
+    InvalidDeviceRule {
+        /// The entry's position in the list, from 0.
+        index: usize,
+        /// The entry as JSON, e.g. `{"allow":true,"type":"a","major":1,"access":"rwm"}`.
+        rule: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A `linux.resources` field needs a controller this host does not offer to the container.
     #[error(
         "{field} needs the {controller} cgroup controller, which is not available here: {reason}"

@@ -62,7 +62,10 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
         .write(true)
         .truncate(true)
         .open(path)?;
-    f.write_all(value.as_bytes())
+    f.write_all(value.as_bytes())?;
+    #[cfg(test)]
+    fake::after_write(path, value);
+    Ok(())
 }
 
 /// Writes `value` to an existing cgroup file in one write(2).
@@ -175,6 +178,20 @@ pub(crate) mod fake {
 
     thread_local! {
         static MOUNTS: RefCell<Vec<(PathBuf, Kind)>> = const { RefCell::new(Vec::new()) };
+        static WRITES: RefCell<Vec<(PathBuf, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Every successful write to a file below a registered mount on this thread, in order
+    /// (a plain file keeps only the last value; append-like files such as `devices.allow`
+    /// need the whole sequence).
+    pub(crate) fn writes() -> Vec<(PathBuf, String)> {
+        WRITES.with(|w| w.borrow().clone())
+    }
+
+    pub(super) fn after_write(path: &Path, value: &str) {
+        if kind_of(path).is_some() {
+            WRITES.with(|w| w.borrow_mut().push((path.to_path_buf(), value.to_owned())));
+        }
     }
 
     /// Makes `mount` (a directory in a temp dir) behave like a cgroup mount.

@@ -1,7 +1,9 @@
 //! cgroups (v1, hybrid and v2) behind one trait.
 //!
 //! - [`Layout`] reads which layout the host has from a mount table; nothing is assumed.
-//! - [`resources`] is the one translation of `linux.resources` into controller file writes.
+//! - [`resources`] is the one translation of `linux.resources` into controller file writes,
+//!   the device allowlist included (v1 `devices.deny`/`devices.allow`; on v2 not enforced
+//!   yet, which needs an eBPF program: a warning is logged instead).
 //! - [`CgroupManager`] creates, fills, inspects and removes a container's cgroup;
 //!   [`Manager`] dispatches to the v1 (also hybrid) or v2 implementation.
 //! - [`CgroupHandle`] is what the engine keeps in a container's state to find it again.
@@ -72,6 +74,11 @@ pub trait CgroupManager {
     /// lacks (e.g. `blkio.weight` without BFQ/CFQ) is [`CgroupError::FileUnavailable`]
     /// naming the spec field; fields not translated at all are logged at warn level
     /// ([`resources::unapplied_fields`]).
+    ///
+    /// The device allowlist (`linux.resources.devices`) is enforced on v1 only, through
+    /// `devices.deny` and `devices.allow` (a v1 host without a devices hierarchy is
+    /// [`CgroupError::ControllerUnavailable`]); on v2 it is validated, then a warning says
+    /// it is not enforced (see [`resources`]).
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
 
     /// The processes in the cgroup and its sub-cgroups (host pids), sorted, each once.
@@ -371,7 +378,15 @@ fn rmdir_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
 }
 
 fn warn_unapplied(resources: &LinuxResources, v2: bool) {
-    let fields = resources::unapplied_fields(resources, v2);
+    let mut fields = resources::unapplied_fields(resources, v2);
+    if let Some(i) = fields.iter().position(|f| *f == resources::DEVICES) {
+        fields.remove(i);
+        tracing::warn!(
+            field = resources::DEVICES,
+            "the device allowlist is not enforced on cgroup v2 yet (it needs a \
+             BPF_CGROUP_DEVICE program): the container's device access is not restricted"
+        );
+    }
     if !fields.is_empty() {
         tracing::warn!(
             ?fields,

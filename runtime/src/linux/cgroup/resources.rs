@@ -13,11 +13,40 @@
 //! - v2 weights convert from v1 ranges with runc's formulas: `cpu.weight = 1 + ((shares −
 //!   2) × 9999) / 262142`, `io.weight = 1 + (weight − 10) × 9999 / 990`.
 //!
+//! Device allowlist (`linux.resources.devices`, config-linux.md "Device allowlist"):
+//!
+//! - Every entry is checked on v1 and v2 alike: `type` is `a`, `c` or `b` (unset means
+//!   `a`); `major`/`minor` are numbers ≥ 0 or unset (any, `*`); `access` is a non-empty
+//!   combination of `r`, `w`, `m`, each at most once. Type `a` takes no numbers and only
+//!   `rwm`: the kernel reads an `a` line as "every device, every access" whatever follows,
+//!   so `a 1:3 r` would silently allow or deny far more than it says. An error names the
+//!   entry as `linux.resources.devices[N]` ([`CgroupError::InvalidDeviceRule`]).
+//! - v1: each entry, in list order, is one line `TYPE MAJOR:MINOR ACCESS` (`*` for an unset
+//!   number) written to `devices.deny` (`allow: false`) or `devices.allow`, as runc writes
+//!   them; Docker's and podman's leading `{"allow": false, "access": "rwm"}` is the
+//!   deny-all `a *:* rwm`. After the spec's entries, the devices rwasm itself creates in
+//!   every container (runtime-spec "Default Devices": `/dev/null` 1:3, `zero` 1:5, `full`
+//!   1:7, `random` 1:8, `urandom` 1:9, `tty` 5:0, plus `/dev/pts/*` 136:* and `/dev/ptmx`
+//!   5:2) are allowed `rwm`, as runc appends its default list. Unlike runc, rwasm allows
+//!   no wildcard `c *:* m` / `b *:* m`: mknod of other devices stays denied.
+//! - v1, no list or an empty one: nothing is written and the container keeps the rules it
+//!   inherited from its parent cgroup (normally everything allowed). runc differs here: it
+//!   always writes deny-all plus its defaults. [`v1_writes`] also serves updates, where an
+//!   absent list must leave the container's rules alone; an engine that wants a locked-down
+//!   container sends a list (Docker, podman and containerd always do).
+//! - v1 updates rewrite the rules from scratch (deny-all first, then the allows), so a
+//!   running container's opens can fail in between; runc avoids this by diffing against
+//!   `devices.list`. The kernel also refuses an `a` line (EINVAL) once the container's
+//!   devices cgroup has sub-cgroups.
+//! - v2 has no device files: enforcement needs a `BPF_CGROUP_DEVICE` eBPF program, which
+//!   rwasm does not load yet. The list is validated and the v2 manager logs once per apply
+//!   at warn level that it is not enforced; it is not an error, since engines always send
+//!   a list.
+//!
 //! Fields this module does not apply are listed by [`unapplied_fields`] (the managers log
-//! them at warn level); notably `linux.resources.devices`, whose v1 rules need runc's
-//! default-allowed device list and whose v2 form is an eBPF program.
+//! them at warn level).
 
-use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, LinuxThrottleDevice};
 
 use super::error::CgroupError;
 
@@ -64,6 +93,25 @@ const THROTTLE_READ_BPS: &str = "linux.resources.blockIO.throttleReadBpsDevice";
 const THROTTLE_WRITE_BPS: &str = "linux.resources.blockIO.throttleWriteBpsDevice";
 const THROTTLE_READ_IOPS: &str = "linux.resources.blockIO.throttleReadIOPSDevice";
 const THROTTLE_WRITE_IOPS: &str = "linux.resources.blockIO.throttleWriteIOPSDevice";
+
+/// The spec field of the device allowlist.
+pub(crate) const DEVICES: &str = "linux.resources.devices";
+/// The `field` of the [`Write`]s that allow rwasm's default devices (not from the spec).
+const DEVICES_DEFAULT: &str = "linux.resources.devices (rwasm's default devices)";
+
+/// The device nodes rwasm creates in every container (runtime-spec "Default Devices"),
+/// plus `/dev/pts/*` and `/dev/ptmx`, as (type, major, minor; `None` = any): allowed `rwm`
+/// after a non-empty spec list.
+const DEFAULT_DEVICES: [(char, u32, Option<u32>); 8] = [
+    ('c', 1, Some(3)), // /dev/null
+    ('c', 1, Some(5)), // /dev/zero
+    ('c', 1, Some(7)), // /dev/full
+    ('c', 1, Some(8)), // /dev/random
+    ('c', 1, Some(9)), // /dev/urandom
+    ('c', 5, Some(0)), // /dev/tty
+    ('c', 136, None),  // /dev/pts/*
+    ('c', 5, Some(2)), // /dev/ptmx
+];
 
 fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>) -> CgroupError {
     CgroupError::InvalidResource {
@@ -245,6 +293,81 @@ fn device(field: &'static str, major: i64, minor: i64) -> Result<String, CgroupE
     }
 }
 
+/// One checked entry of `linux.resources.devices`: the v1 line and the file it goes to.
+struct DeviceRule {
+    allow: bool,
+    /// `TYPE MAJOR:MINOR ACCESS`, e.g. `c 1:3 rwm`, `a *:* rwm`, `c 136:* rw`.
+    line: String,
+}
+
+fn device_line(typ: char, major: Option<u32>, minor: Option<u32>, access: &str) -> String {
+    let num = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
+    format!("{typ} {}:{} {access}", num(major), num(minor))
+}
+
+fn device_rule(index: usize, d: &LinuxDeviceCgroup) -> Result<DeviceRule, CgroupError> {
+    let bad = |reason| CgroupError::InvalidDeviceRule {
+        index,
+        rule: serde_json::to_string(d).unwrap_or_else(|_| format!("{d:?}")),
+        reason,
+    };
+    let typ = match d.typ() {
+        None | Some(LinuxDeviceType::A) => 'a',
+        Some(LinuxDeviceType::C) => 'c',
+        Some(LinuxDeviceType::B) => 'b',
+        Some(LinuxDeviceType::U | LinuxDeviceType::P) => {
+            return Err(bad(
+                "type must be a (all), c (char) or b (block); the devices cgroup knows no other",
+            ));
+        }
+    };
+    let num = |n: Option<i64>| match n {
+        None => Ok(None),
+        Some(n) => u32::try_from(n).map(Some).map_err(|_| {
+            bad("major and minor must be device numbers >= 0, or unset (null) for any")
+        }),
+    };
+    let (major, minor) = (num(d.major())?, num(d.minor())?);
+    let access = d.access().as_deref().unwrap_or("");
+    if access.is_empty() {
+        return Err(bad("access must not be empty: give some of r, w and m"));
+    }
+    let mut seen = String::new();
+    for c in access.chars() {
+        if !matches!(c, 'r' | 'w' | 'm') || seen.contains(c) {
+            return Err(bad(
+                "access must be made of r (read), w (write) and m (mknod), each at most once",
+            ));
+        }
+        seen.push(c);
+    }
+    if typ == 'a' {
+        if major.is_some() || minor.is_some() {
+            return Err(bad(
+                "type a (all devices) takes no major or minor: the kernel would ignore them and match every device",
+            ));
+        }
+        if access.len() != 3 {
+            return Err(bad(
+                "type a (all devices) needs access rwm: the kernel switches every access at once",
+            ));
+        }
+    }
+    Ok(DeviceRule {
+        allow: d.allow(),
+        line: device_line(typ, major, minor, access),
+    })
+}
+
+/// The device allowlist, every entry checked, in list order.
+fn device_rules(r: &LinuxResources) -> Result<Vec<DeviceRule>, CgroupError> {
+    let list = r.devices().as_deref().unwrap_or(&[]);
+    list.iter()
+        .enumerate()
+        .map(|(i, d)| device_rule(i, d))
+        .collect()
+}
+
 /// The four throttle lists with their field, v1 file and v2 io.max key, in that order.
 fn throttles(
     r: &LinuxResources,
@@ -288,7 +411,12 @@ fn throttles(
     ]
 }
 
-/// cgroup v1 writes for `r`, in order: cpuset, memory, cpu, pids, blkio.
+/// cgroup v1 writes for `r`, in order: cpuset, devices, memory, cpu, pids, blkio (runc's
+/// order).
+///
+/// Devices: the spec's entries in list order to `devices.deny` or `devices.allow`, then
+/// rwasm's default devices to `devices.allow`, when the list is non-empty (see the module
+/// documentation).
 ///
 /// Memory ordering: the kernel keeps `memory.memsw.limit_in_bytes` ≥
 /// `memory.limit_in_bytes` at every moment, so when both are set the memory+swap limit is
@@ -303,6 +431,26 @@ pub fn v1_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
     }
     if let Some(v) = mems {
         out.push(w("cpuset", "cpuset.mems", v, CPU_MEMS));
+    }
+
+    let devices = device_rules(r)?;
+    if !devices.is_empty() {
+        for d in devices {
+            let file = if d.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            out.push(w("devices", file, d.line, DEVICES));
+        }
+        for (typ, major, minor) in DEFAULT_DEVICES {
+            out.push(w(
+                "devices",
+                "devices.allow",
+                device_line(typ, Some(major), minor, "rwm"),
+                DEVICES_DEFAULT,
+            ));
+        }
     }
 
     if let Some(m) = memory(r, cur)? {
@@ -438,8 +586,12 @@ fn max_or(v: i64) -> String {
 }
 
 /// cgroup v2 writes for `r` (cgroup-v2.rst), in order: cpuset, memory, cpu, pids, io.
+///
+/// The device allowlist is validated as on v1 but not translated: v2 needs an eBPF
+/// program for it (see the module documentation).
 pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, CgroupError> {
     let mut out = Vec::new();
+    device_rules(r)?;
     let (cpus, mems) = cpuset(r)?;
     if let Some(v) = cpus {
         out.push(w("cpuset", "cpuset.cpus", v, CPU_CPUS));
@@ -545,15 +697,15 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
 
 /// The `linux.resources` fields present in `r` that this module does not apply on cgroup
 /// v1 (`v2 == false`) or v2. The managers log them at warn level rather than fail, since
-/// engines routinely send some of them (e.g. `devices`).
+/// engines routinely send some of them (e.g. `devices` on v2, applied on v1 only).
 #[allow(
     deprecated,
     reason = "memory.kernel is deprecated in the spec and only reported here"
 )]
 pub fn unapplied_fields(r: &LinuxResources, v2: bool) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        out.push("linux.resources.devices");
+    if v2 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        out.push(DEVICES);
     }
     if let Some(m) = r.memory() {
         if m.kernel().is_some() {
@@ -875,13 +1027,164 @@ mod tests {
         assert_eq!(
             unapplied_fields(&r, false),
             [
-                "linux.resources.devices",
                 "linux.resources.memory.kernel",
                 "linux.resources.cpu.burst",
                 "linux.resources.cpu.realtimeRuntime",
                 "linux.resources.hugepageLimits",
                 "linux.resources.unified",
             ]
+        );
+        assert_eq!(unapplied_fields(&r, true)[0], "linux.resources.devices");
+        let empty = res(json!({"devices": []}));
+        assert!(unapplied_fields(&empty, true).is_empty());
+    }
+
+    /// Docker's and podman's default: deny all, then the allowed devices.
+    fn docker_like() -> LinuxResources {
+        res(json!({
+            "devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+                {"allow": true, "type": "b", "major": 8, "access": "r"},
+                {"allow": true, "type": "c", "minor": 1, "access": "mw"},
+                {"allow": false, "type": "c", "major": 1, "minor": 9, "access": "w"},
+                {"allow": true, "type": "a", "access": "mrw"}
+            ],
+            "pids": {"limit": 5}
+        }))
+    }
+
+    const DEFAULTS: [&str; 8] = [
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 136:* rwm",
+        "c 5:2 rwm",
+    ];
+
+    #[test]
+    fn v1_devices_deny_all_then_list_order_then_defaults() {
+        let ws = v1_writes(&docker_like(), &FRESH).unwrap();
+        let mut want = vec![
+            ("devices", "devices.deny", "a *:* rwm"),
+            ("devices", "devices.allow", "c 10:200 rwm"),
+            ("devices", "devices.allow", "b 8:* r"),
+            ("devices", "devices.allow", "c *:1 mw"),
+            ("devices", "devices.deny", "c 1:9 w"),
+            ("devices", "devices.allow", "a *:* mrw"),
+        ];
+        want.extend(DEFAULTS.iter().map(|l| ("devices", "devices.allow", *l)));
+        want.push(("pids", "pids.max", "5"));
+        assert_eq!(triples(&ws), want);
+        assert!(ws[..6].iter().all(|w| w.field == "linux.resources.devices"));
+        assert!(
+            ws[6..14]
+                .iter()
+                .all(|w| w.field == "linux.resources.devices (rwasm's default devices)")
+        );
+        // Devices come right after cpuset, as in runc.
+        let r = res(json!({
+            "cpu": {"cpus": "0", "shares": 512},
+            "devices": [{"allow": false, "access": "rwm"}]
+        }));
+        let ws = v1_writes(&r, &FRESH).unwrap();
+        assert_eq!(triples(&ws)[0], ("cpuset", "cpuset.cpus", "0"));
+        assert_eq!(triples(&ws)[1], ("devices", "devices.deny", "a *:* rwm"));
+        assert_eq!(triples(&ws)[10], ("cpu", "cpu.shares", "512"));
+    }
+
+    #[test]
+    fn devices_absent_or_empty_write_nothing_and_v2_writes_none() {
+        for r in [json!({}), json!({"devices": []})] {
+            assert!(
+                v1_writes(&res(r.clone()), &FRESH).unwrap().is_empty(),
+                "{r}"
+            );
+        }
+        assert_eq!(
+            triples(&v2_writes(&docker_like(), &FRESH).unwrap()),
+            [("pids", "pids.max", "5")]
+        );
+    }
+
+    #[test]
+    fn invalid_device_entries_name_the_index() {
+        let cases = [
+            (
+                json!({"allow": true, "type": "a", "major": 1, "access": "rwm"}),
+                "takes no major",
+            ),
+            (
+                json!({"allow": true, "type": "a", "minor": 3, "access": "rwm"}),
+                "takes no major",
+            ),
+            (
+                json!({"allow": false, "major": 1, "minor": 3, "access": "rwm"}),
+                "takes no major",
+            ),
+            (json!({"allow": true, "access": "r"}), "needs access rwm"),
+            (
+                json!({"allow": true, "type": "u", "major": 1, "access": "rwm"}),
+                "type must be",
+            ),
+            (
+                json!({"allow": true, "type": "p", "access": "rwm"}),
+                "type must be",
+            ),
+            (
+                json!({"allow": true, "type": "c", "major": 1, "minor": 3}),
+                "must not be empty",
+            ),
+            (
+                json!({"allow": true, "type": "c", "major": 1, "access": ""}),
+                "must not be empty",
+            ),
+            (
+                json!({"allow": true, "type": "c", "major": 1, "access": "rwx"}),
+                "made of r",
+            ),
+            (
+                json!({"allow": true, "type": "c", "major": 1, "access": "rr"}),
+                "at most once",
+            ),
+            (
+                json!({"allow": true, "type": "c", "major": 1, "access": "RWM"}),
+                "made of r",
+            ),
+            (
+                json!({"allow": true, "type": "b", "major": -1, "access": "r"}),
+                ">= 0",
+            ),
+            (
+                json!({"allow": true, "type": "b", "major": 8, "minor": 4294967296_i64, "access": "r"}),
+                ">= 0",
+            ),
+        ];
+        for (entry, want) in cases {
+            let r = res(json!({"devices": [{"allow": false, "access": "rwm"}, entry.clone()]}));
+            let e1 = v1_writes(&r, &FRESH).unwrap_err();
+            let e2 = v2_writes(&r, &FRESH).unwrap_err();
+            assert_eq!(e1.to_string(), e2.to_string(), "v1 and v2 validate alike");
+            let CgroupError::InvalidDeviceRule { index, .. } = &e1 else {
+                panic!("{entry}: unexpected {e1}")
+            };
+            assert_eq!(*index, 1, "{e1}");
+            let msg = e1.to_string();
+            assert!(
+                msg.starts_with("invalid linux.resources.devices[1] {"),
+                "{msg}"
+            );
+            assert!(msg.contains(want), "{entry}: {msg}");
+        }
+        let r =
+            res(json!({"devices": [{"allow": true, "type": "a", "major": 1, "access": "rwm"}]}));
+        assert_eq!(
+            v1_writes(&r, &FRESH).unwrap_err().to_string(),
+            "invalid linux.resources.devices[0] {\"allow\":true,\"type\":\"a\",\"major\":1,\"access\":\"rwm\"}: \
+             type a (all devices) takes no major or minor: the kernel would ignore them and match every device"
         );
     }
 

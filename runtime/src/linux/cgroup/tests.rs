@@ -110,6 +110,14 @@ fn fake_v1(with_blkio_weight: bool) -> Tree {
             ],
         ),
         ("freezer", vec![("freezer.state", "THAWED")]),
+        (
+            "devices",
+            vec![
+                ("devices.allow", ""),
+                ("devices.deny", ""),
+                ("devices.list", "a *:* rwm"),
+            ],
+        ),
         ("blkio", blkio),
         ("pids", vec![("pids.max", "max")]),
     ];
@@ -327,6 +335,113 @@ fn v1_create_fills_cpuset_and_apply_writes_every_file() {
     .unwrap();
     assert_eq!(read(mem.join("memory.limit_in_bytes")), "268435456");
     assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), "536870912");
+}
+
+/// The writes made so far to files of `dir`, as (file name, value).
+fn writes_in(dir: &Path) -> Vec<(String, String)> {
+    fake::writes()
+        .into_iter()
+        .filter(|(p, _)| p.parent() == Some(dir))
+        .map(|(p, v)| (p.file_name().unwrap().to_string_lossy().into_owned(), v))
+        .collect()
+}
+
+fn device_list() -> LinuxResources {
+    res(json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "b", "major": 254, "minor": 0, "access": "r"},
+        {"allow": true, "type": "c", "major": 10, "access": "rwm"}
+    ]}))
+}
+
+#[test]
+fn v1_apply_writes_the_device_allowlist_in_order() {
+    let t = fake_v1(false);
+    let m = t.manager(None, "c1").unwrap();
+    m.create().unwrap();
+    let dir = m.path("devices").unwrap();
+    assert_eq!(dir, t.root.join("devices/rwasm/c1"));
+    m.apply(&device_list()).unwrap();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(f, l)| ((*f).to_owned(), (*l).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        writes_in(&dir),
+        pairs(&[
+            ("devices.deny", "a *:* rwm"),
+            ("devices.allow", "b 254:0 r"),
+            ("devices.allow", "c 10:* rwm"),
+            ("devices.allow", "c 1:3 rwm"),
+            ("devices.allow", "c 1:5 rwm"),
+            ("devices.allow", "c 1:7 rwm"),
+            ("devices.allow", "c 1:8 rwm"),
+            ("devices.allow", "c 1:9 rwm"),
+            ("devices.allow", "c 5:0 rwm"),
+            ("devices.allow", "c 136:* rwm"),
+            ("devices.allow", "c 5:2 rwm"),
+        ])
+    );
+    // No list: the devices cgroup is left as it is.
+    let before = fake::writes().len();
+    m.apply(&res(json!({"pids": {"limit": 5}}))).unwrap();
+    m.apply(&res(json!({"devices": []}))).unwrap();
+    let after = fake::writes();
+    assert_eq!(after.len(), before + 1);
+    assert!(after[before].0.ends_with("pids.max"));
+}
+
+#[test]
+fn v1_device_list_without_a_devices_hierarchy_is_refused() {
+    let t = fake_v1(false);
+    let m = t.manager(None, "c1").unwrap();
+    m.create().unwrap();
+    // The same container on a host whose v1 layout has no devices hierarchy.
+    let mut h = serde_json::to_value(m.handle()).unwrap();
+    h["hierarchies"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["controllers"] != json!(["devices"]));
+    let m = Manager::from_handle(&serde_json::from_value(h).unwrap());
+    assert_eq!(m.path("devices"), None);
+    let e = m.apply(&device_list()).unwrap_err();
+    let CgroupError::ControllerUnavailable {
+        field, controller, ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (*field, controller.as_str()),
+        ("linux.resources.devices", "devices")
+    );
+    m.apply(&res(json!({"pids": {"limit": 5}}))).unwrap();
+}
+
+#[test]
+fn v1_invalid_device_entry_is_refused_before_any_write() {
+    let t = fake_v1(false);
+    let m = t.manager(None, "c1").unwrap();
+    m.create().unwrap();
+    let before = fake::writes().len();
+    let e = m
+        .apply(&res(json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "a", "major": 8, "access": "rwm"}
+        ]})))
+        .unwrap_err();
+    assert!(
+        matches!(e, CgroupError::InvalidDeviceRule { index: 2, .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("invalid linux.resources.devices[2] "),
+        "{e}"
+    );
+    assert_eq!(fake::writes().len(), before, "nothing written");
 }
 
 #[test]
@@ -586,6 +701,27 @@ fn v2_unavailable_controller_and_file_name_the_field() {
                 ..
             }
         ),
+        "{e}"
+    );
+}
+
+#[test]
+fn v2_device_list_is_validated_but_not_written() {
+    let t = fake_v2("cpu memory pids", true);
+    let m = t.manager(None, "c1").unwrap();
+    m.create().unwrap();
+    let before = fake::writes().len();
+    // Warned about (not enforced on v2 yet), not an error: engines always send a list.
+    m.apply(&device_list()).unwrap();
+    assert_eq!(fake::writes().len(), before, "nothing written");
+    assert!(!t.root.join("user.slice/rwasm/c1/devices.allow").exists());
+    let e = m
+        .apply(&res(
+            json!({"devices": [{"allow": true, "type": "c", "major": 1, "access": "x"}]}),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(e, CgroupError::InvalidDeviceRule { index: 0, .. }),
         "{e}"
     );
 }
