@@ -247,7 +247,10 @@ fn policy_denies_with_its_reason_and_leaves_nothing_behind() {
     assert!(!w.root.join(&c).exists(), "no state directory");
     assert!(cgroup_dirs_named(&c).is_empty(), "no cgroup");
     assert!(mounts_mentioning(&c).is_empty(), "no mount");
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
     assert!(!stdout(&ps).lines().any(|l| l.contains(&c)), "no process");
     // With a limit and no CAP_SYS_ADMIN the same policy allows it.
     let out = w.rwasm(&[

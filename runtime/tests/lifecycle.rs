@@ -469,3 +469,25 @@ fn pids_limit_holds_a_fork_loop() {
     assert_eq!(w.rwasm_detached(&["delete", "--force", &c]).0, 0);
     assert!(cgroup_dirs_named(&c).is_empty());
 }
+
+#[test]
+fn host_block_devices_are_out_of_reach_even_with_cap_mknod() {
+    // The spec lists no devices: rwasm still confines the device cgroup (as runc does).
+    let w = World::new();
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "mknod /tmp/blk b 7 0 && head -c1 /tmp/blk >/dev/null && echo reached || echo refused; head -c1 /dev/zero | wc -c"],
+        json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ]}),
+    );
+    let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id("blk")]);
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["refused", "1"],
+        "{}",
+        stderr(&out)
+    );
+}

@@ -153,6 +153,22 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineErro
     Ok((bundle, rootfs, spec))
 }
 
+/// `linux.resources` as applied at create: a spec without a device list still gets a
+/// deny-all device cgroup (the cgroup manager then allows the default devices), as runc
+/// does, so CAP_MKNOD cannot reach host block devices.
+fn confined_resources(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
+    let mut res = linux.resources().clone().unwrap_or_default();
+    if res.devices().is_none() {
+        let deny_all = oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .expect("static rule");
+        res.set_devices(Some(vec![deny_all]));
+    }
+    res
+}
+
 /// Undoes a partial create when dropped without `commit` (nothing is left behind).
 struct Rollback<'a> {
     store: &'a StateStore,
@@ -296,9 +312,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
 
     let cg = rb.cgroup.as_ref().expect("set above");
     cg.add_task(pid.as_raw())?;
-    if let Some(res) = linux.resources() {
-        cg.apply(res)?;
-    }
+    cg.apply(&confined_resources(&linux))?;
     if plan.new_user() {
         write_id_maps(
             pid.as_raw(),
