@@ -128,6 +128,52 @@ fn cpus_memory_and_pids_flags_are_written_to_the_cgroup() {
 }
 
 #[test]
+fn cpuset_period_quota_and_swap_flags() {
+    let w = World::new();
+    w.setup_image();
+    let out = docker(
+        &w,
+        &[
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "-m",
+            "32m",
+            "--memory-swap",
+            "-1",
+            "busybox",
+            "cat",
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            "/sys/fs/cgroup/cpuset/cpuset.mems",
+            "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(&lines[..4], ["0", "0", "50000", "25000"]);
+    assert!(
+        lines[4].parse::<u64>().unwrap() > 1 << 40,
+        "--memory-swap -1: unlimited, got {}",
+        lines[4]
+    );
+    // This host has no blkio.weight: Docker warns and discards the weight.
+    let out = docker(&w, &["--blkio-weight", "300", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Weight discarded"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bad_flag_values_exit_125_with_the_flag_named() {
     let w = World::new();
     w.setup_image();

@@ -491,3 +491,88 @@ fn host_block_devices_are_out_of_reach_even_with_cap_mknod() {
         stderr(&out)
     );
 }
+
+#[test]
+fn process_attributes_are_applied() {
+    let w = World::new();
+    let b = w.bundle(
+        "b",
+        &["sh", "-c", "ulimit -n; ulimit -Hn; umask; id -u; id -G; grep -E '^(NoNewPrivs|CapBnd|CapEff)' /proc/self/status | tr -d '\\t'; cat /proc/self/oom_score_adj; pwd"],
+        json!({"process": {
+            "user": {"uid": 1000, "gid": 1000, "umask": 63, "additionalGids": [5, 20]},
+            "cwd": "/work/dir",
+            "env": ["PATH=/bin"],
+            "noNewPrivileges": true,
+            "oomScoreAdj": 300,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}],
+            "capabilities": {
+                "bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"],
+                "inheritable": [], "ambient": []
+            }
+        }}),
+    );
+    let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id("attrs")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // CAP_CHOWN = bit 0, CAP_KILL = bit 5. A non-root uid keeps no effective caps at exec
+    // unless they are ambient (capabilities(7)); the bounding set is what the spec says.
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [
+            "1024",
+            "2048",
+            "0077",
+            "1000",
+            "1000 5 20",
+            "CapEff:0000000000000000",
+            "CapBnd:0000000000000021",
+            "NoNewPrivs:1",
+            "300",
+            "/work/dir"
+        ]
+    );
+}
+
+#[test]
+fn namespaces_given_by_path_are_joined() {
+    let w = World::new();
+    let name = format!("rwasm-{}", rand_suffix());
+    assert!(
+        std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let path = format!("/run/netns/{name}");
+    let want = std::fs::read_link("/proc/self/ns/net").ok(); // host's, to prove it differs
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    let b = w.bundle(
+        "b",
+        &["readlink", "/proc/self/ns/net"],
+        json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": path}]}}),
+    );
+    let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id("netns")]);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "delete", &name])
+        .status();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("net:[{ino}]"));
+    assert_ne!(
+        want.map(|p| p.display().to_string()),
+        Some(stdout(&out).trim().to_string())
+    );
+}
+
+#[test]
+fn a_failing_poststart_hook_is_only_logged() {
+    let w = World::new();
+    let b = w.bundle("b", &["sh", "-c", "echo ran"], json!({"hooks": {"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}}));
+    let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id("poststart")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Poststart hook failed"),
+        "{}",
+        stderr(&out)
+    );
+}

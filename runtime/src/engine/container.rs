@@ -263,6 +263,11 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         })
         .transpose()?;
 
+    let cg = Manager::for_container(
+        linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+        opts.id,
+    )?;
+    record.cgroup = Some(cg.handle());
     let dir = store.claim(opts.id)?;
     let mut rb = Rollback {
         store,
@@ -275,14 +280,11 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         &dir.join("config.json"),
         &serde_json::to_vec(&spec).expect("spec serializes"),
     )?;
-
-    let cg = Manager::for_container(
-        linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
-        opts.id,
-    )?;
+    // Recorded before anything exists, so that `delete --force` can clean up after a
+    // create that was killed half-way.
+    store.save(&record)?;
+    rb.cgroup = Some(cg.clone());
     cg.create()?;
-    record.cgroup = Some(cg.handle());
-    rb.cgroup = Some(cg);
 
     let exe = sealed_self_exe(store.root())?;
     let (mut sync_sock, init_sock) = UnixStream::pair().map_err(SyncError::Io)?;
@@ -571,8 +573,8 @@ pub fn delete(
         }
         if let Some(pid) = record.pid {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            wait_dead(&record, Duration::from_secs(5));
         }
-        wait_dead(&record, Duration::from_secs(5));
     }
     if let Some(h) = &record.cgroup {
         Manager::from_handle(h).destroy()?;

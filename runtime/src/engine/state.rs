@@ -1,6 +1,6 @@
 //! The state store: one directory per container under the state root (`--root`,
 //! default `/run/rwasm`), holding `state.json`, the final `config.json` and the start
-//! socket. Files are written atomically (temp file, fsync, rename).
+//! socket. Files are written atomically (temp file, rename).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -152,7 +152,7 @@ impl StateStore {
     }
 
     pub fn exists(&self, id: &str) -> bool {
-        self.dir(id).join("state.json").exists() || self.dir(id).exists()
+        self.dir(id).exists()
     }
 
     /// Claim `id` by creating its directory; fails if another create got there first.
@@ -220,9 +220,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         std::process::id()
     ));
     let result = (|| {
+        // No fsync: the rename already makes readers see the old or the new file, and the
+        // state root is a tmpfs (/run) that does not outlive a crash anyway.
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
