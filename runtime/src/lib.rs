@@ -4,6 +4,8 @@
 //! store) → `plugin` (manifest, wasmtime host) → `linux` (namespaces, mounts, cgroups,
 //! process launch). `linux` knows nothing of plugins; `plugin` knows nothing of syscalls.
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod linux;
 pub mod plugin;

@@ -27,57 +27,94 @@ use super::state::{
 /// A lifecycle operation that failed. Nothing of a failed create is left behind.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Reading or writing the container's state record failed (bad id, exists, not found, I/O).
     #[error(transparent)]
     State(#[from] StateError),
+    /// The bundle violates runtime-spec `config.md` or rwasm's limits (no `process.args`,
+    /// relative `process.cwd`, missing `root.path`, `process.terminal` without a console socket).
     #[error("{path}: {reason}")]
-    Bundle { path: PathBuf, reason: String },
+    Bundle {
+        /// The bundle's `config.json` (or the bundle directory when it cannot be resolved).
+        path: PathBuf,
+        /// Which field is wrong and why, e.g. `process.cwd: must be an absolute path`.
+        reason: String,
+    },
+    /// A `config.json` (the bundle's, or the copy in the state directory) does not parse.
     #[error("cannot load {path}")]
     Config {
+        /// The `config.json` that failed to load.
         path: PathBuf,
+        /// The parse or I/O error from oci-spec.
         #[source]
         source: oci_spec::OciSpecError,
     },
+    /// A plugin failed outside a lifecycle hook point (e.g. at `preCreate`).
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The spec's `linux.namespaces` or id mappings cannot be honoured.
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
+    /// Creating, configuring or tearing down the container's cgroup failed.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// Sealing a copy of our own executable for init (runc CVE-2019-5736 defence) failed.
     #[error(transparent)]
     Exe(#[from] ExeError),
+    /// Cloning the container's init process failed.
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    /// The sync socket to init broke, or carried a bad or oversized message.
     #[error("talking to the container's init")]
     Sync(#[from] SyncError),
+    /// Binding (at create) or connecting to (at start) the container's `start.sock` failed.
     #[error("start socket {path}")]
     Socket {
+        /// The `start.sock` in the container's state directory.
         path: PathBuf,
+        /// The bind or connect error.
         #[source]
         source: std::io::Error,
     },
+    /// Init reported a failure, exited early, or broke the protocol; the kind maps to
+    /// Docker's exit codes 127 (not found) and 126 (cannot execute).
     #[error("{0}")]
     Init(String, FailureKind),
+    /// A lifecycle hook point (OCI hooks and plugin hooks) failed; at `startContainer` the
+    /// container is killed, as runtime-spec `config.md` "POSIX-platform Hooks" requires.
     #[error("{point} failed")]
     Point {
+        /// The runtime-spec hook name, e.g. `createRuntime`, `startContainer`.
         point: &'static str,
+        /// What failed at that point.
         #[source]
         source: PointError,
     },
+    /// The operation is not allowed in the container's current status (runtime-spec
+    /// `runtime.md`, "Operations": start needs created, kill created or running, delete stopped).
     #[error("container {id} is {status}: {what}")]
     WrongState {
+        /// The container id.
         id: String,
+        /// The status the container is in.
         status: ContainerState,
+        /// What is allowed instead, as a hint for the user.
         what: &'static str,
     },
+    /// `kill(2)` on one of the container's processes failed with other than `ESRCH`.
     #[error("cannot signal container {id}")]
     Signal {
+        /// The container id.
         id: String,
+        /// The errno from `kill(2)`.
         #[source]
         source: nix::Error,
     },
+    /// `waitpid(2)` on the container's init failed with other than `EINTR`.
     #[error("waiting for container {id}")]
     Wait {
+        /// The container id.
         id: String,
+        /// The errno from `waitpid(2)`.
         #[source]
         source: nix::Error,
     },
@@ -95,6 +132,7 @@ impl EngineError {
 
 /// Inputs of `create`.
 pub struct CreateOptions<'a> {
+    /// The container id; must pass [`check_id`] (runc's rule) and be unused in the store.
     pub id: &'a str,
     /// The bundle directory (runtime-spec `bundle.md`).
     pub bundle: &'a Path,
@@ -102,12 +140,14 @@ pub struct CreateOptions<'a> {
     pub pid_file: Option<&'a Path>,
     /// fds 3..3+N passed through to the user process.
     pub preserve_fds: u32,
+    /// The loaded plugins whose hooks run at each lifecycle point; may be empty.
     pub plugins: &'a PluginSet,
 }
 
 /// A created container.
 #[derive(Debug)]
 pub struct Created {
+    /// Its state record as saved in the store, status `created`, with init's pid.
     pub record: Record,
 }
 

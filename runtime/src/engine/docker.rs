@@ -19,12 +19,17 @@ use oci_spec::runtime::{
 /// A flag value Docker would refuse; names the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
+    /// A flag's value is malformed, out of Docker's range, or conflicts with another flag.
     #[error("invalid value {value:?} for {flag}: {reason}")]
     Invalid {
+        /// The flag as the user types it, e.g. `--memory`.
         flag: &'static str,
+        /// The value given, verbatim.
         value: String,
+        /// Docker's wording of the rule it breaks, e.g. `minimum memory limit allowed is 6MB`.
         reason: String,
     },
+    /// oci-spec's builders rejected the generated spec (a bug rather than a user error).
     #[error("building the container spec: {0}")]
     Spec(String),
 }
@@ -68,20 +73,37 @@ pub fn parse_bytes(flag: &'static str, s: &str) -> Result<i64, FlagError> {
 /// The resource and process flags of `rwasm run`, already split from the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct RunFlags {
+    /// `-e NAME=VALUE`, or `-e NAME` to pass the caller's value through; later entries win.
     pub env: Vec<String>,
+    /// `-h`; defaults to the first 12 characters of the container id.
     pub hostname: Option<String>,
+    /// `-w`; an absolute path in the container, default `/`.
     pub workdir: Option<String>,
+    /// `-u UID[:GID]`, numeric only; the gid defaults to the uid, the whole to `0:0`.
     pub user: Option<String>,
+    /// `-m`: memory limit as a Docker size (see [`parse_bytes`]), at least 6 MiB.
     pub memory: Option<String>,
+    /// `--memory-swap`: memory plus swap as a size, or `-1` for unlimited; needs `-m` and
+    /// must be at least it; unset with `-m` means twice the memory limit, as in Docker.
     pub memory_swap: Option<String>,
+    /// `--memory-reservation`: soft memory limit as a Docker size.
     pub memory_reservation: Option<String>,
+    /// `--cpus`: a decimal CPU count from 0.01 to the host's CPUs, applied as a CFS quota
+    /// over a 100000 µs period; conflicts with `--cpu-period` and `--cpu-quota`.
     pub cpus: Option<String>,
+    /// `-c`/`--cpu-shares`: relative CPU weight in CPU shares (1024 is the kernel's default).
     pub cpu_shares: Option<u64>,
+    /// `--cpu-period`: CFS period in microseconds.
     pub cpu_period: Option<u64>,
+    /// `--cpu-quota`: CFS quota in microseconds per period.
     pub cpu_quota: Option<i64>,
+    /// `--cpuset-cpus`: CPUs the container may use, a list such as `0-3,5`.
     pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: memory (NUMA) nodes the container may use, a list such as `0,1`.
     pub cpuset_mems: Option<String>,
+    /// `--pids-limit`: maximum number of tasks in the container's cgroup.
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight`: relative block I/O weight from 10 to 1000; 0 means unset, as in Docker.
     pub blkio_weight: Option<u16>,
 }
 

@@ -26,17 +26,23 @@ pub fn oci_hooks(spec: &Spec, point: OciHook) -> Vec<Hook> {
 /// The OCI hooks the runtime process runs (createContainer and startContainer run in init).
 #[derive(Debug, Clone, Copy)]
 pub enum OciHook {
+    /// `hooks.prestart`: deprecated by the spec, run with createRuntime as runc does.
     Prestart,
+    /// `hooks.createRuntime`: after the namespaces exist, before pivot_root, in the runtime namespace.
     CreateRuntime,
+    /// `hooks.poststart`: after the user process started; a failure is only logged.
     Poststart,
+    /// `hooks.poststop`: after the container is deleted; a failure is only logged.
     Poststop,
 }
 
 /// A failure at a lifecycle point.
 #[derive(Debug, thiserror::Error)]
 pub enum PointError {
+    /// An OCI exec hook could not be spawned, exited non-zero or timed out.
     #[error(transparent)]
     Hook(#[from] HookError),
+    /// A WASM plugin registered for the point failed and its `on-error` did not say ignore.
     #[error(transparent)]
     Plugin(#[from] PluginError),
 }

@@ -14,17 +14,24 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Image errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The image name is neither a built-in image with a `rootfs/bin/sh` nor an existing
+    /// directory; carries the name as given.
     #[error(
         "image {0:?} not found: the built-in image is made by `rwasm setup`; a rootfs directory may be given by path"
     )]
     NotFound(String),
+    /// A file operation on the image store failed.
     #[error("cannot {what} {path}")]
     Io {
+        /// The operation, as a verb: `resolve`, `create`, `chmod`, `link`, `write`, `install`.
         what: &'static str,
+        /// The file or directory it was applied to.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// [`BUSYBOX`] cannot be copied or does not run `busybox --list` (missing or not static).
     #[error("{BUSYBOX} is missing or not static: install Debian's busybox-static")]
     NoBusybox,
 }
@@ -40,6 +47,7 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
+    /// The store under `<data_root>/images`; touches nothing on disk.
     pub fn new(data_root: &Path) -> Self {
         ImageStore {
             dir: data_root.join("images"),

@@ -26,24 +26,35 @@ pub const IMAGE_ANNOTATION: &str = "org.rwasm.image";
 /// A failed run, before or after the container existed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A `docker run` flag has a value Docker would refuse.
     #[error(transparent)]
     Flag(#[from] FlagError),
+    /// The image cannot be resolved to a rootfs.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// Create, start, wait or delete of the container failed (boxed: the error is large).
     #[error(transparent)]
     Engine(#[from] Box<EngineError>),
+    /// Mounting the overlay rootfs (image as lower, the run's `upper` and `work`) failed.
     #[error(transparent)]
     Overlay(#[from] OverlayError),
+    /// `--name` names a container whose bundle still exists under `<data-root>/containers`.
     #[error("the container name {0:?} is already in use")]
     NameInUse(String),
+    /// `--name` does not match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
     #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
     BadName(String),
+    /// No command was given and the image has no `/bin/sh` to default to; carries the image.
     #[error("no command given and image {0:?} has no default command")]
     NoCommand(String),
+    /// A file operation on the run's bundle failed.
     #[error("cannot {what} {path}")]
     Io {
+        /// The operation, as a verb: `read`, `create`, `list`, `write`.
         what: &'static str,
+        /// The file or directory it was applied to.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
@@ -66,13 +77,21 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RunError
 
 /// What to run.
 pub struct RunRequest<'a> {
+    /// `busybox` (or `busybox:latest`), or a rootfs directory path (see [`ImageStore::resolve`]).
     pub image: &'a str,
+    /// The command and its arguments; empty means `sh` when the image has `/bin/sh`.
     pub args: Vec<String>,
+    /// `--name`; defaults to the first 12 hex digits of the id, as in Docker.
     pub name: Option<String>,
+    /// `--rm`: remove the bundle (overlay upper layer included) once the container exits.
     pub rm: bool,
+    /// The resource and process flags that shape config.json.
     pub flags: RunFlags,
+    /// The loaded plugins whose hooks run at each lifecycle point; may be empty.
     pub plugins: &'a PluginSet,
+    /// The data root: images under `images/`, bundles under `containers/<id>`.
     pub data_root: &'a Path,
+    /// The compiled-plugin cache, used when delete reloads the container's plugins for poststop.
     pub cache_dir: &'a Path,
     /// Called with init's pid once the container runs (the CLI forwards signals to it).
     pub on_start: &'a dyn Fn(i32),

@@ -20,24 +20,34 @@ pub const OCI_VERSION: &str = "1.2.0";
 /// Errors of the state store; each names the container or file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The id fails [`check_id`] (runc's rule); carries the id as given.
     #[error(
         "container id {0:?} is invalid: use 1-1024 characters from [A-Za-z0-9_.-], not starting with '.'"
     )]
     BadId(String),
+    /// [`StateStore::claim`] found the container's directory already there.
     #[error("container {0} already exists")]
     Exists(String),
+    /// The container has no `state.json` under the state root.
     #[error("container {0} does not exist")]
     NotFound(String),
+    /// A file operation under the state root failed.
     #[error("cannot {what} {path}")]
     Io {
+        /// The operation, as a verb: `create`, `read`, `write`, `remove`, `list`.
         what: &'static str,
+        /// The file or directory it was applied to.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A `state.json` exists but does not parse as a [`Record`].
     #[error("corrupt state file {path}")]
     Corrupt {
+        /// The `state.json` file.
         path: PathBuf,
+        /// The JSON error, with line and column.
         #[source]
         source: serde_json::Error,
     },
@@ -52,7 +62,9 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateErr
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    /// The runtime-spec version of the state (`ociVersion`), [`OCI_VERSION`] when written.
     pub oci_version: String,
+    /// The container id (runtime-spec `state.id`), unique under the state root.
     pub id: String,
     /// The last status recorded by a command; see [`Record::status`] for the live one.
     pub status: ContainerState,
@@ -60,13 +72,18 @@ pub struct Record {
     pub pid: Option<i32>,
     /// Init's start time in clock ticks (`/proc/PID/stat` field 22), to detect pid reuse.
     pub pid_start: Option<u64>,
+    /// The bundle directory, absolute and canonical (runtime-spec `state.bundle`).
     pub bundle: PathBuf,
+    /// The container's root filesystem on the host, absolute and canonical (`root.path` resolved).
     pub rootfs: PathBuf,
+    /// The spec's annotations after the pre-create plugins ran (runtime-spec `state.annotations`).
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     /// RFC 3339 creation time.
     pub created: String,
+    /// The user owning the container, as runc's `state` shows it; always `root` for now.
     pub owner: String,
+    /// Where the container's cgroup lives, so later commands find it; `None` until create has chosen it.
     pub cgroup: Option<CgroupHandle>,
     /// The plugin manifest the container was created with (start/delete use it too).
     pub plugins: Option<PathBuf>,
@@ -142,6 +159,7 @@ impl StateStore {
         })
     }
 
+    /// The state root directory, as given to [`StateStore::open`].
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -151,6 +169,7 @@ impl StateStore {
         self.root.join(id)
     }
 
+    /// Whether container `id` has a directory (possibly a half-created one without state).
     pub fn exists(&self, id: &str) -> bool {
         self.dir(id).exists()
     }

@@ -13,34 +13,51 @@ use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, Process};
 /// A credential or limit the kernel refused; names the spec field.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// A `process.rlimits[].type` that is not one of the Linux `RLIMIT_*` names.
     #[error("process.rlimits: unknown rlimit {0}")]
     UnknownRlimit(String),
+    /// `setrlimit(2)` refused a limit (e.g. raising a hard limit without CAP_SYS_RESOURCE).
     #[error("process.rlimits: cannot set {name} to soft {soft} hard {hard}")]
     Rlimit {
+        /// The rlimit, e.g. `RLIMIT_NOFILE`.
         name: String,
+        /// The soft limit, in the rlimit's own unit (bytes, seconds, a count).
         soft: u64,
+        /// The hard limit, in the same unit.
         hard: u64,
+        /// The errno from `setrlimit(2)`.
         #[source]
         source: nix::Error,
     },
+    /// `setresgid(2)`, `setresuid(2)` or `PR_SET_KEEPCAPS` failed while switching to `process.user`.
     #[error("process.user: cannot switch to uid {uid} gid {gid}")]
     User {
+        /// `process.user.uid`, in the container's user namespace.
         uid: u32,
+        /// `process.user.gid`, in the container's user namespace.
         gid: u32,
+        /// The errno of the failing call.
         #[source]
         source: nix::Error,
     },
+    /// `setgroups(2)` refused `process.user.additionalGids` (carried, with the errno).
     #[error("process.user.additionalGids: cannot set groups {0:?}")]
     Groups(Vec<u32>, #[source] nix::Error),
+    /// Dropping, setting or raising a capability set failed (capabilities(7)).
     #[error("process.capabilities.{set}: cannot set {caps}")]
     Caps {
+        /// The set: `bounding`, `effective`, `permitted`, `inheritable` or `ambient`.
         set: &'static str,
+        /// The capabilities involved, comma-separated (empty when clearing ambient).
         caps: String,
+        /// The error from the caps crate.
         #[source]
         source: caps::errors::CapsError,
     },
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` failed for `process.noNewPrivileges: true`.
     #[error("process.noNewPrivileges: prctl failed")]
     NoNewPrivs(#[source] nix::Error),
+    /// Writing `process.oomScoreAdj` to `/proc/self/oom_score_adj` failed.
     #[error("process.oomScoreAdj: cannot write /proc/self/oom_score_adj")]
     OomScore(#[source] std::io::Error),
 }

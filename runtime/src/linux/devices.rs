@@ -15,17 +15,30 @@ use super::path_in_root::{Create, ResolveError, open_in_root, proc_fd_path};
 /// A device that could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// The device's path (or its parent) cannot be resolved or created inside the rootfs.
     #[error("cannot resolve device path")]
     Resolve(#[from] ResolveError),
+    /// A system call on the device node failed.
     #[error("linux.devices: cannot {what} {path}")]
     Sys {
+        /// The operation: `mknod`, `chown`, `open`, `symlink`, `replace`, or
+        /// `bind-mount the host's` (the fallback in a user namespace, as runc does).
         what: &'static str,
+        /// The device path as the container sees it, e.g. `/dev/null` (its parent for `open`).
         path: PathBuf,
+        /// The errno.
         #[source]
         source: nix::Error,
     },
+    /// A `linux.devices[].type` other than `c`, `u`, `b` or `p` (e.g. `a`, which only
+    /// cgroup device rules allow).
     #[error("linux.devices: {path}: device type {typ:?} cannot be created")]
-    BadType { path: PathBuf, typ: LinuxDeviceType },
+    BadType {
+        /// The device path as the container sees it.
+        path: PathBuf,
+        /// The type given.
+        typ: LinuxDeviceType,
+    },
 }
 
 /// The devices every container gets (spec "Default Devices"): path, major, minor.

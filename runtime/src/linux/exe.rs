@@ -20,21 +20,30 @@ use nix::sys::stat::Mode;
 /// Failures while sealing the binary; each names the path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum ExeError {
+    /// The empty file to bind-mount onto cannot be created in the scratch directory.
     #[error("cannot create the mount point {path}")]
     MountPoint {
+        /// The mount point, `<scratch_dir>/.rwasm-exe-<pid>`.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The bind mount of `/proc/self/exe`, or its read-only remount, failed (needs CAP_SYS_ADMIN).
     #[error("cannot bind-mount /proc/self/exe read-only on {path}")]
     Mount {
+        /// The mount point.
         path: PathBuf,
+        /// The errno from `mount(2)`.
         #[source]
         source: nix::Error,
     },
+    /// Opening the read-only bind mount `O_PATH` failed.
     #[error("cannot open the sealed binary at {path}")]
     Open {
+        /// The mount point.
         path: PathBuf,
+        /// The errno from `open(2)`.
         #[source]
         source: nix::Error,
     },

@@ -13,18 +13,40 @@ use oci_spec::runtime::Hook;
 /// A hook that failed; names its path.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
+    /// The hook cannot be spawned, its stdin cannot be written (other than `EPIPE`), or
+    /// waiting for it failed.
     #[error("hook {path}: cannot start")]
     Spawn {
+        /// The hook's `path`.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The hook exited non-zero or was killed by a signal.
     #[error("hook {path}: {status}")]
-    Status { path: PathBuf, status: ExitStatus },
+    Status {
+        /// The hook's `path`.
+        path: PathBuf,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The hook ran longer than its `timeout` and was killed (SIGKILL).
     #[error("hook {path}: timed out after {secs} s")]
-    Timeout { path: PathBuf, secs: i64 },
+    Timeout {
+        /// The hook's `path`.
+        path: PathBuf,
+        /// The hook's `timeout`, in seconds.
+        secs: i64,
+    },
+    /// The hook's `timeout` is zero or negative; the spec requires it to be greater than zero.
     #[error("hook {path}: timeout must be > 0, not {secs}")]
-    BadTimeout { path: PathBuf, secs: i64 },
+    BadTimeout {
+        /// The hook's `path`.
+        path: PathBuf,
+        /// The `timeout` given, in seconds.
+        secs: i64,
+    },
 }
 
 /// Run `hook` with `state` (JSON) on its stdin and wait for it.

@@ -31,44 +31,66 @@ use super::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToI
 /// Why init gave up; reported to the runtime (or to `start`) before init exits.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    /// The named environment variable (sync or start fd) is unset, not a number, or not an
+    /// open fd: `rwasm init` was run by hand rather than by the runtime.
     #[error("init must be started by rwasm ({0} is not set)")]
     NoFd(&'static str),
+    /// The sync socket or start socket broke, or carried a bad or oversized message.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The runtime sent a message init did not expect at this step; carries it (`Debug`).
     #[error("unexpected message from the runtime: {0}")]
     Protocol(String),
+    /// The runtime told init to give up (e.g. a hook failed); carries the runtime's reason.
     #[error("aborted by the runtime: {0}")]
     Aborted(String),
+    /// The spec's `linux.namespaces` cannot be turned into a plan (duplicate, unsupported, no mount).
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
+    /// A system call failed (setns, set hostname, prctl, close_range, signal mask, ...).
     #[error("cannot {what}")]
     Sys {
+        /// What init was doing, e.g. `join namespace /proc/1234/ns/net`.
         what: String,
+        /// The errno.
         #[source]
         source: nix::Error,
     },
+    /// Bringing up `lo` in a new network namespace failed.
     #[error("cannot bring up loopback")]
     Loopback(#[source] io::Error),
+    /// Preparing the root filesystem (mounts, pivot_root, masked and read-only paths) failed.
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    /// Creating a device node in the container's `/dev` failed.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A createContainer or startContainer OCI hook, which init runs in the container, failed.
     #[error("createContainer/startContainer hook failed")]
     Hook(#[from] HookError),
+    /// Setting rlimits, the OOM score, the user, groups or capabilities failed.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// Writing a `linux.sysctl` entry under `/proc/sys` failed.
     #[error("linux.sysctl: cannot set {key}")]
     Sysctl {
+        /// The sysctl as the spec names it, e.g. `net.ipv4.ip_forward`.
         key: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// `process.cwd` cannot be created or entered.
     #[error("process.cwd: cannot use {path}")]
     Cwd {
+        /// `process.cwd`, inside the container.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The user process cannot be found or executed, or its args or env contain NUL; the
+    /// kind gives Docker's exit code (127 not found, 126 cannot execute).
     #[error("process.args: {0}")]
     Exec(String, FailureKind),
 }

@@ -25,17 +25,22 @@ use nix::unistd::Pid;
 pub const ENV_SYNC_FD: &str = "_RWASM_INIT_SYNC_FD";
 /// Environment variable naming init's start socket (a listening unix socket) fd.
 pub const ENV_START_FD: &str = "_RWASM_INIT_START_FD";
-/// argv[1] that makes the rwasm binary act as a container's init.
+/// The `argv[1]` that makes the rwasm binary act as a container's init.
 pub const INIT_ARG: &str = "init";
 
 /// Failures to start init.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// Opening our own pid namespace, or `setns(2)` into the spec's pid namespace for the
+    /// clone, failed.
     #[error("cannot join pid namespace")]
     JoinPid(#[source] nix::Error),
+    /// `clone(2)` of init failed (e.g. `EPERM` without privilege for a namespace, `EINVAL`).
     #[error("clone of the container init failed (flags {flags:?})")]
     Clone {
+        /// The namespace flags passed to `clone(2)`.
         flags: CloneFlags,
+        /// The errno from `clone(2)`.
         #[source]
         source: nix::Error,
     },

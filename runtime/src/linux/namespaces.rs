@@ -10,24 +10,35 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
 /// A namespace list that cannot be honoured.
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
+    /// A namespace type appears twice in `linux.namespaces`; carries its spec name.
     #[error("linux.namespaces: {0} is listed twice")]
     Duplicate(&'static str),
+    /// A namespace type rwasm does not implement yet (`time`).
     #[error("linux.namespaces: the {0} namespace is not supported")]
     Unsupported(&'static str),
+    /// `linux.namespaces` has no `mount` entry; rwasm never builds a rootfs in the host's.
     #[error("linux.namespaces: a mount namespace is required")]
     NoMountNamespace,
+    /// A namespace to join (an entry with `path`) cannot be opened.
     #[error("linux.namespaces: cannot open {kind} namespace {path}")]
     Open {
+        /// The namespace kind as `/proc/PID/ns` names it: `net`, `ipc`, `user`, ...
         kind: &'static str,
+        /// The entry's `path`, e.g. `/proc/1234/ns/net`.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A new user namespace without both `linux.uidMappings` and `linux.gidMappings`.
     #[error("linux.uidMappings/gidMappings: a new user namespace needs both")]
     MissingMappings,
+    /// Writing init's `/proc/PID/uid_map` or `gid_map` failed (user_namespaces(7) rules).
     #[error("cannot write {path}")]
     WriteMap {
+        /// The map file, `/proc/PID/uid_map` or `/proc/PID/gid_map`.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

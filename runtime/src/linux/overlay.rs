@@ -10,8 +10,11 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {what} overlay at {target}")]
 pub struct OverlayError {
+    /// The operation: `mount` or `unmount`.
     pub what: &'static str,
+    /// The overlay's mount point (the run's `rootfs` directory).
     pub target: PathBuf,
+    /// The errno from `mount(2)` or `umount2(2)`.
     #[source]
     pub source: nix::Error,
 }

@@ -18,7 +18,10 @@ use nix::sys::stat::{Mode, mkdirat};
 #[derive(Debug, thiserror::Error)]
 #[error("{path} (inside the rootfs)")]
 pub struct ResolveError {
+    /// The path as the container sees it (relative to the rootfs as `/`).
     pub path: PathBuf,
+    /// The errno of the failing lookup or creation (`openat2(2)`, `mkdirat(2)`, `openat(2)`),
+    /// e.g. `ENOENT`, or `ELOOP` after 40 symlinks.
     #[source]
     pub source: io::Error,
 }

@@ -23,20 +23,33 @@ use super::path_in_root::{Create, ResolveError, open_in_root, proc_fd_path};
 /// A failure while building the root filesystem; names the path and the step.
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
+    /// A `mounts[].destination` is not absolute.
     #[error("mounts[].destination {0:?} must be an absolute path")]
     RelativeDestination(PathBuf),
+    /// A bind mount without `source`; carries the destination.
+    #[error("mounts[].source: the bind mount at {0:?} needs a source")]
+    NoSource(PathBuf),
+    /// A mount destination cannot be resolved or created inside the rootfs.
     #[error("cannot resolve mount destination")]
     Resolve(#[from] ResolveError),
+    /// A mount-related system call failed (mount, remount, mask, pivot_root, chdir, ...).
     #[error("cannot {what} {path}")]
     Sys {
+        /// The step, e.g. `bind-mount`, `remount read-only`, `pivot_root into`.
         what: &'static str,
+        /// The path it applied to (host path before pivot_root, container path after).
         path: PathBuf,
+        /// The errno.
         #[source]
         source: nix::Error,
     },
+    /// Inspecting a file failed: a bind source, `/proc/self/mountinfo`, or a masked or
+    /// read-only path (other than `ENOENT`, which skips the path).
     #[error("cannot read {path}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
@@ -105,7 +118,7 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
         let src = match m.source() {
             Some(s) if s.is_absolute() => s.clone(),
             Some(s) => bundle.join(s),
-            None => return Err(RootfsError::RelativeDestination(dest.clone())),
+            None => return Err(RootfsError::NoSource(dest.clone())),
         };
         let meta = fs::metadata(&src).map_err(|source| RootfsError::Io {
             path: src.clone(),

@@ -25,7 +25,10 @@ pub enum ToInit {
     Abort(String),
     /// Sent by `start` on the start socket: run startContainer hooks and exec the user
     /// process. Carries the state JSON (status `created`) for the hooks.
-    Start { state: String },
+    Start {
+        /// The runtime-spec state JSON, handed to startContainer hooks on stdin.
+        state: String,
+    },
 }
 
 /// Where init pauses so the runtime can run hooks (runtime-spec `runtime.md`, "Lifecycle").
@@ -58,7 +61,12 @@ pub enum FromInit {
     /// Sent on the start socket right before `execve` of the user process.
     Exec,
     /// Init failed; it exits after sending this.
-    Failed { kind: FailureKind, message: String },
+    Failed {
+        /// What failed, for the caller's exit code.
+        kind: FailureKind,
+        /// The error and its causes, as one line.
+        message: String,
+    },
 }
 
 /// The part of the container's setup init does itself.
@@ -83,12 +91,16 @@ pub struct InitConfig {
 /// Errors of the sync channel.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// Reading or writing the socket failed, or the peer closed it in the middle of a frame.
     #[error("sync socket i/o")]
     Io(#[from] io::Error),
+    /// A frame to send or receive is over [`MAX_FRAME`]; carries its length in bytes.
     #[error("sync frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
     TooLarge(usize),
+    /// A message does not serialize, or a received frame is not a valid message.
     #[error("malformed sync message")]
     Json(#[from] serde_json::Error),
+    /// The peer closed the socket before a frame started (e.g. init exited).
     #[error("the other end closed the sync socket")]
     Closed,
 }
