@@ -356,6 +356,20 @@ fn resolve_exec(process: &oci_spec::runtime::Process) -> Result<CString, InitErr
     }
 }
 
+/// `items` as C strings for execve; an entry with a NUL byte is an error naming `field`.
+fn c_strings(field: &str, items: &[String]) -> Result<Vec<CString>, InitError> {
+    items
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            InitError::Exec(
+                format!("{field}: an entry contains NUL"),
+                FailureKind::Other,
+            )
+        })
+}
+
 fn wait_start(listener: &UnixListener) -> Result<(UnixStream, String), InitError> {
     loop {
         let (mut conn, _) = listener
@@ -382,30 +396,11 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
         process.user().umask().unwrap_or(0o022),
     ));
     credentials::switch_user_and_caps(&process)?;
-    let args: Vec<CString> = process
-        .args()
-        .iter()
-        .flatten()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
-            InitError::Exec(
-                "process.args: an argument contains NUL".into(),
-                FailureKind::Other,
-            )
-        })?;
-    let env: Vec<CString> = process
-        .env()
-        .iter()
-        .flatten()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
-            InitError::Exec(
-                "process.env: an entry contains NUL".into(),
-                FailureKind::Other,
-            )
-        })?;
+    let args = c_strings(
+        "process.args",
+        process.args().as_deref().unwrap_or_default(),
+    )?;
+    let env = c_strings("process.env", process.env().as_deref().unwrap_or_default())?;
     // No fd of ours may reach the user process: mark all but stdio and the preserved
     // ones close-on-exec (this includes `conn`, whose EOF tells `start` we exec'd).
     let first = 3 + ready.cfg.preserve_fds;

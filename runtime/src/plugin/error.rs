@@ -232,15 +232,3 @@ impl PluginError {
         }
     }
 }
-
-/// Formats an error with its whole `source()` chain, `a: b: c`.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
-}

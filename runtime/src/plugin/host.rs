@@ -37,7 +37,6 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::adjust::{Adjustment, MAX_STRING_BYTES, MountRequest};
 use super::cache;
-use super::error::chain;
 use super::manifest::{ConfigValue, PluginSpec};
 use super::{FailureCause, HookPoint, Phase};
 
@@ -181,7 +180,7 @@ impl Host {
                 &self.engine_hash,
             )),
             Err(e) => {
-                tracing::warn!(error = %chain(&e), "compile cache not used");
+                tracing::warn!(error = %crate::error_chain(&e), "compile cache not used");
                 None
             }
         };

@@ -40,7 +40,6 @@ pub use adjust::{
 };
 pub use error::{FailureCause, Phase, PluginError};
 
-use error::chain;
 use manifest::PluginSpec;
 
 /// A point in the container lifecycle where plugins are called.
@@ -301,7 +300,7 @@ impl PluginSet {
             PluginError::Failed { .. } | PluginError::InvalidAdjustment { .. }
         );
         if ignorable && plugin.spec.on_error == OnError::Ignore {
-            tracing::warn!(error = %chain(&err), "plugin failure ignored (on-error = \"ignore\")");
+            tracing::warn!(error = %crate::error_chain(&err), "plugin failure ignored (on-error = \"ignore\")");
             return Ok(());
         }
         Err(err)
