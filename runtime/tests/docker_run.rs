@@ -182,7 +182,8 @@ fn bad_flag_values_exit_125_with_the_flag_named() {
         (vec!["-m", "lots"], "--memory"),
         (vec!["--cpus", "-1"], "--cpus"),
         (vec!["--cpus", "0.5", "--cpu-quota", "1000"], "--cpus"),
-        (vec!["-u", "nobody"], "--user"),
+        (vec!["-u", "ghost"], "--user"),
+        (vec!["-u", "4294967295"], "--user"),
         (vec!["--name", "bad/name"], "name"),
     ] {
         let out = docker(&w, &[args.as_slice(), &["busybox", "true"]].concat());

@@ -190,6 +190,10 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineErro
     if !rootfs.is_dir() {
         return Err(bad("root.path: not a directory"));
     }
+    super::validate::check_spec(&spec).map_err(|reason| EngineError::Bundle {
+        path: path.clone(),
+        reason,
+    })?;
     Ok((bundle, rootfs, spec))
 }
 
@@ -378,12 +382,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
     loop {
         let msg = match sync::recv::<FromInit>(&mut sync_sock) {
             Ok(m) => m,
-            Err(SyncError::Closed) => {
-                return Err(EngineError::Init(
-                    "container init exited during create".into(),
-                    FailureKind::Other,
-                ));
-            }
+            Err(SyncError::Closed | SyncError::Io(_)) => return Err(init_death(pid, &linux)),
             Err(e) => return Err(e.into()),
         };
         let step = match msg {
@@ -450,6 +449,33 @@ fn with_short_path<T>(
         std::os::fd::AsRawFd::as_raw_fd(&d)
     ));
     f(&p)
+}
+
+/// Why init went away during create, from its wait status (it is our child).
+fn init_death(pid: Pid, linux: &oci_spec::runtime::Linux) -> EngineError {
+    let how = match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {
+            let limit = linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit());
+            match limit {
+                Some(l) => format!(
+                    "was killed by SIGKILL (out of memory? linux.resources.memory.limit is {l} bytes)"
+                ),
+                None => "was killed by SIGKILL".into(),
+            }
+        }
+        Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
+        Ok(other) => format!("stopped ({other:?})"),
+        Err(e) => format!("went away ({e})"),
+    };
+    EngineError::Init(
+        format!("container init {how} during create (check process.rlimits and linux.resources)"),
+        FailureKind::Other,
+    )
 }
 
 /// The plugins a container was created with (an empty set when it had none).
@@ -554,7 +580,7 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
 pub fn kill_container(
     store: &StateStore,
     id: &str,
-    signal: Signal,
+    signal: i32,
     all: bool,
 ) -> Result<(), EngineError> {
     let record = store.load(id)?;
@@ -571,7 +597,7 @@ pub fn kill_container(
         pids = Manager::from_handle(h).pids()?;
     }
     for pid in pids {
-        match kill(Pid::from_raw(pid), signal) {
+        match crate::linux::signal::send(pid, signal) {
             Ok(()) | Err(nix::Error::ESRCH) => {}
             Err(source) => {
                 return Err(EngineError::Signal {
@@ -595,7 +621,10 @@ pub fn delete(
     let _span = tracing::info_span!("delete", container = %id).entered();
     let record = match store.load(id) {
         Ok(r) => r,
-        Err(StateError::NotFound(_)) if force && store.dir(id).exists() => {
+        Err(StateError::NotFound(_)) if force && !store.dir(id).exists() => return Ok(()),
+        Err(StateError::NotFound(_) | StateError::Corrupt { .. })
+            if force && store.dir(id).exists() =>
+        {
             // A create that died before writing state: just remove what it left.
             store.remove(id)?;
             return Ok(());

@@ -158,19 +158,66 @@ fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
         .expect("static mount")
 }
 
-/// Parse `-u UID[:GID]` (numeric only for now: the image has no user database lookup yet).
-fn parse_user(s: &str) -> Result<(u32, u32), FlagError> {
+/// Look `name` up in an `/etc/passwd`- or `/etc/group`-style file: (id, primary gid).
+fn lookup(file: &Path, name: &str) -> Option<(u32, u32)> {
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name) || f.get(2) == Some(&name))
+            .then(|| {
+                Some((
+                    f.get(2)?.parse().ok()?,
+                    f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0),
+                ))
+            })
+            .flatten()
+    })
+}
+
+/// Resolve `-u USER[:GROUP]` as Docker does: names through the image's /etc/passwd and
+/// /etc/group, numbers as they are; without a group, the user's primary group from
+/// /etc/passwd, else 0.
+pub fn resolve_user(s: &str, rootfs: &Path) -> Result<(u32, u32), FlagError> {
     let (u, g) = s.split_once(':').map_or((s, None), |(u, g)| (u, Some(g)));
-    let uid: u32 = u
-        .parse()
-        .map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?;
-    let gid: u32 = match g {
-        Some(g) => g
-            .parse()
-            .map_err(|_| invalid("--user", s, "expected UID[:GID] as numbers"))?,
-        None => uid,
+    let passwd = lookup(&rootfs.join("etc/passwd"), u);
+    let uid = match (u.parse::<u32>(), passwd) {
+        (Ok(n), _) => n,
+        (Err(_), Some((n, _))) => n,
+        (Err(_), None) => {
+            return Err(invalid(
+                "--user",
+                s,
+                format!("no user {u:?} in the image's /etc/passwd"),
+            ));
+        }
     };
+    let gid = match g {
+        None => passwd.map_or(0, |(_, g)| g),
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(&rootfs.join("etc/group"), g)
+                .map(|(n, _)| n)
+                .ok_or_else(|| {
+                    invalid(
+                        "--user",
+                        s,
+                        format!("no group {g:?} in the image's /etc/group"),
+                    )
+                })?,
+        },
+    };
+    if uid > super::validate::MAX_ID || gid > super::validate::MAX_ID {
+        return Err(invalid(
+            "--user",
+            s,
+            format!("ids must be in range 0-{}", super::validate::MAX_ID),
+        ));
+    }
     Ok((uid, gid))
+}
+
+/// Parse a resolved `-u UID:GID`.
+fn parse_user(s: &str) -> Result<(u32, u32), FlagError> {
+    resolve_user(s, Path::new("/nonexistent"))
 }
 
 /// `linux.resources` from the flags, with Docker's rules.

@@ -6,3 +6,4 @@ pub mod hooks;
 pub mod image;
 pub mod run;
 pub mod state;
+pub mod validate;

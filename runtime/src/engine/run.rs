@@ -200,6 +200,10 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     ]);
     let mut flags = req.flags.clone();
     flags.hostname = Some(hostname);
+    if let Some(u) = &flags.user {
+        let (uid, gid) = super::docker::resolve_user(u, &lower)?;
+        flags.user = Some(format!("{uid}:{gid}"));
+    }
     let spec = docker_spec(
         &id,
         Path::new("rootfs"),

@@ -22,7 +22,7 @@ pub const OCI_VERSION: &str = "1.2.0";
 pub enum StateError {
     /// The id fails [`check_id`] (runc's rule); carries the id as given.
     #[error(
-        "container id {0:?} is invalid: use 1-1024 characters from [A-Za-z0-9_.-], not starting with '.'"
+        "container id {0:?} is invalid: use 1-255 characters from [A-Za-z0-9_.-], not starting with '.'"
     )]
     BadId(String),
     /// [`StateStore::claim`] found the container's directory already there.
@@ -128,7 +128,7 @@ impl Record {
 /// Validate a container id (runc's rule: `^[\w+-\.]+$`, plus no leading dot).
 pub fn check_id(id: &str) -> Result<(), StateError> {
     let ok = !id.is_empty()
-        && id.len() <= 1024
+        && id.len() <= 255
         && !id.starts_with('.')
         && id
             .chars()

@@ -192,7 +192,14 @@ pub fn switch_user_and_caps(process: &Process) -> Result<(), CredentialError> {
             "inheritable",
             &to_caps(c.inheritable(), &known),
         )?;
-        let ambient = to_caps(c.ambient(), &known);
+        // The kernel raises an ambient capability only if it is both permitted and
+        // inheritable; runc ignores the others, and so do we.
+        let permitted = to_caps(c.permitted(), &known);
+        let inheritable = to_caps(c.inheritable(), &known);
+        let ambient: CapsHashSet = to_caps(c.ambient(), &known)
+            .into_iter()
+            .filter(|cap| permitted.contains(cap) && inheritable.contains(cap))
+            .collect();
         caps::clear(None, CapSet::Ambient).map_err(|source| CredentialError::Caps {
             set: "ambient",
             caps: String::new(),

@@ -269,6 +269,7 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
             source,
         })?;
     }
+    rootfs::protect(spec)?;
 
     let process = spec.process().clone().unwrap_or_default();
     if let Some(adj) = process.oom_score_adj() {

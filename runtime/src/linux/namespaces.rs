@@ -34,7 +34,7 @@ pub enum NamespaceError {
     #[error("linux.uidMappings/gidMappings: a new user namespace needs both")]
     MissingMappings,
     /// Writing init's `/proc/PID/uid_map` or `gid_map` failed (user_namespaces(7) rules).
-    #[error("cannot write {path}")]
+    #[error("linux.uidMappings/gidMappings: the kernel refused {path}")]
     WriteMap {
         /// The map file, `/proc/PID/uid_map` or `/proc/PID/gid_map`.
         path: PathBuf,

@@ -137,6 +137,18 @@ fn walk(root: &impl AsFd, rel: &Path, create: Create) -> Result<Walk, Errno> {
     Ok(Walk::Done(dir))
 }
 
+/// Whether the last component of `path` (its parent resolved inside `root`) is a symlink.
+pub fn is_symlink_in_root(root: &impl AsFd, path: &Path) -> bool {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let Ok(dir) = open_in_root(root, parent, Create::Nothing) else {
+        return false;
+    };
+    nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
 /// An `O_PATH` fd cannot be used as the dirfd of mkdirat/openat(O_CREAT) on all kernels'
 /// LSMs; reopen it as a real directory fd through its own magic link.
 fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, Errno> {

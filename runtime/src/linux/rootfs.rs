@@ -18,7 +18,7 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::mount_opts::{self, MountOptions};
-use super::path_in_root::{Create, ResolveError, open_in_root, proc_fd_path};
+use super::path_in_root::{Create, ResolveError, is_symlink_in_root, open_in_root, proc_fd_path};
 
 /// A failure while building the root filesystem; names the path and the step.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,27 @@ pub enum RootfsError {
     /// A `mounts[].destination` is not absolute.
     #[error("mounts[].destination {0:?} must be an absolute path")]
     RelativeDestination(PathBuf),
+    /// A proc or sysfs mount whose destination in the rootfs is a symlink.
+    #[error(
+        "mounts[].destination {dest:?}: {typ} must be mounted on an ordinary directory, not a symlink"
+    )]
+    Symlink {
+        /// The filesystem type.
+        typ: String,
+        /// The destination.
+        dest: PathBuf,
+    },
+    /// The `source` of a bind mount cannot be read.
+    #[error("mounts[].source {source_path} (for {dest:?})")]
+    BindSource {
+        /// The destination in the container.
+        dest: PathBuf,
+        /// The host path.
+        source_path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: io::Error,
+    },
     /// A bind mount without `source`; carries the destination.
     #[error("mounts[].source: the bind mount at {0:?} needs a source")]
     NoSource(PathBuf),
@@ -120,8 +141,9 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
             Some(s) => bundle.join(s),
             None => return Err(RootfsError::NoSource(dest.clone())),
         };
-        let meta = fs::metadata(&src).map_err(|source| RootfsError::Io {
-            path: src.clone(),
+        let meta = fs::metadata(&src).map_err(|source| RootfsError::BindSource {
+            dest: dest.clone(),
+            source_path: src.clone(),
             source,
         })?;
         let target = open_in_root(
@@ -150,6 +172,13 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
     }
     if matches!(typ, "cgroup" | "cgroup2") {
         return mount_cgroup(root, dest, &opts, cgroupns);
+    }
+    if matches!(typ, "proc" | "sysfs") && is_symlink_in_root(root, dest) {
+        // runc refuses this too: a symlink would put procfs wherever the image points it.
+        return Err(RootfsError::Symlink {
+            typ: typ.to_string(),
+            dest: dest.clone(),
+        });
     }
     let target = open_in_root(root, dest, Create::Dir)?;
     let source = m
@@ -293,7 +322,7 @@ fn mount_cgroup(
             .first()
             .map(|m| m.mount_point.clone())
             .unwrap_or_else(|| "/sys/fs/cgroup".into());
-        return mount_hierarchy(&target, dest, &host, "cgroup2", "", flags, cgroupns);
+        return mount_hierarchy(root, &target, dest, &host, "cgroup2", "", flags, cgroupns);
     }
     let target = open_in_root(root, dest, Create::Dir)?;
     mount(
@@ -311,6 +340,7 @@ fn mount_cgroup(
         let sub = dest.join(name);
         let target = open_in_root(root, &sub, Create::Dir)?;
         mount_hierarchy(
+            root,
             &target,
             &sub,
             &m.mount_point,
@@ -326,7 +356,9 @@ fn mount_cgroup(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // one hierarchy's mount, as the mount table gives it
 fn mount_hierarchy(
+    root: &OwnedFd,
     target: &OwnedFd,
     dest: &Path,
     host_mount: &Path,
@@ -351,10 +383,11 @@ fn mount_hierarchy(
         None::<&str>,
     )
     .map_err(sys("bind-mount cgroup on", dest))?;
-    let path = at;
+    // Remount the new bind mount, not the directory under it.
+    let top = open_in_root(root, dest, Create::Nothing)?;
     mount(
         None::<&str>,
-        &path,
+        &proc_fd_path(&top),
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
         None::<&str>,
@@ -397,7 +430,7 @@ pub fn pivot(root: &OwnedFd, rootfs: &Path) -> Result<(), RootfsError> {
     nix::unistd::chdir("/").map_err(sys("chdir to", "/"))
 }
 
-/// After pivot_root: rootfs propagation, masked and read-only paths, `root.readonly`.
+/// After pivot_root: the rootfs propagation `linux.rootfsPropagation` asks for.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_ref()) {
@@ -407,6 +440,13 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
                 .map_err(sys("set propagation of", "/"))?;
         }
     }
+    Ok(())
+}
+
+/// After sysctls are written (they need a writable /proc/sys, as in runc): masked and
+/// read-only paths, then `root.readonly`.
+pub fn protect(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
