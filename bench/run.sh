@@ -18,7 +18,8 @@
 #
 # Environment: RUNS (50), WARMUP (5), RSS_RUNS (10), RWASM_BIN (the release build),
 # BUSYBOX_ROOTFS (rwasm setup's image), BENCH_RESULTS (bench/RESULTS.md), BENCH_STRICT.
-# The script rewrites only the part of RESULTS.md between its markers.
+# The script rewrites only the part of RESULTS.md between its markers, and leaves
+# hyperfine's JSON exports and the RSS samples in bench/results/ (next to BENCH_RESULTS).
 set -euo pipefail
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
@@ -32,6 +33,7 @@ RSS_RUNS=${RSS_RUNS:-10}
 RWASM_SRC=${RWASM_BIN:-${CARGO_TARGET_DIR:-/var/tmp/rwasm-target}/release/rwasm}
 ROOTFS_SRC=${BUSYBOX_ROOTFS:-/var/lib/rwasm/images/busybox/rootfs}
 RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md}
+RAW_DIR=$(dirname "$RESULTS")/results
 MEMORY_LIMIT=$((256 << 20))
 
 # --- prerequisites ----------------------------------------------------------------------
@@ -97,6 +99,7 @@ cp "$RWASM_SRC" "$RW"
 RWASM_VERSION=$("$RW" --version)
 RWASM_BUILT=$(date -u -r "$RWASM_SRC" '+%Y-%m-%d %H:%M:%S UTC')
 RWASM_SIZE_MB=$(( $(stat -c %s "$RW") / 1000000 ))
+RWASM_DIRTY=$(git -C "$REPO" status --porcelain -- runtime Cargo.toml Cargo.lock 2>/dev/null | wc -l)
 cp -a "$ROOTFS_SRC" "$BUNDLE/rootfs"
 
 # --- one config.json for everyone -------------------------------------------------------
@@ -180,16 +183,26 @@ LIFE_CMDS=(
     "$HERE/lifecycle.sh $BUNDLE life-rwasm-p3 $RWG --plugins $HERE/plugins.toml"
 )
 
+shquote() { # one word as a shell would need it
+    case $1 in
+        *[!A-Za-z0-9_./=:,+-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
 hyperfine_group() { # JSON-OUT then NAME CMD pairs
-    local out=$1 args=()
+    local out=$1 args=() a
     shift
     while [ $# -gt 0 ]; do args+=(--command-name "$1" "$2"); shift 2; done
-    HYPERFINE_LINE="hyperfine -N --warmup $WARMUP --runs $RUNS --export-json $out$(printf ' %q' "${args[@]}")"
+    HYPERFINE_LINE="hyperfine -N --warmup $WARMUP --runs $RUNS --export-json $out"
+    for a in "${args[@]}"; do HYPERFINE_LINE+=" $(shquote "$a")"; done
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$out" "${args[@]}" >&2
 }
 pairs() { local -n names=$1 cmds=$2; local i; for i in "${!names[@]}"; do printf '%s\0%s\0' "${names[$i]}" "${cmds[$i]}"; done; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk '{exit !($1 > 1.0)}' /proc/loadavg; then
+    say "warning: load average ${LOAD_BEFORE%% *} on $(nproc) CPUs: absolute times will be inflated, compare the ratios"
+fi
 say "group 1: run --bundle (hyperfine, $WARMUP warmups, $RUNS runs)"
 mapfile -d '' -t P < <(pairs RUN_NAMES RUN_CMDS)
 hyperfine_group "$WORK/run.json" "${P[@]}"
@@ -207,6 +220,7 @@ for i in "${!RUN_NAMES[@]}"; do
     for _ in $(seq "$RSS_RUNS"); do
         /usr/bin/time -f %M -a -o "$WORK/rss.txt" "${cmd[@]}" >/dev/null 2>&1
     done
+    sed "s/^/${RUN_NAMES[$i]}\t/" "$WORK/rss.txt" >>"$WORK/rss-kib.tsv"
     # median of the runs, KiB -> MiB
     RSS[${RUN_NAMES[$i]}]=$(sort -n "$WORK/rss.txt" | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.1f", m/1024}')
 done
@@ -237,8 +251,8 @@ report() {
     echo "## Results"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) vCPUs, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME");"
-    echo "load average $LOAD_BEFORE before, $LOAD_AFTER after. $RWASM_VERSION (commit $(git -C "$REPO" rev-parse --short HEAD),"
-    echo "binary built $RWASM_BUILT, $RWASM_SIZE_MB MB), $(runc --version | head -n1), $(crun --version | head -n1),"
+    echo "load average $LOAD_BEFORE before, $LOAD_AFTER after. $RWASM_VERSION (HEAD $(git -C "$REPO" rev-parse --short HEAD),"
+    echo "$RWASM_DIRTY uncommitted runtime files; binary built $RWASM_BUILT, $RWASM_SIZE_MB MB), $(runc --version | head -n1), $(crun --version | head -n1),"
     echo "$(hyperfine --version). Busybox bundle, \`/bin/true\`, $WARMUP warmups + $RUNS runs per command, \`-N\`."
     echo
     echo "### \`run --bundle B ID\`"
@@ -250,8 +264,8 @@ report() {
     table "$WORK/lifecycle.json" 0
     echo
     echo "Plugins: *2 plugins* is [examples/plugins.toml](../examples/plugins.toml) (env-inject, audit);"
-    echo "*3 plugins* is [plugins.toml](plugins.toml) (env-inject, audit, policy). Every \`rwasm\` command"
-    echo "also loads its manifest in \`state\` and \`delete\` in the lifecycle group."
+    echo "*3 plugins* is [plugins.toml](plugins.toml) (env-inject, audit, policy). In the lifecycle group"
+    echo "rwasm's \`start\` and \`delete\` run the plugins recorded at \`create\`; \`state\` runs none."
     echo "Peak RSS is GNU time's \`%M\` of the \`run\` command (the largest of it and the children it waited for)."
     echo
     echo "### The config.json"
@@ -299,4 +313,6 @@ else
       [ -f "$RESULTS" ] && { echo; cat "$RESULTS"; }; } >"$WORK/results.md"
 fi
 cp "$WORK/results.md" "$RESULTS"
-say "wrote $RESULTS"
+mkdir -p "$RAW_DIR"
+cp "$WORK/run.json" "$WORK/lifecycle.json" "$WORK/rss-kib.tsv" "$BUNDLE/config.json" "$RAW_DIR/"
+say "wrote $RESULTS and $RAW_DIR/{run.json,lifecycle.json,rss-kib.tsv,config.json}"

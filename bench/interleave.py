@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Time commands round-robin, so that load from other work on the machine hits them alike.
+
+    bench/interleave.py [-n RUNS] [-w WARMUP] 'NAME=COMMAND ARGS...' ...
+
+Each round runs every command once (stdout and stderr discarded; a non-zero exit stops
+everything). Prints, per command, the median, minimum and 90th percentile wall time and
+the median's ratio to the first command's, as a Markdown table. Used by the investigation
+in RESULTS.md ("What dominates rwasm's time"), where hyperfine's one-command-after-another
+order would let a build that starts half-way through favour one side.
+"""
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", "--runs", type=int, default=40)
+    ap.add_argument("-w", "--warmup", type=int, default=3)
+    ap.add_argument("commands", nargs="+", metavar="NAME=COMMAND")
+    args = ap.parse_args()
+    named = []
+    for spec in args.commands:
+        name, sep, cmd = spec.partition("=")
+        if not sep or not cmd.strip():
+            sys.exit(f"interleave.py: expected NAME=COMMAND, got {spec!r}")
+        named.append((name, shlex.split(cmd)))
+    times = {name: [] for name, _ in named}
+    for round_ in range(args.warmup + args.runs):
+        for name, argv in named:
+            start = time.perf_counter()
+            rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            elapsed = (time.perf_counter() - start) * 1000
+            if rc != 0:
+                sys.exit(f"interleave.py: {name}: exit status {rc}: {shlex.join(argv)}")
+            if round_ >= args.warmup:
+                times[name].append(elapsed)
+    base = statistics.median(times[named[0][0]])
+    print(f"| ({args.runs} rounds) | median | min | p90 | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, _ in named:
+        t = sorted(times[name])
+        med = statistics.median(t)
+        p90 = t[min(len(t) - 1, int(len(t) * 0.9))]
+        print(f"| {name} | {med:.2f} ms | {t[0]:.2f} ms | {p90:.2f} ms | {med / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
