@@ -581,16 +581,31 @@ fn a_failing_poststart_hook_is_only_logged() {
 fn unsafe_specs_are_refused_with_the_field_named() {
     let w = World::new();
     for (name, patch, needle) in [
-        ("uid", json!({"process": {"user": {"uid": 4294967295u32, "gid": 0}}}), "process.user.uid"),
-        ("sysctl", json!({"linux": {"sysctl": {"vm.swappiness": "61"}}}), "vm.swappiness is not namespaced"),
-        ("maps", json!({"linux": {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}}), "no user namespace"),
+        (
+            "uid",
+            json!({"process": {"user": {"uid": 4294967295u32, "gid": 0}}}),
+            "process.user.uid",
+        ),
+        (
+            "sysctl",
+            json!({"linux": {"sysctl": {"vm.swappiness": "61"}}}),
+            "vm.swappiness is not namespaced",
+        ),
+        (
+            "maps",
+            json!({"linux": {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}}),
+            "no user namespace",
+        ),
     ] {
         let before = std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap();
         let b = w.bundle(name, &["true"], patch);
         let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id(name)]);
         assert!(!out.status.success(), "{name} accepted");
         assert!(stderr(&out).contains(needle), "{name}: {}", stderr(&out));
-        assert_eq!(std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap(), before);
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap(),
+            before
+        );
     }
 }
 
@@ -614,7 +629,11 @@ fn proc_on_a_symlink_is_refused() {
     std::os::unix::fs::symlink("/etc", b.join("rootfs/proc")).unwrap();
     let out = w.rwasm(&["run", "--bundle", b.to_str().unwrap(), &id("procsym")]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("ordinary directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ordinary directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -624,17 +643,30 @@ fn runc_spec_defaults_run_unchanged() {
     let w = World::new();
     let dir = w.path("runc");
     std::fs::create_dir_all(&dir).unwrap();
-    let st = std::process::Command::new("runc").arg("spec").current_dir(&dir).status().expect("runc (apt runc) is installed by make setup");
+    let st = std::process::Command::new("runc")
+        .arg("spec")
+        .current_dir(&dir)
+        .status()
+        .expect("runc (apt runc) is installed by make setup");
     assert!(st.success());
-    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     spec["process"]["terminal"] = json!(false);
-    spec["process"]["args"] = json!(["sh", "-c", "grep CapBnd /proc/self/status; ls /sys/fs/cgroup | head -3"]);
+    spec["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "grep CapBnd /proc/self/status; ls /sys/fs/cgroup | head -3"
+    ]);
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
     busybox_rootfs(&dir.join("rootfs"));
     let out = w.rwasm(&["run", "--bundle", dir.to_str().unwrap(), &id("runcspec")]);
     assert!(out.status.success(), "{}", stderr(&out));
     // runc's defaults: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE.
-    assert!(stdout(&out).starts_with("CapBnd:\t0000000020000420"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("CapBnd:\t0000000020000420"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -648,12 +680,20 @@ fn kill_takes_real_time_signals_and_delete_force_of_nothing_is_fine() {
     let b = w.bundle("b", &["sh", "-c", &script], json!({}));
     let c = id("rt");
     let log = w.path("rt.out");
-    let mut run = w.cmd(&["run", "--bundle", b.to_str().unwrap(), &c]).stdout(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let mut run = w
+        .cmd(&["run", "--bundle", b.to_str().unwrap(), &c])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
     w.wait_status(&c, "running");
     std::thread::sleep(Duration::from_millis(100));
     let (code, err) = w.rwasm_detached(&["kill", &c, "SIGRTMIN+1"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(run.wait().unwrap().code(), Some(0));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "got-rtmin\n");
-    assert_eq!(w.rwasm_detached(&["delete", "--force", "never-existed"]).0, 0, "as runc");
+    assert_eq!(
+        w.rwasm_detached(&["delete", "--force", "never-existed"]).0,
+        0,
+        "as runc"
+    );
 }

@@ -1,6 +1,15 @@
 //! The command line: runc's grammar for engines, Docker's for people. Parses, loads,
 //! calls the engine, maps errors to exit codes; nothing else.
 
+/// `println!` for command output that a closed pipe (`rwasm list | head -1`) does not
+/// turn into a panic: Rust ignores SIGPIPE, so the write fails with EPIPE, which we drop.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod oci;
 mod run;
 

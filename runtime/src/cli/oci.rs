@@ -89,7 +89,7 @@ pub fn state(cli: &Cli, id: &str) -> anyhow::Result<()> {
             o.insert("pid".into(), serde_json::json!(0));
         }
     }
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
@@ -100,7 +100,7 @@ pub fn kill(cli: &Cli, id: &str, sig: &str, all: bool) -> anyhow::Result<()> {
 }
 
 pub fn delete(cli: &Cli, id: &str, force: bool) -> anyhow::Result<()> {
-    container::delete(&store(cli)?, id, force, &cache_dir(cli))?;
+    container::delete(&store(cli)?, id, force, &cache_dir(cli), None)?;
     Ok(())
 }
 
@@ -114,7 +114,7 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
         }
     }
     if quiet {
-        rows.iter().for_each(|r| println!("{}", r.id));
+        rows.iter().for_each(|r| outln!("{}", r.id));
         return Ok(());
     }
     match format {
@@ -130,12 +130,16 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string(&v)?);
+            outln!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
-            println!(
+            outln!(
                 "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
-                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+                "ID",
+                "PID",
+                "STATUS",
+                "BUNDLE",
+                "CREATED"
             );
             for r in &rows {
                 let status = r.status();
@@ -144,7 +148,7 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
                 } else {
                     r.pid.unwrap_or(0)
                 };
-                println!(
+                outln!(
                     "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
                     r.id,
                     pid,
@@ -195,7 +199,7 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
     }
     signal::forward_to(created.record.pid.unwrap_or_default())?;
     let code = container::start(&store, id, &plugins).and_then(|r| container::wait_exit(&r));
-    let deleted = container::delete(&store, id, true, &cache_dir(cli));
+    let deleted = container::delete(&store, id, true, &cache_dir(cli), Some(&plugins));
     let code = code?;
     deleted?;
     Ok(code)
@@ -207,6 +211,6 @@ pub fn setup(cli: &Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", cli.data_root.display()))?;
     let rootfs = ImageStore::new(&cli.data_root).init_busybox()?;
     store(cli)?;
-    println!("busybox image: {}", rootfs.display());
+    outln!("busybox image: {}", rootfs.display());
     Ok(())
 }

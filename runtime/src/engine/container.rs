@@ -612,11 +612,15 @@ pub fn kill_container(
 
 /// Delete a container (runtime-spec "delete"): a container that is not stopped is an
 /// error unless `force`, which kills it first. Poststop hooks run after deletion.
+///
+/// `loaded` is the container's plugin set when the caller already has it (`run`);
+/// otherwise the manifest recorded at create is loaded from `cache_dir`.
 pub fn delete(
     store: &StateStore,
     id: &str,
     force: bool,
     cache_dir: &Path,
+    loaded: Option<&PluginSet>,
 ) -> Result<(), EngineError> {
     let _span = tracing::info_span!("delete", container = %id).entered();
     let record = match store.load(id) {
@@ -651,17 +655,23 @@ pub fn delete(
     let spec = load_spec(store, id).ok();
     store.remove(id)?;
     if let Some(spec) = spec {
-        match plugins_of(&record, cache_dir) {
-            Ok(plugins) => {
-                run_point_logged(
-                    &plugins,
-                    &spec,
-                    &record,
-                    ContainerState::Stopped,
-                    OciHook::Poststop,
-                    HookPoint::Poststop,
-                );
+        let owned;
+        let plugins = match loaded {
+            Some(p) => Ok(p),
+            None => {
+                owned = plugins_of(&record, cache_dir);
+                owned.as_ref()
             }
+        };
+        match plugins {
+            Ok(plugins) => run_point_logged(
+                plugins,
+                &spec,
+                &record,
+                ContainerState::Stopped,
+                OciHook::Poststop,
+                HookPoint::Poststop,
+            ),
             Err(e) => {
                 tracing::warn!(container = %id, "poststop plugins: {}", crate::error_chain(&e))
             }

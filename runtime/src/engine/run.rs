@@ -238,7 +238,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         Ok(record) => container::wait_exit(&record),
         Err(e) => Err(e),
     };
-    let deleted = container::delete(store, &id, true, req.cache_dir);
+    let deleted = container::delete(store, &id, true, req.cache_dir, Some(req.plugins));
     bundle.keep = !req.rm;
     let code = code.map_err(Box::new)?;
     deleted.map_err(Box::new)?;

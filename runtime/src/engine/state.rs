@@ -239,8 +239,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         std::process::id()
     ));
     let result = (|| {
-        // No fsync: the rename already makes readers see the old or the new file, and the
-        // state root is a tmpfs (/run) that does not outlive a crash anyway.
+        // No fsync: the rename already makes readers see the old or the new file, and
+        // container state does not outlive a reboot (the processes it describes do not).
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         fs::rename(&tmp, path)
