@@ -652,6 +652,16 @@ pub fn delete(
     if let Some(h) = &record.cgroup {
         Manager::from_handle(h).destroy()?;
     }
+    if record
+        .annotations
+        .contains_key(super::run::ROOTFS_MOUNT_ANNOTATION)
+    {
+        // A Docker-style container's overlay, also when its `run` was killed.
+        crate::linux::overlay::unmount(&record.rootfs).map_err(|e| EngineError::Bundle {
+            path: record.rootfs.clone(),
+            reason: crate::error_chain(&e),
+        })?;
+    }
     let spec = load_spec(store, id).ok();
     store.remove(id)?;
     if let Some(spec) = spec {

@@ -20,6 +20,9 @@ use super::state::StateStore;
 
 /// Annotation holding the Docker-style container name.
 pub const NAME_ANNOTATION: &str = "org.rwasm.name";
+/// Annotation saying rwasm mounted the container's rootfs (an overlay) and `delete`
+/// must unmount it.
+pub const ROOTFS_MOUNT_ANNOTATION: &str = "org.rwasm.rootfs-mount";
 /// Annotation holding the image the container was made from.
 pub const IMAGE_ANNOTATION: &str = "org.rwasm.image";
 
@@ -197,6 +200,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     let annotations = HashMap::from([
         (NAME_ANNOTATION.to_string(), name),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
+        (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
     ]);
     let mut flags = req.flags.clone();
     flags.hostname = Some(hostname);

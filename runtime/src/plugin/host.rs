@@ -17,16 +17,27 @@
 //!   thread: when a guest is blocked in a host call (a sleep, say) the epoch cannot
 //!   interrupt it, so the caller stops waiting [`WATCHDOG_GRACE`] after the deadline, reports
 //!   the deadline and gives up that worker; the abandoned thread traps at its next epoch
-//!   check and exits. The worker has no tokio runtime of its own, so WASI's sync host
-//!   functions work even when rwasm's caller runs inside one.
+//!   check and exits.
+//! - wasmtime-wasi's sync host functions run futures on the current tokio runtime, or else
+//!   start a global multi-thread one (a worker per CPU and a blocking pool) for good. So
+//!   each call worker has its own current-thread runtime, entered around every call, and
+//!   the caller drives it (timers, I/O) while it waits for the reply: no extra thread.
+//!   File operations run inline on the worker (`allow_blocking_current_thread`) instead of
+//!   hopping to a blocking pool. When an abandoned call is still running, a thread of its
+//!   own keeps driving that runtime until the call ends. If rwasm's caller runs inside a
+//!   tokio runtime itself (it cannot `block_on` ours there), calls fall back to the worker
+//!   without a runtime, which is wasmtime-wasi's global one.
 
 use std::cell::RefCell;
 use std::fs;
+use std::future::Future;
 use std::hash::Hash;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -302,10 +313,17 @@ type Task = Box<dyn FnOnce() + Send>;
 /// then closed.
 struct Worker {
     tx: mpsc::Sender<Task>,
+    /// The worker's current-thread runtime, driven by whoever waits for its calls; `None`
+    /// once handed to a drainer.
+    rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Worker {
     fn spawn() -> std::io::Result<Worker> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .enable_io()
+            .build()?;
         let (tx, rx) = mpsc::channel::<Task>();
         thread::Builder::new()
             .name("rwasm-plugin-call".to_string())
@@ -314,27 +332,156 @@ impl Worker {
                     task();
                 }
             })?;
-        Ok(Worker { tx })
+        Ok(Worker { tx, rt: Some(rt) })
     }
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Never blocks (dropping a runtime inside a caller's async context would panic);
+        // with file operations inline there are no blocking-pool threads to wait for.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The result of one call as the worker returns it.
+type CallResult = Result<Outcome, (Phase, FailureCause)>;
+
+/// The caller's end of a call's reply: a channel plus the waker of the thread that drives
+/// the worker's runtime while it waits. Resolves to `None` when the worker died.
+struct Reply {
+    rx: mpsc::Receiver<CallResult>,
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+/// The worker's end: sends the result, then wakes the waiting thread, also when the call
+/// panics (the reply then resolves to `None`).
+struct Replier {
+    tx: Option<mpsc::SyncSender<CallResult>>,
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+fn reply_channel() -> (Replier, Reply) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let waker = Arc::new(Mutex::new(None));
+    (
+        Replier {
+            tx: Some(tx),
+            waker: waker.clone(),
+        },
+        Reply { rx, waker },
+    )
+}
+
+impl Replier {
+    fn send(mut self, result: CallResult) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Drop for Replier {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Future for Reply {
+    type Output = Option<CallResult>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The waker is registered before looking, so a reply sent in between still wakes us.
+        *self.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        match self.rx.try_recv() {
+            Ok(result) => Poll::Ready(Some(result)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        }
+    }
+}
+
+/// How waiting for a call ended.
+enum Waited {
+    Done(CallResult),
+    Timeout,
+    Died,
+}
+
 impl Host {
-    /// Hands `task` to the call thread, starting one if there is none (or it died).
-    fn submit(&self, task: Task) -> std::io::Result<()> {
+    /// Hands `make_task(runtime)` to the call thread, starting one if there is none (or it
+    /// died). `runtime` is the worker's runtime to enter, `None` when the caller cannot
+    /// drive it (it runs inside a tokio runtime itself). Returns whether it is driven.
+    fn submit(
+        &self,
+        make_task: impl FnOnce(Option<tokio::runtime::Handle>) -> Task,
+    ) -> std::io::Result<bool> {
         let mut slot = self.worker.borrow_mut();
-        let task = match slot.as_ref() {
-            Some(worker) => match worker.tx.send(task) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::SendError(task)) => task,
-            },
-            None => task,
+        let alive = slot
+            .as_ref()
+            .is_some_and(|w| w.rt.is_some() && w.tx.send(Box::new(|| {})).is_ok());
+        if !alive {
+            *slot = Some(Worker::spawn()?);
+        }
+        let Some(worker) = slot.as_ref() else {
+            unreachable!("a worker was just stored");
         };
-        let worker = Worker::spawn()?;
-        // A fresh worker's receiver is alive, so this cannot fail; if it did, the reply
+        let driven = tokio::runtime::Handle::try_current().is_err();
+        let handle = driven
+            .then(|| worker.rt.as_ref().map(|rt| rt.handle().clone()))
+            .flatten();
+        // A live worker's receiver is open, so this cannot fail; if it did, the reply
         // channel would be dropped and the caller would see a failed call, not a hang.
-        let _ = worker.tx.send(task);
-        *slot = Some(worker);
-        Ok(())
+        let _ = worker.tx.send(make_task(handle));
+        Ok(driven)
+    }
+
+    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven`.
+    fn wait(&self, reply: &mut Reply, limit: Duration, driven: bool) -> Waited {
+        let slot = self.worker.borrow();
+        if let Some(rt) = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven) {
+            return match rt.block_on(async { tokio::time::timeout(limit, &mut *reply).await }) {
+                Ok(Some(result)) => Waited::Done(result),
+                Ok(None) => Waited::Died,
+                Err(_) => Waited::Timeout,
+            };
+        }
+        match reply.rx.recv_timeout(limit) {
+            Ok(result) => Waited::Done(result),
+            Err(RecvTimeoutError::Timeout) => Waited::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Waited::Died,
+        }
+    }
+
+    /// Gives up the current worker. While its call still runs, its runtime is driven by a
+    /// thread of its own (timers in the blocked host call must still fire), which ends with
+    /// the call.
+    fn abandon(&self, reply: Reply) {
+        let Some(mut worker) = self.worker.borrow_mut().take() else {
+            return;
+        };
+        let Some(rt) = worker.rt.take() else {
+            return;
+        };
+        drop(worker);
+        let spawned = thread::Builder::new()
+            .name("rwasm-plugin-drain".to_string())
+            .spawn(move || {
+                rt.block_on(reply);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a thread to finish the abandoned call");
+        }
     }
 
     /// Prepare, configure and invoke phases of one call of `spec`'s plugin.
@@ -348,7 +495,10 @@ impl Host {
         let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let mut builder = WasiCtxBuilder::new();
-        builder.stdout(stdout.clone()).stderr(stderr.clone());
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_blocking_current_thread(true);
         for grant in &spec.dirs {
             let perms = if grant.writable {
                 FsPerms::ReadWrite
@@ -409,21 +559,26 @@ impl Host {
         let phase = job.phase.clone();
 
         let started = Instant::now();
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (replier, mut reply) = reply_channel();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        self.submit(Box::new(move || {
-            let result =
-                tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| job.run()));
-            let _ = tx.send(result);
-        }))
-        .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
-        let result = match rx.recv_timeout(Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE)
-        {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
+        let driven = self
+            .submit(|runtime| {
+                Box::new(move || {
+                    let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+                    let result = tracing::dispatcher::with_default(&dispatch, || {
+                        span.in_scope(|| job.run())
+                    });
+                    replier.send(result);
+                })
+            })
+            .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
+        let limit = Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE;
+        let result = match self.wait(&mut reply, limit, driven) {
+            Waited::Done(result) => result,
+            Waited::Timeout => {
                 tracing::warn!("plugin call blocked past its deadline; abandoning its thread");
-                self.worker.borrow_mut().take();
+                self.abandon(reply);
                 Err((
                     phase.get(),
                     FailureCause::Deadline {
@@ -431,7 +586,7 @@ impl Host {
                     },
                 ))
             }
-            Err(RecvTimeoutError::Disconnected) => {
+            Waited::Died => {
                 self.worker.borrow_mut().take();
                 Err((
                     phase.get(),
