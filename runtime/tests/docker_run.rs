@@ -435,22 +435,38 @@ fn a_malformed_manifest_names_the_key_and_line() {
 fn delete_force_recovers_a_killed_docker_run() {
     let w = World::new();
     w.setup_image();
-    let mut run = w.cmd(&["run", "--rm", "busybox", "sleep", "30"]).spawn().unwrap();
+    let mut run = w
+        .cmd(&["run", "--rm", "busybox", "sleep", "30"])
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     let id = loop {
         let out = w.rwasm(&["list", "-q"]);
         if let Some(id) = stdout(&out).lines().next() {
             break id.to_string();
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "container never appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "container never appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     w.wait_status(&id, "running");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let _ = run.wait();
-    assert!(!mounts_mentioning(w.data.to_str().unwrap()).is_empty(), "the overlay outlives a killed run");
+    assert!(
+        !mounts_mentioning(w.data.to_str().unwrap()).is_empty(),
+        "the overlay outlives a killed run"
+    );
     let (code, err) = w.rwasm_detached(&["delete", "--force", &id]);
     assert_eq!(code, 0, "{err}");
-    assert!(mounts_mentioning(w.data.to_str().unwrap()).is_empty(), "delete --force unmounts the overlay");
+    assert!(
+        mounts_mentioning(w.data.to_str().unwrap()).is_empty(),
+        "delete --force unmounts the overlay"
+    );
     assert!(cgroup_dirs_named(&id).is_empty());
 }
