@@ -453,7 +453,7 @@ fn delete_force_recovers_a_killed_docker_run() {
     };
     w.wait_status(&id, "running");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(run.id()).unwrap()),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
