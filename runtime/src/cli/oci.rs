@@ -19,6 +19,14 @@ pub struct CreateArgs {
     /// Path to the bundle directory.
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub runc: RuncFlags,
+    pub id: String,
+}
+
+/// The flags runc's `create` and `run` share.
+#[derive(Args, Debug)]
+pub struct RuncFlags {
     /// File to write the container's init pid to.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
@@ -34,25 +42,24 @@ pub struct CreateArgs {
     /// runc's MS_MOVE fallback for ramdisk roots; not supported.
     #[arg(long)]
     pub no_pivot: bool,
-    pub id: String,
 }
 
 fn store(cli: &Cli) -> anyhow::Result<StateStore> {
     Ok(StateStore::open(&cli.root)?)
 }
 
-fn check_create_flags(console_socket: &Option<PathBuf>, no_pivot: bool) -> anyhow::Result<()> {
-    if console_socket.is_some() {
+fn check_create_flags(f: &RuncFlags) -> anyhow::Result<()> {
+    if f.console_socket.is_some() {
         bail!("--console-socket: terminals (process.terminal) are not supported yet");
     }
-    if no_pivot {
+    if f.no_pivot {
         bail!("--no-pivot: rwasm always uses pivot_root");
     }
     Ok(())
 }
 
 pub fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<()> {
-    check_create_flags(&a.console_socket, a.no_pivot)?;
+    check_create_flags(&a.runc)?;
     let plugins = load_plugins(cli)?;
     let store = store(cli)?;
     container::create(
@@ -60,8 +67,8 @@ pub fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<()> {
         &CreateOptions {
             id: &a.id,
             bundle: &a.bundle,
-            pid_file: a.pid_file.as_deref(),
-            preserve_fds: a.preserve_fds,
+            pid_file: a.runc.pid_file.as_deref(),
+            preserve_fds: a.runc.preserve_fds,
             plugins: &plugins,
         },
     )?;
@@ -166,7 +173,7 @@ pub fn list(cli: &Cli, format: &str, quiet: bool) -> anyhow::Result<()> {
 
 /// `run --bundle DIR ID`: create, start, wait, delete; the container's exit code.
 pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
-    check_create_flags(&a.console_socket, a.no_pivot)?;
+    check_create_flags(&a.runc)?;
     let id = a
         .positional
         .first()
@@ -188,8 +195,8 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
         &CreateOptions {
             id,
             bundle: &bundle,
-            pid_file: a.pid_file.as_deref(),
-            preserve_fds: a.preserve_fds,
+            pid_file: a.runc.pid_file.as_deref(),
+            preserve_fds: a.runc.preserve_fds,
             plugins: &plugins,
         },
     )?;

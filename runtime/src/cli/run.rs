@@ -20,24 +20,11 @@ pub struct RunArgs {
     /// runc: start and return without waiting.
     #[arg(short, long)]
     pub detach: bool,
-    /// runc: file to write the init pid to.
-    #[arg(long)]
-    pub pid_file: Option<PathBuf>,
-    /// runc: not supported yet.
-    #[arg(long)]
-    pub console_socket: Option<PathBuf>,
-    /// runc: pass fds 3..3+N.
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// runc: accepted, no effect.
-    #[arg(long)]
-    pub no_new_keyring: bool,
+    #[command(flatten)]
+    pub runc: super::oci::RuncFlags,
     /// runc: accepted, no effect (rwasm run never needs a subreaper).
     #[arg(long)]
     pub no_subreaper: bool,
-    /// runc: not supported.
-    #[arg(long)]
-    pub no_pivot: bool,
 
     /// Remove the container's files when it exits.
     #[arg(long)]
