@@ -4,13 +4,21 @@
 //! first 16 hex digits of the SHA-256 of wasmtime's `precompile_compatibility_hash()` (the
 //! wasmtime version and every compilation-relevant setting). Loading an artifact is
 //! `unsafe` in wasmtime, so the host only trusts a directory that [`private_dir`] accepts.
+//!
+//! So that a load need not read and hash the `.wasm` every time, the directory also holds
+//! one small index file per source file, `src-<dev>-<inode>.idx`, recording the file's
+//! size, mtime and ctime (ns) and its SHA-256. A load `fstat`s the open `.wasm`; when the
+//! index matches all of them, its digest names the artifact, else the file is read and
+//! hashed and the index rewritten. ctime cannot be set from user space, so a changed file
+//! does not match. As in git's "racy" rule, a file changed within [`RACY`] of indexing is
+//! not indexed (the coarse file clock could hide a second change within the same tick).
 
 use std::fs;
 use std::hash::Hasher;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -58,6 +66,82 @@ impl Hasher for StableHasher {
 /// The artifact's file name for a component digest and an engine hash.
 pub(crate) fn artifact_path(dir: &Path, wasm_digest: &str, engine_hash: &str) -> PathBuf {
     dir.join(format!("{wasm_digest}-{engine_hash}.cwasm"))
+}
+
+/// A source file is not indexed while its last change is more recent than this.
+pub(crate) const RACY: Duration = Duration::from_secs(2);
+
+/// What identifies one version of a source file: if all of it matches, the content is
+/// taken to be unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SourceId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl SourceId {
+    pub(crate) fn of(meta: &fs::Metadata) -> SourceId {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        SourceId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns
+        )
+    }
+
+    /// Whether the file changed less than [`RACY`] before now.
+    fn is_racy(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        let racy = i128::try_from(RACY.as_nanos()).unwrap_or(i128::MAX);
+        now.saturating_sub(self.mtime_ns.max(self.ctime_ns)) < racy
+    }
+}
+
+fn index_path(dir: &Path, id: &SourceId) -> PathBuf {
+    dir.join(format!("src-{}-{}.idx", id.dev, id.ino))
+}
+
+const INDEX_MAGIC: &str = "rwasm-cache-index 1";
+
+/// The recorded SHA-256 (hex) of the source file `id`, if the index has it for exactly
+/// this version of the file.
+pub(crate) fn index_lookup(dir: &Path, id: &SourceId) -> Option<String> {
+    let text = fs::read_to_string(index_path(dir, id)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != INDEX_MAGIC || lines.next()? != id.line() {
+        return None;
+    }
+    let digest = lines.next()?;
+    let valid = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    valid.then(|| digest.to_string())
+}
+
+/// Records `digest` for the source file `id` (atomically), unless the file changed too
+/// recently to be trusted ([`RACY`]). Returns whether it was recorded.
+pub(crate) fn index_store(dir: &Path, id: &SourceId, digest: &str) -> io::Result<bool> {
+    if id.is_racy() {
+        return Ok(false);
+    }
+    let text = format!("{INDEX_MAGIC}\n{}\n{digest}\n", id.line());
+    write_atomic(&index_path(dir, id), text.as_bytes())?;
+    Ok(true)
 }
 
 /// Why a cache directory is not used.
@@ -141,6 +225,54 @@ mod tests {
         ("engine", 48u32).hash(&mut h);
         assert_eq!(a, h.short_hex());
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn index_matches_only_the_same_version_of_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("p.wasm");
+        fs::write(&src, b"one").unwrap();
+        let old = filetime_back(&src);
+        let id = SourceId::of(&fs::metadata(&src).unwrap());
+        assert!(id.is_racy(), "ctime was just set");
+        let digest = sha256_hex(b"one");
+        assert!(!index_store(tmp.path(), &id, &digest).unwrap());
+        assert_eq!(index_lookup(tmp.path(), &id), None);
+        // Pretend the file is old enough.
+        let aged = SourceId {
+            ctime_ns: old,
+            ..id
+        };
+        assert!(index_store(tmp.path(), &aged, &digest).unwrap());
+        assert_eq!(index_lookup(tmp.path(), &aged), Some(digest.clone()));
+        for other in [
+            SourceId { size: 4, ..aged },
+            SourceId {
+                mtime_ns: aged.mtime_ns + 1,
+                ..aged
+            },
+            SourceId {
+                ctime_ns: aged.ctime_ns + 1,
+                ..aged
+            },
+        ] {
+            assert_eq!(index_lookup(tmp.path(), &other), None, "{other:?}");
+        }
+        fs::write(index_path(tmp.path(), &aged), "garbage").unwrap();
+        assert_eq!(index_lookup(tmp.path(), &aged), None);
+    }
+
+    /// Sets the file's mtime an hour back and returns it (ns); ctime stays "now".
+    fn filetime_back(path: &Path) -> i128 {
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let meta = fs::metadata(path).unwrap();
+        i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
     }
 
     #[test]

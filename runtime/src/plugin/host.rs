@@ -1,9 +1,9 @@
 //! The wasmtime host of the `hook` world: the one module that generates the host bindings
 //! (STYLE.md 7) and the only one that names wasmtime types (STYLE.md 6).
 //!
-//! - One [`Engine`] per plugin set, created on first use, with epoch interruption and a
-//!   ticker thread that advances the epoch every [`EPOCH_TICK`] for as long as the engine
-//!   lives (it holds only a weak reference). Fuel metering is switched on only when some
+//! - One [`Engine`] per plugin set, created on first use, with epoch interruption. The
+//!   epoch advances every [`EPOCH_TICK`] only while a call runs, advanced by the thread
+//!   waiting for it (no ticker thread, no wakeups between calls). Fuel metering is switched on only when some
 //!   plugin of the set has a `fuel` budget; the others then get an unlimited budget.
 //! - Components are compiled once and cached (see [`super::cache`]); a cached artifact that
 //!   no longer deserializes is recompiled and replaced.
@@ -32,6 +32,7 @@ use std::cell::RefCell;
 use std::fs;
 use std::future::Future;
 use std::hash::Hash;
+use std::io::Read;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -114,7 +115,7 @@ fn describe(err: &wasmtime::Error) -> String {
 }
 
 impl Host {
-    /// Creates the engine (fuel metering on when `fuel`), its linker and its epoch ticker.
+    /// Creates the engine (fuel metering on when `fuel`) and its linker.
     pub(crate) fn new(fuel: bool) -> Result<Host, FailureCause> {
         let engine_err = |e: wasmtime::Error| FailureCause::Engine {
             reason: describe(&e),
@@ -127,19 +128,6 @@ impl Host {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
         bindings::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
-        let weak = engine.weak();
-        thread::Builder::new()
-            .name("rwasm-epoch".to_string())
-            .spawn(move || {
-                loop {
-                    thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|source| FailureCause::Thread { source })?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {
@@ -151,18 +139,14 @@ impl Host {
         })
     }
 
-    /// Load phase: reads the component, loads its cached compilation or compiles (and
+    /// Load phase: loads the component's cached compilation or reads and compiles (and
     /// caches) it, and links it against WASI and the `host` interface.
     pub(crate) fn load(
         &self,
         spec: &PluginSpec,
         cache_dir: &Path,
     ) -> Result<(Loaded, Origin), FailureCause> {
-        let wasm = fs::read(&spec.path).map_err(|source| FailureCause::Io {
-            path: spec.path.clone(),
-            source,
-        })?;
-        let (component, origin) = self.component(spec, &wasm, cache_dir)?;
+        let (component, origin) = self.component(spec, cache_dir)?;
         let link = |e: wasmtime::Error| FailureCause::Link {
             reason: describe(&e),
         };
@@ -181,52 +165,89 @@ impl Host {
     fn component(
         &self,
         spec: &PluginSpec,
-        wasm: &[u8],
         cache_dir: &Path,
     ) -> Result<(Component, Origin), FailureCause> {
-        let artifact = match cache::private_dir(cache_dir) {
-            Ok(()) => Some(cache::artifact_path(
-                cache_dir,
-                &cache::sha256_hex(wasm),
-                &self.engine_hash,
-            )),
+        let io = |source| FailureCause::Io {
+            path: spec.path.clone(),
+            source,
+        };
+        let mut file = fs::File::open(&spec.path).map_err(io)?;
+        // Taken before reading, so that a change while we read cannot match it later.
+        let id = cache::SourceId::of(&file.metadata().map_err(io)?);
+        let cache = match cache::private_dir(cache_dir) {
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %crate::error_chain(&e), "compile cache not used");
-                None
+                false
             }
         };
-        if let Some(file) = artifact.as_deref().filter(|f| f.is_file()) {
-            // SAFETY: wasmtime trusts a serialized artifact to be code it produced. This file
-            // is named after the SHA-256 of this very component and the hash of this engine's
-            // compilation settings; it was written completely (temporary file + rename, see
-            // `cache::write_atomic`) by this host, in a directory that `cache::private_dir`
-            // just checked is owned by our effective user and writable by no one else.
-            // wasmtime still checks the header, version and settings and fails (we then
-            // recompile) on a mismatch. The file is mapped, not copied: it must never be
-            // modified in place while a process uses it (truncation would fault the mapping),
-            // which holds because artifacts are only ever replaced by rename.
-            match unsafe { Component::deserialize_file(&self.engine, file) } {
-                Ok(component) => return Ok((component, Origin::Cache)),
-                Err(e) => tracing::warn!(
-                    file = %file.display(),
-                    error = %describe(&e),
-                    "cached compilation is unusable; recompiling"
-                ),
+        let indexed = cache.then(|| cache::index_lookup(cache_dir, &id)).flatten();
+        if let Some(digest) = &indexed
+            && let Some(component) =
+                self.cached(&cache::artifact_path(cache_dir, digest, &self.engine_hash))
+        {
+            return Ok((component, Origin::Cache));
+        }
+        let mut wasm = Vec::new();
+        file.read_to_end(&mut wasm).map_err(io)?;
+        let digest = cache::sha256_hex(&wasm);
+        let artifact = cache.then(|| cache::artifact_path(cache_dir, &digest, &self.engine_hash));
+        let index = || {
+            if let Err(e) = cache::index_store(cache_dir, &id, &digest) {
+                tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot write the compile cache index");
             }
+        };
+        // An indexed digest that is still right was just tried.
+        let tried = indexed.as_deref() == Some(digest.as_str());
+        if !tried && let Some(component) = artifact.as_deref().and_then(|f| self.cached(f)) {
+            index();
+            return Ok((component, Origin::Cache));
         }
         let compile = |e: wasmtime::Error| FailureCause::Compile {
             path: spec.path.clone(),
             reason: describe(&e),
         };
-        let bytes = self.engine.precompile_component(wasm).map_err(compile)?;
-        if let Some(file) = &artifact
-            && let Err(e) = cache::write_atomic(file, &bytes)
-        {
-            tracing::warn!(file = %file.display(), error = %e, "cannot write the compile cache");
+        let bytes = self.engine.precompile_component(&wasm).map_err(compile)?;
+        if let Some(file) = &artifact {
+            match cache::write_atomic(file, &bytes) {
+                Ok(()) => index(),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot write the compile cache");
+                }
+            }
         }
         // SAFETY: `bytes` was produced a moment ago by `precompile_component` on this engine.
         let component = unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(compile)?;
         Ok((component, Origin::Compiled))
+    }
+
+    /// The artifact `file` of the private cache directory, if it exists and deserializes.
+    fn cached(&self, file: &Path) -> Option<Component> {
+        if !file.is_file() {
+            return None;
+        }
+        // SAFETY: wasmtime trusts a serialized artifact to be code it produced. This file
+        // is named after the SHA-256 of a component (computed from its bytes, or recorded
+        // for exactly this version of the source file — same size, mtime and ctime — by
+        // `cache::index_store`) and the hash of this engine's compilation settings; it was
+        // written completely (temporary file + rename, see `cache::write_atomic`) by this
+        // host, in a directory that `cache::private_dir` just checked is owned by our
+        // effective user and writable by no one else. wasmtime still checks the header,
+        // version and settings and fails (we then recompile) on a mismatch. The file is
+        // mapped, not copied: it must never be modified in place while a process uses it
+        // (truncation would fault the mapping), which holds because artifacts are only ever
+        // replaced by rename.
+        match unsafe { Component::deserialize_file(&self.engine, file) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(
+                    file = %file.display(),
+                    error = %describe(&e),
+                    "cached compilation is unusable; recompiling"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -312,7 +333,8 @@ type Task = Box<dyn FnOnce() + Send>;
 /// past its deadline is dropped and replaced; it exits once its call ends, as its queue is
 /// then closed.
 struct Worker {
-    tx: mpsc::Sender<Task>,
+    /// Tasks, each with whether to enter the worker's runtime around it.
+    tx: mpsc::Sender<(Task, bool)>,
     /// The worker's current-thread runtime, driven by whoever waits for its calls; `None`
     /// once handed to a drainer.
     rt: Option<tokio::runtime::Runtime>,
@@ -324,11 +346,14 @@ impl Worker {
             .enable_time()
             .enable_io()
             .build()?;
-        let (tx, rx) = mpsc::channel::<Task>();
+        let handle = rt.handle().clone();
+        let (tx, rx) = mpsc::channel::<(Task, bool)>();
         thread::Builder::new()
             .name("rwasm-plugin-call".to_string())
             .spawn(move || {
-                while let Ok(task) = rx.recv() {
+                while let Ok((task, enter)) = rx.recv() {
+                    // wasmtime-wasi's `in_tokio` now finds this runtime current.
+                    let _runtime = enter.then(|| handle.enter());
                     task();
                 }
             })?;
@@ -411,6 +436,27 @@ impl Future for Reply {
     }
 }
 
+/// Waits up to `step` for `reply`, driving `rt` meanwhile if given; `None` if it is not
+/// there yet.
+fn wait_step(
+    rt: Option<&tokio::runtime::Runtime>,
+    reply: &mut Reply,
+    step: Duration,
+) -> Option<Waited> {
+    match rt {
+        Some(rt) => match rt.block_on(async { tokio::time::timeout(step, &mut *reply).await }) {
+            Ok(Some(result)) => Some(Waited::Done(result)),
+            Ok(None) => Some(Waited::Died),
+            Err(_) => None,
+        },
+        None => match reply.rx.recv_timeout(step) {
+            Ok(result) => Some(Waited::Done(result)),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Waited::Died),
+        },
+    }
+}
+
 /// How waiting for a call ended.
 enum Waited {
     Done(CallResult),
@@ -419,65 +465,64 @@ enum Waited {
 }
 
 impl Host {
-    /// Hands `make_task(runtime)` to the call thread, starting one if there is none (or it
-    /// died). `runtime` is the worker's runtime to enter, `None` when the caller cannot
-    /// drive it (it runs inside a tokio runtime itself). Returns whether it is driven.
-    fn submit(
-        &self,
-        make_task: impl FnOnce(Option<tokio::runtime::Handle>) -> Task,
-    ) -> std::io::Result<bool> {
-        let mut slot = self.worker.borrow_mut();
-        let alive = slot
-            .as_ref()
-            .is_some_and(|w| w.rt.is_some() && w.tx.send(Box::new(|| {})).is_ok());
-        if !alive {
-            *slot = Some(Worker::spawn()?);
-        }
-        let Some(worker) = slot.as_ref() else {
-            unreachable!("a worker was just stored");
-        };
+    /// Hands `task` to the call thread, starting one if there is none (or it died). The
+    /// task runs in the worker's runtime unless the caller cannot drive it (it runs inside
+    /// a tokio runtime itself). Returns whether the caller is to drive it.
+    fn submit(&self, task: Task) -> std::io::Result<bool> {
         let driven = tokio::runtime::Handle::try_current().is_err();
-        let handle = driven
-            .then(|| worker.rt.as_ref().map(|rt| rt.handle().clone()))
-            .flatten();
-        // A live worker's receiver is open, so this cannot fail; if it did, the reply
+        let mut slot = self.worker.borrow_mut();
+        let task = match slot.as_ref() {
+            Some(worker) => match worker.tx.send((task, driven)) {
+                Ok(()) => return Ok(driven),
+                Err(mpsc::SendError((task, _))) => task,
+            },
+            None => task,
+        };
+        let worker = Worker::spawn()?;
+        // A fresh worker's receiver is alive, so this cannot fail; if it did, the reply
         // channel would be dropped and the caller would see a failed call, not a hang.
-        let _ = worker.tx.send(make_task(handle));
+        let _ = worker.tx.send((task, driven));
+        *slot = Some(worker);
         Ok(driven)
     }
 
-    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven`.
+    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven` and
+    /// advancing the epoch every [`EPOCH_TICK`].
     fn wait(&self, reply: &mut Reply, limit: Duration, driven: bool) -> Waited {
         let slot = self.worker.borrow();
-        if let Some(rt) = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven) {
-            return match rt.block_on(async { tokio::time::timeout(limit, &mut *reply).await }) {
-                Ok(Some(result)) => Waited::Done(result),
-                Ok(None) => Waited::Died,
-                Err(_) => Waited::Timeout,
-            };
-        }
-        match reply.rx.recv_timeout(limit) {
-            Ok(result) => Waited::Done(result),
-            Err(RecvTimeoutError::Timeout) => Waited::Timeout,
-            Err(RecvTimeoutError::Disconnected) => Waited::Died,
+        let rt = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven);
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Waited::Timeout;
+            }
+            if let Some(waited) = wait_step(rt, reply, left.min(EPOCH_TICK)) {
+                return waited;
+            }
+            self.engine.increment_epoch();
         }
     }
 
-    /// Gives up the current worker. While its call still runs, its runtime is driven by a
-    /// thread of its own (timers in the blocked host call must still fire), which ends with
-    /// the call.
-    fn abandon(&self, reply: Reply) {
-        let Some(mut worker) = self.worker.borrow_mut().take() else {
-            return;
-        };
-        let Some(rt) = worker.rt.take() else {
-            return;
-        };
-        drop(worker);
+    /// Gives up the current worker. A thread of its own keeps advancing the epoch and
+    /// driving the worker's runtime (timers in a blocked host call must still fire) until
+    /// the call ends, so that the call traps at its next epoch check.
+    fn abandon(&self, mut reply: Reply) {
+        let rt = self
+            .worker
+            .borrow_mut()
+            .take()
+            .and_then(|mut worker| worker.rt.take());
+        let engine = self.engine.clone();
         let spawned = thread::Builder::new()
             .name("rwasm-plugin-drain".to_string())
             .spawn(move || {
-                rt.block_on(reply);
+                while wait_step(rt.as_ref(), &mut reply, EPOCH_TICK).is_none() {
+                    engine.increment_epoch();
+                }
+                if let Some(rt) = rt {
+                    rt.shutdown_background();
+                }
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a thread to finish the abandoned call");
@@ -563,15 +608,11 @@ impl Host {
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let driven = self
-            .submit(|runtime| {
-                Box::new(move || {
-                    let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
-                    let result = tracing::dispatcher::with_default(&dispatch, || {
-                        span.in_scope(|| job.run())
-                    });
-                    replier.send(result);
-                })
-            })
+            .submit(Box::new(move || {
+                let result =
+                    tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| job.run()));
+                replier.send(result);
+            }))
             .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
         let limit = Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE;
         let result = match self.wait(&mut reply, limit, driven) {
