@@ -68,6 +68,17 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes one translated resource setting to `path`; a failure names the spec field,
+/// the file and the value (shared by the v1 and v2 managers).
+pub(crate) fn write_setting(path: &Path, w: &super::resources::Write) -> Result<(), CgroupError> {
+    write_raw(path, &w.value).map_err(|source| CgroupError::Apply {
+        field: w.field,
+        path: path.to_path_buf(),
+        value: w.value.clone(),
+        source,
+    })
+}
+
 /// Writes `value` to an existing cgroup file in one write(2).
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     write_raw(path, value).on_write(path, value)

@@ -225,12 +225,7 @@ impl CgroupManager for V1Manager {
                     path,
                 });
             }
-            fs::write_raw(&path, &w.value).map_err(|source| CgroupError::Apply {
-                field: w.field,
-                path: path.clone(),
-                value: w.value.clone(),
-                source,
-            })?;
+            fs::write_setting(&path, &w)?;
         }
         Ok(())
     }
