@@ -31,8 +31,18 @@ impl Default for Adjustment {
     fn default() -> Self {
         Adjustment {
             env: Vec::new(),
+            remove_env: Vec::new(),
             annotations: Vec::new(),
+            remove_annotations: Vec::new(),
             mounts: Vec::new(),
+            remove_mounts: Vec::new(),
+            devices: Vec::new(),
+            cdi_devices: Vec::new(),
+            resources: None,
+            rlimits: Vec::new(),
+            cgroups_path: None,
+            hooks: Vec::new(),
+            args: None,
         }
     }
 }
@@ -61,7 +71,19 @@ impl Adjustment {
 
     /// Whether the adjustment changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.annotations.is_empty() && self.mounts.is_empty()
+        self.env.is_empty()
+            && self.remove_env.is_empty()
+            && self.annotations.is_empty()
+            && self.remove_annotations.is_empty()
+            && self.mounts.is_empty()
+            && self.remove_mounts.is_empty()
+            && self.devices.is_empty()
+            && self.cdi_devices.is_empty()
+            && self.resources.is_none()
+            && self.rlimits.is_empty()
+            && self.cgroups_path.is_none()
+            && self.hooks.is_empty()
+            && self.args.is_none()
     }
 }
 

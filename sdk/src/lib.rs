@@ -1,6 +1,6 @@
 //! Write rwasm hook plugins in a few lines of Rust.
 //!
-//! A hook plugin is a WebAssembly component of the world `rwasm:plugin/hook@0.1.0`
+//! A hook plugin is a WebAssembly component of the world `rwasm:plugin/hook@0.2.0`
 //! (`sdk/wit/plugin.wit`), built with `cargo build --target wasm32-wasip2`. rwasm calls
 //! [`Hook::configure`] once on every fresh instance with the plugin's `[plugin.config]`
 //! table, then [`Hook::invoke`] for the hook point.
@@ -43,7 +43,9 @@ pub mod bindings {
 }
 
 pub use bindings::rwasm::plugin::types::{
-    Adjustment, ConfigEntry, ConfigValue, HookCall, HookPoint, Mount, State, Status, Verdict,
+    Adjustment, BlockIo, ConfigEntry, ConfigValue, Cpu, Device, Error, ErrorCode, HookCall,
+    HookPoint, HugepageLimit, Memory, Mount, OciHook, OciHookStage, Resources, Rlimit, SpecView,
+    State, Status, ThrottleDevice, Verdict,
 };
 pub use config::{Config, ConfigError};
 pub use serde_json;
@@ -53,8 +55,9 @@ pub mod prelude {
     pub use crate::log;
     pub use crate::spec;
     pub use crate::{
-        Adjustment, Config, ConfigError, ConfigValue, Hook, HookCall, HookPoint, Mount, State,
-        Status, Verdict,
+        Adjustment, Config, ConfigError, ConfigValue, Device, Error, ErrorCode, Hook, HookCall,
+        HookPoint, Mount, OciHook, OciHookStage, Resources, Rlimit, SpecView, State, Status,
+        Verdict,
     };
     pub use serde_json::Value;
 }
@@ -63,34 +66,64 @@ pub mod prelude {
 ///
 /// Implement it on a unit struct and export that with [`export_hook!`]. Both functions
 /// return `Err` for a failure of the plugin; the manifest's `on-error` decides what that
-/// does to the container. A refusal is not a failure: return [`Verdict::deny`].
+/// does to the container. A refusal is not a failure: return [`Verdict::deny`]. An
+/// [`Error`] converts from a `String` or `&str` (code `internal`) and from a
+/// [`ConfigError`] (code `invalid-config`), so `?` works on either.
 pub trait Hook {
     /// Validates the plugin's `[plugin.config]` table, without side effects.
     ///
     /// Called once on every fresh instance, before any `invoke`. An `Err` names the bad key
     /// (a [`ConfigError`] converts with `?`). The default accepts any configuration.
-    fn configure(config: &Config) -> Result<(), String> {
+    fn configure(config: &Config) -> Result<(), Error> {
         let _ = config;
         Ok(())
     }
 
     /// Handles one hook point; [`Config::current`] gives the configuration.
-    fn invoke(call: &HookCall) -> Result<Verdict, String>;
+    fn invoke(call: &HookCall) -> Result<Verdict, Error>;
 }
 
 /// The configuration of the last successful `configure` of this instance.
 static CURRENT: Mutex<Option<Config>> = Mutex::new(None);
 
 impl<T: Hook> bindings::exports::rwasm::plugin::hooks::Guest for T {
-    fn configure(config: Vec<ConfigEntry>) -> Result<(), String> {
+    fn configure(config: Vec<ConfigEntry>) -> Result<(), Error> {
         let config = Config::new(config);
         T::configure(&config)?;
         *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(config);
         Ok(())
     }
 
-    fn invoke(call: HookCall) -> Result<Verdict, String> {
+    fn invoke(call: HookCall) -> Result<Verdict, Error> {
         T::invoke(&call)
+    }
+}
+
+impl Error {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::new(ErrorCode::Internal, message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::new(ErrorCode::Internal, message)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::new(ErrorCode::InvalidConfig, e.to_string())
     }
 }
 

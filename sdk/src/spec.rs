@@ -1,6 +1,6 @@
 //! The hook call and the container's spec (OCI runtime-spec `config.md`).
 //!
-//! [`HookCall::spec_json`] parses the spec on demand; the functions here read the paths
+//! [`HookCall::spec_value`] parses the spec on demand; the functions here read the paths
 //! plugins commonly need from the parsed value. Anything else is a
 //! [`Value::pointer`] away: `spec.pointer("/process/cwd")`.
 
@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::{HookCall, HookPoint, Status};
+use crate::{HookCall, HookPoint, SpecView, Status};
 
 /// The capability sets of `process.capabilities`, in the order the runtime-spec lists them.
 pub const CAPABILITY_SETS: [&str; 5] = [
@@ -38,11 +38,38 @@ pub fn capabilities<'a>(spec: &'a Value, set: &str) -> impl Iterator<Item = &'a 
 }
 
 impl HookCall {
-    /// Parses the spec (config.json text) into a JSON value; each call parses again.
+    /// Parses the full spec (`spec_json`, the config.json text) into a JSON value; each
+    /// call parses again. The typed view in `spec` needs no parsing.
     ///
     /// Errors with `spec is not valid JSON: ...`, which only a host bug can cause.
-    pub fn spec_json(&self) -> Result<Value, String> {
-        serde_json::from_str(&self.spec).map_err(|e| format!("spec is not valid JSON: {e}"))
+    pub fn spec_value(&self) -> Result<Value, String> {
+        serde_json::from_str(&self.spec_json).map_err(|e| format!("spec is not valid JSON: {e}"))
+    }
+}
+
+/// An empty view (no process args, root uid/gid, no mounts), for building test calls.
+impl Default for SpecView {
+    fn default() -> Self {
+        SpecView {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".to_owned(),
+            uid: 0,
+            gid: 0,
+            hostname: None,
+            root_path: String::new(),
+            root_readonly: false,
+            image: None,
+            annotations: Vec::new(),
+            mounts: Vec::new(),
+            devices: Vec::new(),
+            resources: None,
+            rlimits: Vec::new(),
+            cgroups_path: None,
+            capabilities_bounding: Vec::new(),
+            capabilities_effective: Vec::new(),
+            namespaces: Vec::new(),
+        }
     }
 }
 
@@ -56,6 +83,8 @@ impl HookPoint {
             HookPoint::StartContainer => "start-container",
             HookPoint::Poststart => "poststart",
             HookPoint::Poststop => "poststop",
+            HookPoint::PreUpdate => "pre-update",
+            HookPoint::PostDelete => "post-delete",
         }
     }
 }

@@ -16,12 +16,12 @@ use rwasm_plugin_sdk::serde_json::{Map, json};
 struct Audit;
 
 impl Hook for Audit {
-    fn configure(config: &Config) -> Result<(), String> {
+    fn configure(config: &Config) -> Result<(), Error> {
         log_file(config)?;
         Ok(())
     }
 
-    fn invoke(call: &HookCall) -> Result<Verdict, String> {
+    fn invoke(call: &HookCall) -> Result<Verdict, Error> {
         let path = log_file(&Config::current())?;
         let line = format!("{}\n", record(call, SystemTime::now())?);
         OpenOptions::new()
@@ -129,7 +129,9 @@ mod tests {
                 bundle: "/run/rwasm/web".into(),
                 annotations: vec![("owner".into(), "ops".into())],
             },
-            spec: "{}".into(),
+            spec: SpecView::default(),
+            spec_json: "{}".into(),
+            update: None,
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
         assert_eq!(

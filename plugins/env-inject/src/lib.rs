@@ -9,12 +9,12 @@ use rwasm_plugin_sdk::prelude::*;
 struct EnvInject;
 
 impl Hook for EnvInject {
-    fn configure(config: &Config) -> Result<(), String> {
+    fn configure(config: &Config) -> Result<(), Error> {
         variables(config)?;
         Ok(())
     }
 
-    fn invoke(call: &HookCall) -> Result<Verdict, String> {
+    fn invoke(call: &HookCall) -> Result<Verdict, Error> {
         if call.point != HookPoint::PreCreate {
             return Ok(Verdict::allow());
         }

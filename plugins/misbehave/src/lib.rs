@@ -38,18 +38,18 @@ enum Mode {
 }
 
 impl Hook for Misbehave {
-    fn configure(config: &Config) -> Result<(), String> {
+    fn configure(config: &Config) -> Result<(), Error> {
         Mode::from_config(config)?;
         Ok(())
     }
 
-    fn invoke(_call: &HookCall) -> Result<Verdict, String> {
+    fn invoke(_call: &HookCall) -> Result<Verdict, Error> {
         let verdict = match Mode::from_config(&Config::current())? {
             Mode::Ok => Verdict::allow(),
             Mode::Loop => spin(),
             Mode::Alloc => hoard(),
             Mode::Panic => panic!("misbehave: panicking on purpose"),
-            Mode::Error => return Err("misbehave: asked to fail".to_owned()),
+            Mode::Error => return Err("misbehave: asked to fail".into()),
             Mode::Deny => Verdict::deny("misbehave: denied on purpose"),
             Mode::BadEnv => Adjustment::default().env("MISBEHAVE=BAD", "1").into(),
             Mode::BadMount => Adjustment::default()

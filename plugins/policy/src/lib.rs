@@ -15,17 +15,17 @@ struct Rules {
 }
 
 impl Hook for Policy {
-    fn configure(config: &Config) -> Result<(), String> {
+    fn configure(config: &Config) -> Result<(), Error> {
         Rules::from_config(config)?;
         Ok(())
     }
 
-    fn invoke(call: &HookCall) -> Result<Verdict, String> {
+    fn invoke(call: &HookCall) -> Result<Verdict, Error> {
         if call.point != HookPoint::PreCreate {
             return Ok(Verdict::allow());
         }
         let rules = Rules::from_config(&Config::current())?;
-        Ok(match rules.violation(&call.spec_json()?) {
+        Ok(match rules.violation(&call.spec_value()?) {
             Some(reason) => Verdict::deny(reason),
             None => Verdict::allow(),
         })

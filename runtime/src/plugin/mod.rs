@@ -45,7 +45,8 @@ use manifest::PluginSpec;
 /// A point in the container lifecycle where plugins are called.
 ///
 /// Displays and parses as in the manifest and the WIT: `pre-create`, `create-runtime`,
-/// `create-container`, `start-container`, `poststart`, `poststop`.
+/// `create-container`, `start-container`, `poststart`, `poststop`, `pre-update`,
+/// `post-delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookPoint {
     /// The spec is final but nothing exists yet: plugins may adjust it or deny.
@@ -58,19 +59,25 @@ pub enum HookPoint {
     StartContainer,
     /// After the user process started.
     Poststart,
-    /// After the container was deleted.
+    /// After the container's process stopped and its resources were released.
     Poststop,
+    /// Before `rwasm update` applies new resources: plugins may deny or clamp them.
+    PreUpdate,
+    /// After the container's state was removed.
+    PostDelete,
 }
 
 impl HookPoint {
     /// Every hook point, in lifecycle order.
-    pub const ALL: [HookPoint; 6] = [
+    pub const ALL: [HookPoint; 8] = [
         HookPoint::PreCreate,
         HookPoint::CreateRuntime,
         HookPoint::CreateContainer,
         HookPoint::StartContainer,
         HookPoint::Poststart,
         HookPoint::Poststop,
+        HookPoint::PreUpdate,
+        HookPoint::PostDelete,
     ];
 
     /// The name used by the manifest and the WIT, e.g. `pre-create`.
@@ -82,6 +89,8 @@ impl HookPoint {
             HookPoint::StartContainer => "start-container",
             HookPoint::Poststart => "poststart",
             HookPoint::Poststop => "poststop",
+            HookPoint::PreUpdate => "pre-update",
+            HookPoint::PostDelete => "post-delete",
         }
     }
 }
@@ -288,9 +297,7 @@ impl PluginSet {
         state: &State,
         spec: &Spec,
     ) -> Result<host::Call, PluginError> {
-        let json =
-            serde_json::to_string(spec).map_err(|source| PluginError::EncodeSpec { source })?;
-        Ok(host::Call::new(point, state, json))
+        host::Call::new(point, state, spec, None)
     }
 
     /// Applies the plugin's `on-error` to a failure; a denial or conflict always passes.
