@@ -350,7 +350,7 @@ impl PluginSet {
             }
         };
         match host.call(loaded, &plugin.spec, point, call) {
-            Ok(host::Outcome::Allow(adjustment)) => Ok(adjustment),
+            Ok(host::Outcome::Allow(adjustment)) => Ok(*adjustment),
             Ok(host::Outcome::Deny(reason)) => Err(PluginError::Denied {
                 plugin: plugin.spec.name.clone(),
                 point,

@@ -116,7 +116,7 @@ pub(crate) enum Origin {
 
 /// What a plugin decided.
 pub(crate) enum Outcome {
-    Allow(Adjustment),
+    Allow(Box<Adjustment>),
     Deny(String),
 }
 

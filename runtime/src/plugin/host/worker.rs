@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::super::adjust::{Adjustment, MAX_STRING_BYTES};
+use super::super::adjust::MAX_STRING_BYTES;
 use super::super::manifest::PluginSpec;
 use super::super::{FailureCause, HookPoint, Phase};
 use super::bindings::rwasm::plugin::types as wit;
@@ -174,12 +174,12 @@ fn wait_step(
 ) -> Option<Waited> {
     match rt {
         Some(rt) => match rt.block_on(async { tokio::time::timeout(step, &mut *reply).await }) {
-            Ok(Some(result)) => Some(Waited::Done(result)),
+            Ok(Some(result)) => Some(Waited::Done(Box::new(result))),
             Ok(None) => Some(Waited::Died),
             Err(_) => None,
         },
         None => match reply.rx.recv_timeout(step) {
-            Ok(result) => Some(Waited::Done(result)),
+            Ok(result) => Some(Waited::Done(Box::new(result))),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => Some(Waited::Died),
         },
@@ -188,7 +188,7 @@ fn wait_step(
 
 /// How waiting for a call ended.
 enum Waited {
-    Done(CallResult),
+    Done(Box<CallResult>),
     Timeout,
     Died,
 }
@@ -322,7 +322,7 @@ impl Host {
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
                     spec.config.iter().map(convert::config_entry).collect(),
-                    call.call.clone(),
+                    Box::new(call.call.clone()),
                 ),
                 Pre::V0_1(_) => match call.v0_1() {
                     Some(old) => Versioned::V0_1(
@@ -330,7 +330,7 @@ impl Host {
                         old,
                     ),
                     // The manifest check refuses such a registration; never call it.
-                    None => return Ok(Outcome::Allow(Adjustment::default())),
+                    None => return Ok(Outcome::Allow(Box::default())),
                 },
             },
             timeout_ms: spec.timeout_ms,
@@ -357,7 +357,7 @@ impl Host {
             .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
         let limit = Duration::from_millis(spec.timeout_ms) + WATCHDOG_GRACE;
         let result = match self.wait(&mut reply, limit, driven) {
-            Waited::Done(result) => result,
+            Waited::Done(result) => *result,
             Waited::Timeout => {
                 tracing::warn!("plugin call blocked past its deadline; abandoning its thread");
                 self.abandon(reply);
@@ -444,7 +444,7 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
 
 /// The configuration and call, in the package version of the plugin.
 enum Versioned {
-    V0_2(Vec<wit::ConfigEntry>, wit::HookCall),
+    V0_2(Vec<wit::ConfigEntry>, Box<wit::HookCall>),
     V0_1(
         Vec<super::bindings_v0_1::rwasm::plugin::types::ConfigEntry>,
         super::bindings_v0_1::rwasm::plugin::types::HookCall,
@@ -532,7 +532,7 @@ impl Job {
                 phase.set(Phase::Invoke);
                 match hooks.call_invoke(&mut store, &call) {
                     Ok(Ok(wit::Verdict::Allow(adj))) => {
-                        Ok(Outcome::Allow(convert::adjustment(adj)))
+                        Ok(Outcome::Allow(Box::new(convert::adjustment(adj))))
                     }
                     Ok(Ok(wit::Verdict::Deny(reason))) => Ok(deny(reason)),
                     Ok(Err(e)) => Err((Phase::Invoke, guest(convert::error_message(e)))),
@@ -554,7 +554,7 @@ impl Job {
                 phase.set(Phase::Invoke);
                 match hooks.call_invoke(&mut store, &call) {
                     Ok(Ok(wit1::Verdict::Allow(adj))) => {
-                        Ok(Outcome::Allow(convert::adjustment_v0_1(adj)))
+                        Ok(Outcome::Allow(Box::new(convert::adjustment_v0_1(adj))))
                     }
                     Ok(Ok(wit1::Verdict::Deny(reason))) => Ok(deny(reason)),
                     Ok(Err(message)) => Err((Phase::Invoke, guest(message))),
