@@ -253,6 +253,46 @@ impl PluginSet {
         Ok(applied)
     }
 
+    /// Pre-update: before `rwasm update` applies `update` (the new `linux.resources`) to
+    /// the container described by `state` and `spec`. Each plugin registered for
+    /// `pre-update` sees the update as clamped by those before it; a `deny` verdict
+    /// refuses the update ([`PluginError::Denied`]); an adjustment may only carry
+    /// `resources`, each field tighter than (or equal to) the value in `update`. Returns
+    /// what was clamped, attributed to plugins; on error `update` is left unchanged.
+    pub fn pre_update(
+        &self,
+        state: &State,
+        spec: &Spec,
+        update: &mut oci_spec::runtime::LinuxResources,
+    ) -> Result<Vec<Applied>, PluginError> {
+        let point = HookPoint::PreUpdate;
+        if !self.wants(point) {
+            return Ok(Vec::new());
+        }
+        let call = host::Call::new(point, state, spec, Some(update))?;
+        for plugin in self.registered(point) {
+            let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
+            let _entered = span.enter();
+            match self.call_one(plugin, point, &call) {
+                // TODO(issue 3): clamp `update` with the plugin's `resources`.
+                Ok(adjustment) if !adjustment.is_empty() => {
+                    let err = PluginError::InvalidAdjustment {
+                        plugin: plugin.spec.name.clone(),
+                        field: "adjustment".to_string(),
+                        reason: format!(
+                            "clamping an update is not supported yet, but {point} returned {}",
+                            adjustment.summary()
+                        ),
+                    };
+                    self.on_failure(plugin, err)?;
+                }
+                Ok(_) => {}
+                Err(e) => self.on_failure(plugin, e)?,
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// Any other point: calls the plugins registered for it, in manifest order. A `deny`
     /// verdict → [`PluginError::Denied`]; a non-empty adjustment → an
     /// [`PluginError::InvalidAdjustment`] (only pre-create may adjust, through
