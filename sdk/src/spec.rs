@@ -1,14 +1,19 @@
-//! The hook call and the container's spec (OCI runtime-spec `config.md`).
+//! The hook call and the container's spec (OCI runtime-spec `config.md`), in two forms.
 //!
-//! [`HookCall::spec_value`] parses the spec on demand; the functions here read the paths
-//! plugins commonly need from the parsed value. Anything else is a
-//! [`Value::pointer`] away: `spec.pointer("/process/cwd")`.
+//! - The typed view, [`HookCall::spec`] ([`SpecView`]): the fields plugins read most,
+//!   already decoded. Its methods ([`SpecView::memory_limit`], [`SpecView::env_var`],
+//!   [`SpecView::has_capability`], ...) answer the usual questions without parsing.
+//! - The whole config.json, [`HookCall::spec_json`]: [`HookCall::spec_value`] parses it on
+//!   demand, and the functions here ([`memory_limit`], [`capabilities`]) read common paths
+//!   of the parsed value. Anything else is a [`Value::pointer`] away:
+//!   `spec.pointer("/process/cwd")`. Use it for what the view lacks, e.g. the capability
+//!   sets other than bounding and effective, seccomp, or sysctls.
 
 use std::fmt;
 
 use serde_json::Value;
 
-use crate::{HookCall, HookPoint, SpecView, Status};
+use crate::{Cpu, HookCall, HookPoint, Mount, Rlimit, SpecView, State, Status};
 
 /// The capability sets of `process.capabilities`, in the order the runtime-spec lists them.
 pub const CAPABILITY_SETS: [&str; 5] = [
@@ -47,6 +52,65 @@ impl HookCall {
     }
 }
 
+impl SpecView {
+    /// `linux.resources.memory.limit` in bytes (`-1` means unlimited), if set.
+    pub fn memory_limit(&self) -> Option<i64> {
+        self.resources.as_ref()?.memory.as_ref()?.limit
+    }
+
+    /// `linux.resources.cpu`, if set.
+    pub fn cpu(&self) -> Option<&Cpu> {
+        self.resources.as_ref()?.cpu.as_ref()
+    }
+
+    /// `linux.resources.pids.limit`, if set.
+    pub fn pids_limit(&self) -> Option<i64> {
+        self.resources.as_ref()?.pids_limit
+    }
+
+    /// The value of the `process.env` variable `name`, if set (the last entry wins, as
+    /// for `execve`'s callers).
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    /// The value of the annotation `key`, if set.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `cap` (a `CAP_...` name) is in the bounding or the effective set. The view
+    /// carries only those two sets; the others are in the JSON ([`capabilities`]).
+    pub fn has_capability(&self, cap: &str) -> bool {
+        self.capabilities_bounding
+            .iter()
+            .chain(&self.capabilities_effective)
+            .any(|c| c == cap)
+    }
+
+    /// Whether `linux.namespaces` has a namespace of `kind` (`pid`, `network`, `mount`,
+    /// `user`, ...): a container without one shares the runtime's.
+    pub fn has_namespace(&self, kind: &str) -> bool {
+        self.namespaces.iter().any(|n| n == kind)
+    }
+
+    /// The mount at `destination`, if the spec has one.
+    pub fn mount_at(&self, destination: &str) -> Option<&Mount> {
+        self.mounts.iter().find(|m| m.destination == destination)
+    }
+
+    /// The `process.rlimits` entry of `kind` (`RLIMIT_NOFILE`), if set.
+    pub fn rlimit(&self, kind: &str) -> Option<&Rlimit> {
+        self.rlimits.iter().find(|r| r.type_ == kind)
+    }
+}
+
 /// An empty view (no process args, root uid/gid, no mounts), for building test calls.
 impl Default for SpecView {
     fn default() -> Self {
@@ -69,6 +133,36 @@ impl Default for SpecView {
             capabilities_bounding: Vec::new(),
             capabilities_effective: Vec::new(),
             namespaces: Vec::new(),
+        }
+    }
+}
+
+/// A `creating` container with empty id and bundle and OCI version `1.2.0`, for building
+/// test calls.
+impl Default for State {
+    fn default() -> Self {
+        State {
+            oci_version: "1.2.0".to_owned(),
+            id: String::new(),
+            status: Status::Creating,
+            pid: None,
+            bundle: String::new(),
+            annotations: Vec::new(),
+        }
+    }
+}
+
+impl HookCall {
+    /// A call of `point` with a default [`State`], the view `spec` and `spec_json` `{}`,
+    /// for a plugin's unit tests (the host builds the real ones). Set other fields
+    /// directly: `HookCall { spec_json: .., ..HookCall::new(point, spec) }`.
+    pub fn new(point: HookPoint, spec: SpecView) -> Self {
+        HookCall {
+            point,
+            state: State::default(),
+            spec,
+            spec_json: "{}".to_owned(),
+            update: None,
         }
     }
 }
@@ -135,6 +229,64 @@ mod tests {
             ["CAP_CHOWN", "CAP_SYS_ADMIN"]
         );
         assert_eq!(capabilities(&spec, "ambient").count(), 0);
+    }
+
+    #[test]
+    fn typed_view_helpers() {
+        use crate::Resources;
+        let view = SpecView {
+            env: vec![
+                "PATH=/bin".into(),
+                "A=1".into(),
+                "AB=2".into(),
+                "A=3".into(),
+            ],
+            annotations: vec![("org.example/k".into(), "v".into())],
+            resources: Some(
+                Resources::default()
+                    .memory_limit(64 << 20)
+                    .cpu_shares(512)
+                    .pids_limit(10),
+            ),
+            capabilities_bounding: vec!["CAP_CHOWN".into()],
+            capabilities_effective: vec!["CAP_NET_RAW".into()],
+            namespaces: vec!["pid".into(), "mount".into()],
+            mounts: vec![crate::Mount::bind("/srv", "/data")],
+            rlimits: vec![crate::Rlimit::new("nofile", 10, 20)],
+            ..SpecView::default()
+        };
+        assert_eq!(view.memory_limit(), Some(64 << 20));
+        assert_eq!(view.cpu().and_then(|c| c.shares), Some(512));
+        assert_eq!(view.pids_limit(), Some(10));
+        assert_eq!(view.env_var("A"), Some("3"));
+        assert_eq!(view.env_var("AB"), Some("2"));
+        assert_eq!(view.env_var("PAT"), None);
+        assert_eq!(view.annotation("org.example/k"), Some("v"));
+        assert_eq!(view.annotation("k"), None);
+        assert!(view.has_capability("CAP_CHOWN") && view.has_capability("CAP_NET_RAW"));
+        assert!(!view.has_capability("CAP_SYS_ADMIN"));
+        assert!(view.has_namespace("mount") && !view.has_namespace("network"));
+        assert_eq!(
+            view.mount_at("/data").map(|m| m.source.as_str()),
+            Some("/srv")
+        );
+        assert!(view.mount_at("/srv").is_none());
+        assert_eq!(
+            view.rlimit("RLIMIT_NOFILE").map(|r| (r.soft, r.hard)),
+            Some((10, 20))
+        );
+
+        let empty = SpecView::default();
+        assert_eq!((empty.memory_limit(), empty.pids_limit()), (None, None));
+        assert!(empty.cpu().is_none());
+    }
+
+    #[test]
+    fn test_calls() {
+        let call = HookCall::new(HookPoint::Poststop, SpecView::default());
+        assert_eq!(call.point, HookPoint::Poststop);
+        assert_eq!(call.state.status, Status::Creating);
+        assert_eq!(call.spec_value(), Ok(json!({})));
     }
 
     #[test]

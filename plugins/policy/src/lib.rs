@@ -3,6 +3,9 @@
 //!
 //! Config (both optional): `require-memory-limit` (boolean, default `true`) and
 //! `forbid-capabilities` (texts, default `["CAP_SYS_ADMIN"]`). Other keys are refused.
+//!
+//! The memory limit comes from the typed spec view; the capabilities from the spec's JSON,
+//! because all five sets are checked and the view carries only bounding and effective.
 
 use rwasm_plugin_sdk::prelude::*;
 
@@ -25,7 +28,7 @@ impl Hook for Policy {
             return Ok(Verdict::allow());
         }
         let rules = Rules::from_config(&Config::current())?;
-        Ok(match rules.violation(&call.spec_value()?) {
+        Ok(match rules.violation(&call.spec, || call.spec_value())? {
             Some(reason) => Verdict::deny(reason),
             None => Verdict::allow(),
         })
@@ -54,22 +57,28 @@ impl Rules {
         })
     }
 
-    /// Why the container is refused, if it is.
-    fn violation(&self, spec: &Value) -> Option<String> {
-        if self.require_memory_limit && spec::memory_limit(spec).is_none_or(|limit| limit <= 0) {
-            return Some(
+    /// Why the container is refused, if it is; `json` parses the whole spec, needed only
+    /// when the memory limit is fine.
+    fn violation(
+        &self,
+        view: &SpecView,
+        json: impl FnOnce() -> Result<Value, String>,
+    ) -> Result<Option<String>, String> {
+        if self.require_memory_limit && view.memory_limit().is_none_or(|limit| limit <= 0) {
+            return Ok(Some(
                 "policy: container has no memory limit (linux.resources.memory.limit); \
                  set one, e.g. rwasm run -m 256m"
                     .to_owned(),
-            );
+            ));
         }
-        spec::CAPABILITY_SETS.iter().find_map(|set| {
-            let cap = spec::capabilities(spec, set)
+        let spec = json()?;
+        Ok(spec::CAPABILITY_SETS.iter().find_map(|set| {
+            let cap = spec::capabilities(&spec, set)
                 .find(|cap| self.forbid_capabilities.iter().any(|f| f == cap))?;
             Some(format!(
                 "policy: container keeps {cap} in process.capabilities.{set}"
             ))
-        })
+        }))
     }
 }
 
@@ -88,35 +97,46 @@ mod tests {
         )
     }
 
-    fn spec(limit: Option<i64>, effective: &[&str]) -> Value {
+    /// The view and the JSON of a spec with memory limit `limit` and the capabilities
+    /// `CAP_CHOWN` (bounding) and `effective`.
+    fn spec(limit: Option<i64>, effective: &[&str]) -> (SpecView, Value) {
         let mut spec = json!({"process": {"capabilities": {"bounding": ["CAP_CHOWN"], "effective": effective}}});
+        let mut view = SpecView {
+            capabilities_bounding: vec!["CAP_CHOWN".into()],
+            capabilities_effective: effective.iter().map(|c| (*c).to_owned()).collect(),
+            ..SpecView::default()
+        };
         if let Some(limit) = limit {
             spec["linux"] = json!({"resources": {"memory": {"limit": limit}}});
+            view.resources = Some(Resources::default().memory_limit(limit));
         }
-        spec
+        (view, spec)
+    }
+
+    fn violation(rules: &Rules, (view, json): (SpecView, Value)) -> Option<String> {
+        rules.violation(&view, || Ok(json)).unwrap()
     }
 
     #[test]
     fn denies_missing_or_unset_memory_limit() {
         let r = rules(&[]).unwrap();
         for limit in [None, Some(0), Some(-1)] {
-            let reason = r.violation(&spec(limit, &[])).unwrap();
+            let reason = violation(&r, spec(limit, &[])).unwrap();
             assert!(
                 reason.starts_with("policy: container has no memory limit"),
                 "{reason}"
             );
         }
-        assert_eq!(r.violation(&spec(Some(256 << 20), &[])), None);
+        assert_eq!(violation(&r, spec(Some(256 << 20), &[])), None);
         let lax = rules(&[("require-memory-limit", ConfigValue::Boolean(false))]).unwrap();
-        assert_eq!(lax.violation(&spec(None, &[])), None);
+        assert_eq!(violation(&lax, spec(None, &[])), None);
     }
 
     #[test]
     fn denies_forbidden_capabilities_naming_the_set() {
         let r = rules(&[]).unwrap();
         assert_eq!(
-            r.violation(&spec(Some(1 << 30), &["CAP_SYS_ADMIN"]))
-                .as_deref(),
+            violation(&r, spec(Some(1 << 30), &["CAP_SYS_ADMIN"])).as_deref(),
             Some("policy: container keeps CAP_SYS_ADMIN in process.capabilities.effective")
         );
         let r = rules(&[(
@@ -125,8 +145,7 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(
-            r.violation(&spec(Some(1 << 30), &["CAP_SYS_ADMIN"]))
-                .as_deref(),
+            violation(&r, spec(Some(1 << 30), &["CAP_SYS_ADMIN"])).as_deref(),
             Some("policy: container keeps CAP_CHOWN in process.capabilities.bounding")
         );
     }
