@@ -11,6 +11,8 @@ PLUGINS := env-inject policy audit misbehave
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
+# The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
+APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
 
 .PHONY: setup build plugins demo test lint bench clean
 
@@ -31,6 +33,11 @@ plugins:
 	cargo build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(PLUGINS))
 	mkdir -p examples/wasm
 	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave}.wasm examples/wasm/
+# The guests of other crates and languages: the copyable template and the C plugin.
+	cargo build --manifest-path examples/plugin-template/Cargo.toml --target wasm32-wasip2 --release
+	cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/plugin_template.wasm $(PLUGIN_OUT)/
+	$(MAKE) -C examples/c-plugin OUT=$(PLUGIN_OUT)
+	cp $(PLUGIN_OUT)/{plugin_template,c_plugin}.wasm examples/wasm/
 
 ## demo: set everything up, then run a container from the built-in image with the example plugins
 demo: setup build
