@@ -53,6 +53,7 @@ test: setup build
 
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path examples/plugin-template/Cargo.toml -- --check
 	cargo clippy --release -p rwasm --all-targets -- -D warnings
 
 ## bench: rwasm beside runc and crun, one hyperfine run, ratios to crun

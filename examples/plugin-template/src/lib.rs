@@ -41,7 +41,10 @@ impl Settings {
             .get_texts("deny-commands")?
             .unwrap_or_default()
             .to_vec();
-        if let Some(bad) = deny_commands.iter().find(|c| c.is_empty() || c.contains('/')) {
+        if let Some(bad) = deny_commands
+            .iter()
+            .find(|c| c.is_empty() || c.contains('/'))
+        {
             return Err(ConfigError::invalid(
                 "deny-commands",
                 format!("{bad:?} is not a command name (no `/`, not empty)"),
@@ -115,11 +118,8 @@ mod tests {
 
     #[test]
     fn greets_with_the_configured_greeting() {
-        let s = Settings::from_config(&config(&[(
-            "greeting",
-            ConfigValue::Text("hi".into()),
-        )]))
-        .unwrap();
+        let s = Settings::from_config(&config(&[("greeting", ConfigValue::Text("hi".into()))]))
+            .unwrap();
         assert_eq!(
             s.decide(&spec(&["sh"])),
             Adjustment::default()
@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_key() {
-        let err = Settings::from_config(&config(&[("colour", ConfigValue::Integer(1))]))
-            .unwrap_err();
+        let err =
+            Settings::from_config(&config(&[("colour", ConfigValue::Integer(1))])).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"unknown config key "colour"; known keys: greeting, deny-commands"#
