@@ -49,6 +49,7 @@ demo: setup build
 ## test: every test tier (unit, plugin host, real containers as root)
 test: setup build
 	$(RWASM) setup
+	cargo test --release --manifest-path examples/plugin-template/Cargo.toml
 	cargo nextest run --release --workspace --no-fail-fast
 
 lint:
