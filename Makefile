@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
-PLUGINS := env-inject policy audit misbehave
+PLUGINS := env-inject policy audit misbehave scripted
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
@@ -30,7 +30,7 @@ build: plugins
 plugins:
 	cargo build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(PLUGINS))
 	mkdir -p examples/wasm
-	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave}.wasm examples/wasm/
+	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave,scripted}.wasm examples/wasm/
 
 ## demo: set everything up, then run a container from the built-in image with the example plugins
 demo: setup build

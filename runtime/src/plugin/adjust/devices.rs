@@ -8,8 +8,8 @@
 //! already in `linux.devices`; `type` one of `c`, `b`, `u` (unbuffered char) or `p`
 //! (FIFO); for `c`/`b`/`u` a major in 0..=4095 and a minor in 0..=1048575 (Linux's 12 and
 //! 20 bits of `dev_t`), for `p` both 0; `file-mode` only permission bits (≤ 0o777); `uid`
-//! and `gid` any; `permissions` a combination of `r`, `w`, `m`, each at most once (empty
-//! means `rwm`).
+//! and `gid` any; `permissions` a combination of `r`, `w`, `m`, each at most once, with `m`
+//! (the node is made inside the container's device cgroup; empty means `rwm`).
 //!
 //! Applying appends the node to `linux.devices` and, for `c`/`u`/`b`, an allow rule
 //! `TYPE MAJOR:MINOR PERMISSIONS` (`u` is a char device to the cgroup) to
@@ -140,6 +140,15 @@ pub(super) fn add(
         }
         seen.push(c);
     }
+    if typ != LinuxDeviceType::P && !seen.contains('m') {
+        return Err(e.invalid(
+            f("permissions"),
+            format!(
+                "`{access}` lacks `m`: rwasm creates the node inside the container's device cgroup, which needs mknod access"
+            ),
+        ));
+    }
+    e.claim(format!("linux.devices {}", d.path), &f("path"), false)?;
     if spec
         .linux()
         .as_ref()
@@ -151,7 +160,6 @@ pub(super) fn add(
             format!("`{}` is already in linux.devices", d.path),
         ));
     }
-    e.claim(format!("linux.devices {}", d.path), &f("path"), false)?;
 
     let mut node = LinuxDevice::default();
     node.set_path(PathBuf::from(&d.path));
@@ -222,7 +230,7 @@ mod tests {
     fn a_device_adds_its_node_and_an_allow_rule_after_deny_all() {
         let out = run(
             &plugin("a", vec![]),
-            dev("/dev/myzero", "c", 1, 5, "rw"),
+            dev("/dev/myzero", "c", 1, 5, "rwm"),
             &Spec::default(),
         )
         .unwrap();
@@ -247,7 +255,7 @@ mod tests {
             (rules[1].typ(), rules[1].major(), rules[1].minor()),
             (Some(LinuxDeviceType::C), Some(1), Some(5))
         );
-        assert_eq!(rules[1].access().as_deref(), Some("rw"));
+        assert_eq!(rules[1].access().as_deref(), Some("rwm"));
     }
 
     #[test]
@@ -271,6 +279,10 @@ mod tests {
         );
         assert_eq!(
             bad(dev("/dev/x", "c", 1, 5, "rr")),
+            "devices[0].permissions"
+        );
+        assert_eq!(
+            bad(dev("/dev/x", "c", 1, 5, "rw")),
             "devices[0].permissions"
         );
         let mut setuid = dev("/dev/x", "c", 1, 5, "");
