@@ -240,11 +240,11 @@ fn a_device_node_is_created_with_its_numbers_and_usable() {
 
 #[test]
 fn a_device_outside_its_cgroup_rule_cannot_be_read() {
-    // 1:11 is /dev/kmsg, which no default rule allows: `wm` access denies reading.
+    // 1:11 is /dev/kmsg, which no default rule allows: access `w` (plus the `m` rwasm adds) denies reading.
     let w = World::new();
     let m = one(
         &w,
-        r#"{"devices": [{"path": "/dev/mykmsg", "type": "c", "major": 1, "minor": 11, "permissions": "wm"}]}"#,
+        r#"{"devices": [{"path": "/dev/mykmsg", "type": "c", "major": 1, "minor": 11, "permissions": "w"}]}"#,
         "",
     );
     let out = inside(

@@ -8,8 +8,9 @@
 //! already in `linux.devices`; `type` one of `c`, `b`, `u` (unbuffered char) or `p`
 //! (FIFO); for `c`/`b`/`u` a major in 0..=4095 and a minor in 0..=1048575 (Linux's 12 and
 //! 20 bits of `dev_t`), for `p` both 0; `file-mode` only permission bits (≤ 0o777); `uid`
-//! and `gid` any; `permissions` a combination of `r`, `w`, `m`, each at most once, with `m`
-//! (the node is made inside the container's device cgroup; empty means `rwm`).
+//! and `gid` any; `permissions` a combination of `r`, `w`, `m`, each at most once (empty means
+//! `rwm`); `m` is always added to the rule, since rwasm makes the node inside the
+//! container's device cgroup and mknod needs it.
 //!
 //! Applying appends the node to `linux.devices` and, for `c`/`u`/`b`, an allow rule
 //! `TYPE MAJOR:MINOR PERMISSIONS` (`u` is a char device to the cgroup) to
@@ -140,14 +141,12 @@ pub(super) fn add(
         }
         seen.push(c);
     }
-    if typ != LinuxDeviceType::P && !seen.contains('m') {
-        return Err(e.invalid(
-            f("permissions"),
-            format!(
-                "`{access}` lacks `m`: rwasm creates the node inside the container's device cgroup, which needs mknod access"
-            ),
-        ));
-    }
+    // rwasm makes the node inside the container's device cgroup: mknod needs `m`.
+    let access = if seen.contains('m') {
+        seen
+    } else {
+        format!("{seen}m")
+    };
     e.claim(format!("linux.devices {}", d.path), &f("path"), false)?;
     if spec
         .linux()
@@ -281,10 +280,19 @@ mod tests {
             bad(dev("/dev/x", "c", 1, 5, "rr")),
             "devices[0].permissions"
         );
-        assert_eq!(
-            bad(dev("/dev/x", "c", 1, 5, "rw")),
-            "devices[0].permissions"
-        );
+        let rw = run(&p, dev("/dev/x", "c", 1, 5, "rw"), &s).unwrap();
+        let rules = rw
+            .spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        assert_eq!(rules[1].access().as_deref(), Some("rwm"), "m is added");
         let mut setuid = dev("/dev/x", "c", 1, 5, "");
         setuid.devices[0].file_mode = Some(0o4666);
         assert_eq!(bad(setuid), "devices[0].file-mode");
