@@ -323,6 +323,30 @@ fn resources_are_set_in_the_containers_cgroup() {
 }
 
 #[test]
+fn cpu_quota_cpuset_swap_and_blkio_throttles_reach_the_cgroup() {
+    let w = World::new();
+    let dev = std::fs::read_to_string("/sys/block/vda/dev").expect("this host's disk vda");
+    let (major, minor) = dev.trim().split_once(':').unwrap();
+    let json = format!(
+        r#"{{"resources": {{"memory": {{"limit": 67108864, "swap": 100663296}}, "cpu": {{"quota": 50000, "period": 100000, "cpus": "0"}}, "block-io": {{"throttle-read-bps": [{{"major": {major}, "minor": {minor}, "rate": 1048576}}]}}}}}}"#
+    );
+    let m = one(&w, &json, "");
+    created(&w, &m, json!({}), |c| {
+        assert_eq!(
+            cgroup_file("memory", c, "memory.memsw.limit_in_bytes"),
+            "100663296"
+        );
+        assert_eq!(cgroup_file("cpu", c, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgroup_file("cpu", c, "cpu.cfs_period_us"), "100000");
+        assert_eq!(cgroup_file("cpuset", c, "cpuset.cpus"), "0");
+        assert_eq!(
+            cgroup_file("blkio", c, "blkio.throttle.read_bps_device"),
+            format!("{major}:{minor} 1048576")
+        );
+    });
+}
+
+#[test]
 fn a_resource_is_tightened_but_loosening_needs_the_grant() {
     let w = World::new();
     let limited = json!({"linux": {"resources": {"memory": {"limit": 134217728}}}});
@@ -667,4 +691,26 @@ mod pre_update {
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_create_that_fails_after_the_adjustment_removes_the_adjusted_cgroup() {
+    // The plugin moves the cgroup and asks for an rlimit above this host's hard limit of
+    // 20000 open files (no CAP_SYS_RESOURCE): init fails at setrlimit, after the cgroup at
+    // the plugin's path was made; rollback must remove that one.
+    let w = World::new();
+    let name = format!("rwasm-adjust-fail-{}", rand_suffix());
+    let m = one(
+        &w,
+        &format!(
+            r#"{{"cgroups-path": "{name}", "rlimits": [{{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}}]}}"#
+        ),
+        "",
+    );
+    let err = refused(&w, &m, json!({}));
+    assert!(err.contains("RLIMIT_NOFILE"), "{err}");
+    assert!(
+        cgroup_dirs_named(&name).is_empty(),
+        "no cgroup left at {name}"
+    );
 }
