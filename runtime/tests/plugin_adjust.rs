@@ -347,6 +347,35 @@ fn cpu_quota_cpuset_swap_and_blkio_throttles_reach_the_cgroup() {
 }
 
 #[test]
+fn the_adjusted_spec_is_the_one_saved_in_the_state_directory() {
+    // hugetlb sits on this host's cgroup2 mount, which the v1 manager does not apply (the
+    // cgroup module logs it as unapplied), so the page limit is checked in the saved spec.
+    let w = World::new();
+    let m = one(
+        &w,
+        r#"{"resources": {"hugepage-limits": [{"page-size": "2MB", "limit": 4194304}]}, "env": [["SAVED", "1"]]}"#,
+        "",
+    );
+    created(&w, &m, json!({}), |c| {
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(w.root.join(c).join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            saved["linux"]["resources"]["hugepageLimits"],
+            json!([{"pageSize": "2MB", "limit": 4194304}])
+        );
+        assert!(
+            saved["process"]["env"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("SAVED=1")),
+            "{}",
+            saved["process"]["env"]
+        );
+    });
+}
+
+#[test]
 fn a_resource_is_tightened_but_loosening_needs_the_grant() {
     let w = World::new();
     let limited = json!({"linux": {"resources": {"memory": {"limit": 134217728}}}});
