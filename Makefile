@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
-PLUGINS := env-inject policy audit misbehave
+PLUGINS := env-inject policy audit misbehave scripted
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
@@ -32,7 +32,7 @@ build: plugins
 plugins:
 	cargo build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(PLUGINS))
 	mkdir -p examples/wasm
-	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave}.wasm examples/wasm/
+	cp $(PLUGIN_OUT)/{env_inject,policy,audit,misbehave,scripted}.wasm examples/wasm/
 # The guests of other crates and languages: the copyable template and the C plugin.
 	cargo build --manifest-path examples/plugin-template/Cargo.toml --target wasm32-wasip2 --release
 	cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/plugin_template.wasm $(PLUGIN_OUT)/

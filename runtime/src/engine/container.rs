@@ -257,8 +257,6 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         return Err(StateError::Exists(opts.id.into()).into());
     }
     let (bundle, rootfs, mut spec) = load_bundle(opts.bundle)?;
-    let linux = spec.linux().clone().unwrap_or_default();
-    let plan = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
 
     let mut record = Record {
         oci_version: OCI_VERSION.into(),
@@ -294,7 +292,16 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
             .unwrap_or_default()
             .into_iter()
             .collect();
+        // The adjusted spec must still be one rwasm can run.
+        super::validate::check_spec(&spec).map_err(|reason| EngineError::Bundle {
+            path: bundle.join("config.json"),
+            reason: format!("{reason} (after the pre-create plugins' adjustments)"),
+        })?;
     }
+    // Everything below — namespaces, cgroups path and resources, devices, rlimits, args,
+    // hooks, the saved config.json — follows the spec as the plugins adjusted it.
+    let linux = spec.linux().clone().unwrap_or_default();
+    let plan = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     let pid_ns = plan
         .pid_path
         .as_ref()

@@ -18,6 +18,20 @@
 //! dirs = { "/var/log/rwasm-audit" = "/log:rw" }   # guest path, ":ro" (default) or ":rw"
 //! ```
 //!
+//! Keys of adjustments, ordering and selection (issue 3):
+//!
+//! ```toml
+//! cdi-spec-dirs = ["/etc/cdi", "/var/run/cdi"]   # top level; the default; absolute paths
+//! [[plugin]]
+//! order = -10                     # lower runs first at each hook point; default 0, then position
+//! [plugin.match]                  # absent: every container
+//! annotations = { "team" = "gpu", "tier" = "*" }  # all must match; "*" is any value
+//! images = ["busybox", "docker.io/library/nginx:*"]  # any may match; `*` and `?` globs
+//! [plugin.grants]
+//! args = true                     # may replace process.args (default false)
+//! loosen-resources = true         # may raise resources and rlimits (default false)
+//! ```
+//!
 //! Serde rejects unknown keys and wrong types; everything else is checked after parsing
 //! with the values' spans, so that every error names its key and its line.
 
@@ -47,6 +61,7 @@ const MAX_NAME_LEN: usize = 64;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawManifest {
     version: Option<Spanned<i64>>,
+    cdi_spec_dirs: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     plugin: Vec<Spanned<RawPlugin>>,
 }
@@ -64,6 +79,9 @@ struct RawPlugin {
     fuel: Option<Spanned<i64>>,
     config: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     grants: Option<RawGrants>,
+    order: Option<Spanned<i64>>,
+    #[serde(rename = "match")]
+    selector: Option<RawMatch>,
 }
 
 #[derive(Deserialize)]
@@ -71,12 +89,31 @@ struct RawPlugin {
 struct RawGrants {
     #[serde(default)]
     dirs: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    args: bool,
+    #[serde(default)]
+    loosen_resources: bool,
 }
+
+/// `[plugin.match]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMatch {
+    #[serde(default)]
+    annotations: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    images: Vec<Spanned<String>>,
+}
+
+/// The default of the top-level `cdi-spec-dirs` (CDI SPEC.md, "CDI spec directories").
+pub const DEFAULT_CDI_SPEC_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
 
 /// A validated manifest.
 #[derive(Debug)]
 pub(crate) struct Manifest {
     pub(crate) plugins: Vec<PluginSpec>,
+    /// Top-level `cdi-spec-dirs`, in priority order (later directories win, as in CDI).
+    pub(crate) cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// One validated `[[plugin]]` entry.
@@ -95,6 +132,23 @@ pub(crate) struct PluginSpec {
     pub(crate) config: Vec<(String, ConfigValue)>,
     /// `[plugin.grants] dirs`, sorted by host path.
     pub(crate) dirs: Vec<DirGrant>,
+    /// `order`: lower runs first at a hook point (ties keep manifest position).
+    pub(crate) order: i64,
+    /// `[plugin.match]`: the containers this plugin applies to.
+    pub(crate) selector: Selector,
+    /// `[plugin.grants] args`: may replace `process.args`.
+    pub(crate) grant_args: bool,
+    /// `[plugin.grants] loosen-resources`: may raise resources and rlimits.
+    pub(crate) loosen_resources: bool,
+}
+
+/// `[plugin.match]`: an empty selector matches every container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Selector {
+    /// (key, value) pairs that must all be present; value `*` matches any value.
+    pub(crate) annotations: Vec<(String, String)>,
+    /// Globs (`*`, `?`) on the image name; one must match when the list is non-empty.
+    pub(crate) images: Vec<String>,
 }
 
 /// A `[plugin.config]` value, as the WIT `config-value` variant carries it.
@@ -249,7 +303,63 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, PluginError> {
         names.insert(spec.name.clone(), index);
         plugins.push(spec);
     }
-    Ok(Manifest { plugins })
+    let cdi_spec_dirs = match &raw.cdi_spec_dirs {
+        None => DEFAULT_CDI_SPEC_DIRS.iter().map(PathBuf::from).collect(),
+        Some(list) => {
+            let mut dirs = Vec::new();
+            for (i, d) in list.get_ref().iter().enumerate() {
+                let p = PathBuf::from(d.get_ref());
+                if !clean_absolute(&p) {
+                    return Err(ctx.err(
+                        d.span(),
+                        format!("cdi-spec-dirs[{i}]"),
+                        format!(
+                            "`{}` is not an absolute path without `.` and `..`",
+                            d.get_ref()
+                        ),
+                    ));
+                }
+                dirs.push(p);
+            }
+            dirs
+        }
+    };
+    Ok(Manifest {
+        plugins,
+        cdi_spec_dirs,
+    })
+}
+
+fn selector(ctx: &Ctx<'_>, index: usize, raw: Option<RawMatch>) -> Result<Selector, PluginError> {
+    let Some(raw) = raw else {
+        return Ok(Selector::default());
+    };
+    let mut annotations = Vec::new();
+    for (k, v) in raw.annotations {
+        if k.get_ref().is_empty() {
+            return Err(ctx.err(
+                k.span(),
+                format!("plugin[{index}].match.annotations"),
+                "annotation keys must not be empty",
+            ));
+        }
+        annotations.push((k.into_inner(), v.into_inner()));
+    }
+    let mut images = Vec::new();
+    for (i, g) in raw.images.into_iter().enumerate() {
+        if g.get_ref().is_empty() {
+            return Err(ctx.err(
+                g.span(),
+                format!("plugin[{index}].match.images[{i}]"),
+                "an image pattern must not be empty",
+            ));
+        }
+        images.push(g.into_inner());
+    }
+    Ok(Selector {
+        annotations,
+        images,
+    })
 }
 
 fn plugin(
@@ -417,6 +527,13 @@ fn plugin(
         config.push((k.into_inner(), value));
     }
 
+    let order = raw.order.as_ref().map_or(0, |o| *o.get_ref());
+    let selector = selector(ctx, index, raw.selector)?;
+    let (grant_args, loosen_resources) = raw
+        .grants
+        .as_ref()
+        .map_or((false, false), |g| (g.args, g.loosen_resources));
+
     let mut dirs = Vec::new();
     let mut guests = BTreeSet::new();
     for (host, guest) in raw.grants.map(|g| g.dirs).unwrap_or_default() {
@@ -472,6 +589,10 @@ fn plugin(
         fuel,
         config,
         dirs,
+        order,
+        selector,
+        grant_args,
+        loosen_resources,
     })
 }
 

@@ -26,6 +26,7 @@ mod cache;
 mod error;
 mod host;
 pub mod manifest;
+mod select;
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -36,7 +37,7 @@ use std::time::Instant;
 use oci_spec::runtime::{Spec, State};
 
 pub use adjust::{
-    MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES,
+    MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_LIST, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES,
 };
 pub use error::{FailureCause, Phase, PluginError};
 
@@ -155,6 +156,8 @@ pub struct PluginSet {
     manifest: Option<PathBuf>,
     cache_dir: PathBuf,
     plugins: Vec<Plugin>,
+    /// The manifest's `cdi-spec-dirs`.
+    cdi_spec_dirs: Vec<PathBuf>,
     host: OnceCell<host::Host>,
 }
 
@@ -166,6 +169,7 @@ impl fmt::Debug for PluginSet {
                 "plugins",
                 &self.plugins.iter().map(|p| &p.spec).collect::<Vec<_>>(),
             )
+            .field("cdi_spec_dirs", &self.cdi_spec_dirs)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +181,7 @@ impl PluginSet {
             manifest: None,
             cache_dir: PathBuf::new(),
             plugins: Vec::new(),
+            cdi_spec_dirs: Vec::new(),
             host: OnceCell::new(),
         }
     }
@@ -202,6 +207,7 @@ impl PluginSet {
                     loaded: OnceCell::new(),
                 })
                 .collect(),
+            cdi_spec_dirs: parsed.cdi_spec_dirs,
             host: OnceCell::new(),
         })
     }
@@ -216,49 +222,75 @@ impl PluginSet {
         self.plugins.iter().any(|p| p.spec.hooks.contains(&point))
     }
 
-    /// Pre-create: calls every plugin registered for it (manifest order), each seeing the
-    /// same original spec; validates each adjustment, merges them (two plugins setting the
-    /// same env var, annotation or mount destination → [`PluginError::Conflict`] naming both)
-    /// and applies them to `spec` (env replace-or-append in `process.env`, annotations
-    /// insert, mounts append). Returns what was applied, attributed to plugins. On error
-    /// `spec` is left unchanged.
+    /// Pre-create: calls the plugins registered for it that match the container (see
+    /// [`PluginSet::invoke`] for order and selection). Each sees the spec as adjusted by
+    /// those before it; its adjustment is validated against its grants and that spec and
+    /// applied (see the `adjust` module for every kind's rules). Two plugins setting or
+    /// removing the same field (env name, annotation key, mount destination, device path,
+    /// CDI device, each resource field, rlimit type, cgroups path, args) is a
+    /// [`PluginError::Conflict`] naming both, as in NRI. Returns what was applied,
+    /// attributed to plugins. On error `spec` is left unchanged.
     pub fn pre_create(&self, state: &State, spec: &mut Spec) -> Result<Vec<Applied>, PluginError> {
         let point = HookPoint::PreCreate;
         if !self.wants(point) {
             return Ok(Vec::new());
         }
-        let call = self.encode(point, state, spec)?;
-        let mut merge = adjust::Merge::default();
-        for plugin in self.registered(point) {
+        let mut working = spec.clone();
+        let mut owners = adjust::Owners::default();
+        let mut applied = Vec::new();
+        let mut call: Option<host::Call> = None;
+        for plugin in self.ordered(point) {
+            if !plugin.spec.selector.matches(&working) {
+                continue;
+            }
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
-            let adjustment = match self.call_one(plugin, point, &call) {
+            // Re-encoded only after a plugin changed the spec.
+            let encoded = match &mut call {
+                Some(c) => c,
+                None => call.insert(self.encode(point, state, &working)?),
+            };
+            let adjustment = match self.call_one(plugin, point, encoded) {
                 Ok(adjustment) => adjustment,
                 Err(e) => {
                     self.on_failure(plugin, e)?;
                     continue;
                 }
             };
-            match adjust::validate(&plugin.spec, adjustment) {
-                Ok(valid) => merge.add(valid)?,
+            if adjustment.is_empty() {
+                continue;
+            }
+            let rules = adjust::Rules {
+                plugin: &plugin.spec,
+                cdi_spec_dirs: &self.cdi_spec_dirs,
+            };
+            match adjust::apply(&rules, &owners, adjustment, &working) {
+                Ok(outcome) => {
+                    owners.commit(&plugin.spec.name, &outcome);
+                    for a in &outcome.applied {
+                        tracing::info!(plugin = %a.plugin, hook = %point, "{}", a.description);
+                    }
+                    applied.extend(outcome.applied);
+                    working = outcome.spec;
+                    call = None;
+                }
+                Err(e @ PluginError::Conflict { .. }) => return Err(e),
                 Err(e) => self.on_failure(plugin, e)?,
             }
         }
-        let mut adjusted = spec.clone();
-        let applied = merge.apply(&mut adjusted)?;
-        *spec = adjusted;
-        for a in &applied {
-            tracing::info!(plugin = %a.plugin, hook = %point, "{}", a.description);
-        }
+        *spec = working;
         Ok(applied)
     }
 
     /// Pre-update: before `rwasm update` applies `update` (the new `linux.resources`) to
     /// the container described by `state` and `spec`. Each plugin registered for
-    /// `pre-update` sees the update as clamped by those before it; a `deny` verdict
-    /// refuses the update ([`PluginError::Denied`]); an adjustment may only carry
-    /// `resources`, each field tighter than (or equal to) the value in `update`. Returns
-    /// what was clamped, attributed to plugins; on error `update` is left unchanged.
+    /// `pre-update` that matches the container (order and selection as in
+    /// [`PluginSet::invoke`]) sees the update as clamped by those before it; a `deny`
+    /// verdict refuses the update ([`PluginError::Denied`]); an adjustment may only carry
+    /// `resources`, which clamp `update` by the pre-create rules: a field unset in `update`
+    /// may be set, a set one only tightened (loosening needs `loosen-resources`). Returns
+    /// what was clamped, attributed to plugins (e.g. `tightened resources.memory.limit
+    /// from 268435456 to 134217728`); on error `update` is left unchanged.
     pub fn pre_update(
         &self,
         state: &State,
@@ -269,32 +301,59 @@ impl PluginSet {
         if !self.wants(point) {
             return Ok(Vec::new());
         }
-        let call = host::Call::new(point, state, spec, Some(update))?;
-        for plugin in self.registered(point) {
+        let mut pending = update.clone();
+        let mut applied = Vec::new();
+        let mut call: Option<host::Call> = None;
+        for plugin in self.ordered(point) {
+            if !plugin.spec.selector.matches(spec) {
+                continue;
+            }
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
-            match self.call_one(plugin, point, &call) {
-                // TODO(issue 3): clamp `update` with the plugin's `resources`.
-                Ok(adjustment) if !adjustment.is_empty() => {
-                    let err = PluginError::InvalidAdjustment {
-                        plugin: plugin.spec.name.clone(),
-                        field: "adjustment".to_string(),
-                        reason: format!(
-                            "clamping an update is not supported yet, but {point} returned {}",
-                            adjustment.summary()
-                        ),
-                    };
-                    self.on_failure(plugin, err)?;
+            let encoded = match &mut call {
+                Some(c) => c,
+                None => call.insert(host::Call::new(point, state, spec, Some(&pending))?),
+            };
+            let adjustment = match self.call_one(plugin, point, encoded) {
+                Ok(adjustment) => adjustment,
+                Err(e) => {
+                    self.on_failure(plugin, e)?;
+                    continue;
                 }
-                Ok(_) => {}
+            };
+            if adjustment.is_empty() {
+                continue;
+            }
+            let rules = adjust::Rules {
+                plugin: &plugin.spec,
+                cdi_spec_dirs: &self.cdi_spec_dirs,
+            };
+            let mut next = pending.clone();
+            match adjust::clamp_update(&rules, adjustment, &mut next) {
+                Ok(clamped) => {
+                    for a in &clamped {
+                        tracing::info!(plugin = %a.plugin, hook = %point, "{}", a.description);
+                    }
+                    applied.extend(clamped);
+                    pending = next;
+                    call = None;
+                }
                 Err(e) => self.on_failure(plugin, e)?,
             }
         }
-        Ok(Vec::new())
+        *update = pending;
+        Ok(applied)
     }
 
-    /// Any other point: calls the plugins registered for it, in manifest order. A `deny`
-    /// verdict → [`PluginError::Denied`]; a non-empty adjustment → an
+    /// Any other point: calls the plugins registered for it, in order: manifest `order`
+    /// (lower first, default 0), then manifest position. A plugin with a `[plugin.match]`
+    /// table is called only for containers it matches: every listed annotation present
+    /// with its value (`*` for any value), and the image name (annotation
+    /// `org.opencontainers.image.ref.name`, else `org.rwasm.image`) matching one of the
+    /// `images` globs (`*` any run of characters, `?` one). At pre-create the spec as
+    /// adjusted so far is matched.
+    ///
+    /// A `deny` verdict → [`PluginError::Denied`]; a non-empty adjustment → an
     /// [`PluginError::InvalidAdjustment`] (only pre-create may adjust, through
     /// [`PluginSet::pre_create`]; this holds for `invoke(HookPoint::PreCreate, ..)` too, whose
     /// spec cannot be changed).
@@ -302,11 +361,18 @@ impl PluginSet {
         if !self.wants(point) {
             return Ok(());
         }
-        let call = self.encode(point, state, spec)?;
-        for plugin in self.registered(point) {
+        let mut call = None;
+        for plugin in self.ordered(point) {
+            if !plugin.spec.selector.matches(spec) {
+                continue;
+            }
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
-            match self.call_one(plugin, point, &call) {
+            let encoded = match &mut call {
+                Some(c) => c,
+                None => call.insert(self.encode(point, state, spec)?),
+            };
+            match self.call_one(plugin, point, encoded) {
                 Ok(adjustment) if !adjustment.is_empty() => {
                     let err = PluginError::InvalidAdjustment {
                         plugin: plugin.spec.name.clone(),
@@ -323,6 +389,13 @@ impl PluginSet {
             }
         }
         Ok(())
+    }
+
+    /// The plugins registered for `point`, by (`order`, manifest position).
+    fn ordered(&self, point: HookPoint) -> Vec<&Plugin> {
+        let mut list: Vec<&Plugin> = self.registered(point).collect();
+        list.sort_by_key(|p| p.spec.order);
+        list
     }
 
     fn registered(&self, point: HookPoint) -> impl Iterator<Item = &Plugin> {

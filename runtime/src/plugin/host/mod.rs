@@ -47,7 +47,7 @@ mod convert;
 mod state;
 mod worker;
 
-pub(crate) use convert::Call;
+pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
 use state::HostState;
 use worker::Worker;
 
