@@ -613,6 +613,8 @@ mod tests {
             fuel: None,
             config: Vec::new(),
             dirs,
+            sandbox: crate::plugin::manifest::SandboxGrants::default(),
+            max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
         }
     }
 
