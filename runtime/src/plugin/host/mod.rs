@@ -474,8 +474,14 @@ mod tests {
 
     #[test]
     fn hosted_versions_load() {
-        assert_eq!(version(&["rwasm:plugin/hooks@0.2.0"]), Ok(HookVersion::V0_2));
-        assert_eq!(version(&["rwasm:plugin/hooks@0.1.0"]), Ok(HookVersion::V0_1));
+        assert_eq!(
+            version(&["rwasm:plugin/hooks@0.2.0"]),
+            Ok(HookVersion::V0_2)
+        );
+        assert_eq!(
+            version(&["rwasm:plugin/hooks@0.1.0"]),
+            Ok(HookVersion::V0_1)
+        );
     }
 
     #[test]
@@ -505,7 +511,10 @@ mod tests {
              (world storage-driver), not `rwasm:plugin/hooks@0.2.0`"
         );
         let err = version(&["wasi:cli/run@0.2.6"]).unwrap_err();
-        assert!(err.contains("does not export `rwasm:plugin/hooks@0.2.0`"), "{err}");
+        assert!(
+            err.contains("does not export `rwasm:plugin/hooks@0.2.0`"),
+            "{err}"
+        );
         assert!(err.contains("wasi:cli/run@0.2.6"), "{err}");
     }
 }
