@@ -373,6 +373,27 @@ mod tests {
         assert!(matches!(verify_artifact(&file), Verified::Corrupt(_)));
     }
 
+    /// The cost the checksum adds to a cache hit: reading and CRC-ing a 442 KiB artifact
+    /// (misbehave's size). Printed; bounded loosely so a regression to a slow hash shows.
+    #[test]
+    fn verify_cost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = artifact_path(tmp.path(), "abc", "def");
+        let bytes: Vec<u8> = (0..442_360u32).map(|i| i.to_le_bytes()[0]).collect();
+        write_artifact(&file, &bytes).unwrap();
+        let mut samples: Vec<Duration> = (0..200)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert_eq!(verify_artifact(&file), Verified::Good);
+                started.elapsed()
+            })
+            .collect();
+        samples.sort();
+        let median = samples[samples.len() / 2];
+        eprintln!("verify_artifact, 442360 bytes: median {median:?}");
+        assert!(median < Duration::from_millis(5), "{median:?}");
+    }
+
     #[test]
     fn private_dir_and_atomic_write() {
         let tmp = tempfile::tempdir().unwrap();
