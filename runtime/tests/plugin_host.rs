@@ -485,7 +485,10 @@ fn bad_env_bad_mount_and_huge_answers_are_invalid_adjustments() {
     );
     for mode in ["bad-env", "bad-mount", "huge"] {
         let fx = Fixture::new();
-        let set = fx.load(&format!("{}{grants}", misbehave(mode, "timeout-ms = 5000")));
+        // `huge` (100000 variables, 1.6 MB) is over the default max-answer of 1 MiB; raised
+        // so that the entry-count rule is what refuses it.
+        let limits = "timeout-ms = 5000\nmax-answer = \"16MiB\"";
+        let set = fx.load(&format!("{}{grants}", misbehave(mode, limits)));
         let mut spec = Spec::default();
         let original = spec.clone();
         let what = invalid_field(set.pre_create(&state(), &mut spec));

@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod oci;
+mod plugin;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,11 @@ pub enum Command {
     },
     /// Prepare this machine: data directories and the built-in busybox image.
     Setup,
+    /// Inspect, validate, precompile and test the plugins of a manifest.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
 }
 
 /// Set up tracing as `--log`, `--log-format`, `--debug` and RUST_LOG say.
@@ -177,6 +183,7 @@ pub fn main() -> i32 {
             Command::Delete { force, id } => oci::delete(&cli, id, *force).map(|()| 0),
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
             Command::Setup => oci::setup(&cli).map(|()| 0),
+            Command::Plugin { command } => plugin::run(&cli, command),
         }
     })();
     match result {

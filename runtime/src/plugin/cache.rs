@@ -12,6 +12,13 @@
 //! hashed and the index rewritten. ctime cannot be set from user space, so a changed file
 //! does not match. As in git's "racy" rule, a file changed within [`RACY`] of indexing is
 //! not indexed (the coarse file clock could hide a second change within the same tick).
+//!
+//! wasmtime does not checksum the code of an artifact, so each artifact has a sidecar
+//! `<artifact>.sum` with its length and CRC-32 (`rwasm-cwasm-sum 1\n<len> <crc32>\n`),
+//! written after the artifact. A load reads the artifact once to verify it
+//! ([`verify_artifact`]) before wasmtime maps it; a missing or mismatched sum means a
+//! corrupt entry (a flipped bit, a torn write, an artifact from before sums), which the
+//! host recompiles and replaces.
 
 use std::fs;
 use std::hash::Hasher;
@@ -66,6 +73,64 @@ impl Hasher for StableHasher {
 /// The artifact's file name for a component digest and an engine hash.
 pub(crate) fn artifact_path(dir: &Path, wasm_digest: &str, engine_hash: &str) -> PathBuf {
     dir.join(format!("{wasm_digest}-{engine_hash}.cwasm"))
+}
+
+/// The checksum sidecar of an artifact.
+pub(crate) fn sum_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".sum");
+    PathBuf::from(name)
+}
+
+const SUM_MAGIC: &str = "rwasm-cwasm-sum 1";
+
+fn sum_line(bytes: &[u8]) -> String {
+    format!("{} {:08x}", bytes.len(), crc32fast::hash(bytes))
+}
+
+/// Writes an artifact and then its checksum sidecar, each atomically.
+pub(crate) fn write_artifact(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(path, bytes)?;
+    write_atomic(
+        &sum_path(path),
+        format!("{SUM_MAGIC}\n{}\n", sum_line(bytes)).as_bytes(),
+    )
+}
+
+/// What [`verify_artifact`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// The artifact exists and matches its checksum.
+    Good,
+    /// There is no artifact.
+    Missing,
+    /// The artifact exists but its checksum is missing, unreadable or different.
+    Corrupt(String),
+}
+
+/// Checks the artifact at `path` against its sidecar checksum.
+pub(crate) fn verify_artifact(path: &Path) -> Verified {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Verified::Missing,
+        Err(e) => return Verified::Corrupt(format!("cannot read the artifact: {e}")),
+    };
+    let recorded = match fs::read_to_string(sum_path(path)) {
+        Ok(text) => text,
+        Err(e) => return Verified::Corrupt(format!("cannot read its checksum: {e}")),
+    };
+    let mut lines = recorded.lines();
+    if lines.next() != Some(SUM_MAGIC) {
+        return Verified::Corrupt("its checksum file is not in a known format".to_string());
+    }
+    let actual = sum_line(&bytes);
+    match lines.next() {
+        Some(line) if line == actual => Verified::Good,
+        Some(line) => Verified::Corrupt(format!(
+            "checksum mismatch: recorded `{line}` (length crc32), found `{actual}`"
+        )),
+        None => Verified::Corrupt("its checksum file is truncated".to_string()),
+    }
 }
 
 /// A source file is not indexed while its last change is more recent than this.
@@ -131,6 +196,18 @@ pub(crate) fn index_lookup(dir: &Path, id: &SourceId) -> Option<String> {
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     valid.then(|| digest.to_string())
+}
+
+/// The digest the index holds for the file `id` names (its device and inode), whatever
+/// version of the file it was recorded for.
+pub(crate) fn index_recorded(dir: &Path, id: &SourceId) -> Option<String> {
+    let text = fs::read_to_string(index_path(dir, id)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != INDEX_MAGIC {
+        return None;
+    }
+    lines.next()?;
+    lines.next().map(str::to_string)
 }
 
 /// Records `digest` for the source file `id` (atomically), unless the file changed too
@@ -273,6 +350,48 @@ mod tests {
             .unwrap();
         let meta = fs::metadata(path).unwrap();
         i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+    }
+
+    #[test]
+    fn artifacts_are_verified_against_their_checksum() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = artifact_path(tmp.path(), "abc", "def");
+        assert_eq!(verify_artifact(&file), Verified::Missing);
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        write_artifact(&file, &bytes).unwrap();
+        assert_eq!(verify_artifact(&file), Verified::Good);
+        let mut flipped = bytes.clone();
+        flipped[5000] ^= 1;
+        write_atomic(&file, &flipped).unwrap();
+        assert!(
+            matches!(verify_artifact(&file), Verified::Corrupt(ref r) if r.starts_with("checksum mismatch")),
+            "{:?}",
+            verify_artifact(&file)
+        );
+        write_artifact(&file, &bytes).unwrap();
+        fs::remove_file(sum_path(&file)).unwrap();
+        assert!(matches!(verify_artifact(&file), Verified::Corrupt(_)));
+    }
+
+    /// The cost the checksum adds to a cache hit: reading and CRC-ing a 442 KiB artifact
+    /// (misbehave's size). Printed; bounded loosely so a regression to a slow hash shows.
+    #[test]
+    fn verify_cost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = artifact_path(tmp.path(), "abc", "def");
+        let bytes: Vec<u8> = (0..442_360u32).map(|i| i.to_le_bytes()[0]).collect();
+        write_artifact(&file, &bytes).unwrap();
+        let mut samples: Vec<Duration> = (0..200)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert_eq!(verify_artifact(&file), Verified::Good);
+                started.elapsed()
+            })
+            .collect();
+        samples.sort();
+        let median = samples[samples.len() / 2];
+        eprintln!("verify_artifact, 442360 bytes: median {median:?}");
+        assert!(median < Duration::from_millis(5), "{median:?}");
     }
 
     #[test]

@@ -112,6 +112,48 @@ pub enum FailureCause {
         /// Why not.
         reason: String,
     },
+    /// The plugin's answer (the strings of its adjustment, or its deny reason) is larger
+    /// than the manifest's `max-answer`.
+    #[error("answered {bytes} bytes of strings, more than its max-answer of {limit} bytes")]
+    AnswerTooLarge {
+        /// Bytes of all strings in the answer.
+        bytes: u64,
+        /// The manifest's `max-answer`, in bytes.
+        limit: u64,
+    },
+    /// The component imports an interface its grants do not allow (checked at load).
+    #[error("imports `{import}`, which is not granted: {reason}")]
+    ImportNotGranted {
+        /// The import's full name, e.g. `wasi:sockets/tcp@0.2.6`.
+        import: String,
+        /// Why not, e.g. "plugins get no sockets" or "clock is not granted".
+        reason: String,
+    },
+    /// The component was built for a version of `rwasm:plugin` this host does not run.
+    #[error("{}", version_message(found, *newer))]
+    UnsupportedVersion {
+        /// The version the component was built for, e.g. `1.0.0`.
+        found: String,
+        /// The interface that names it, e.g. `rwasm:plugin/hooks@1.0.0`.
+        interface: String,
+        /// The version is of the same major line but newer than this host's.
+        newer: bool,
+    },
+    /// The component exports another world's interface than its manifest `kind` needs.
+    #[error(
+        "listed as kind `{kind}`, but the component exports `{exports}` (world {world}), \
+         not `{missing}`"
+    )]
+    WrongWorld {
+        /// The manifest `kind`.
+        kind: String,
+        /// The `rwasm:plugin` interface the component exports.
+        exports: String,
+        /// The world that interface belongs to, e.g. `network-driver`.
+        world: String,
+        /// The interface the kind needs, e.g. `rwasm:plugin/hooks@0.2.0`.
+        missing: String,
+    },
     /// The thread that runs the call could not be started.
     #[error("cannot start the plugin call thread")]
     Thread {
@@ -119,6 +161,23 @@ pub enum FailureCause {
         #[source]
         source: io::Error,
     },
+}
+
+/// The versions of `rwasm:plugin` this host runs, as messages print them.
+pub(crate) const HOSTED_VERSIONS: &str = "0.1.0 and 0.2.0";
+
+fn version_message(found: &str, newer: bool) -> String {
+    if newer {
+        format!(
+            "built for rwasm:plugin {found}, which is newer than this rwasm (it hosts \
+             {HOSTED_VERSIONS}): upgrade rwasm"
+        )
+    } else {
+        format!(
+            "built for rwasm:plugin {found}, this rwasm hosts {HOSTED_VERSIONS}: rebuild it \
+             against rwasm:plugin@0.2.0"
+        )
+    }
 }
 
 fn stderr_suffix(tail: &str) -> String {
@@ -209,6 +268,23 @@ pub enum PluginError {
         /// The plugin that claimed it again.
         second: String,
     },
+    /// A plugin does not load (`rwasm plugin validate`, `precompile`, `inspect`): it
+    /// cannot be read or compiled, is built for another version or world, imports what it
+    /// is not granted, or does not link.
+    #[error("plugin `{plugin}` does not load")]
+    Unloadable {
+        /// The plugin's manifest name (or the file inspected).
+        plugin: String,
+        /// What is wrong.
+        #[source]
+        cause: FailureCause,
+    },
+    /// No plugin of that name is in the manifest.
+    #[error("no plugin named `{name}` in the manifest")]
+    UnknownPlugin {
+        /// The name asked for.
+        name: String,
+    },
     /// The spec could not be encoded as JSON for the plugins.
     #[error("cannot encode the container spec as JSON for plugins")]
     EncodeSpec {
@@ -224,10 +300,12 @@ impl PluginError {
         match self {
             PluginError::Denied { plugin, .. }
             | PluginError::Failed { plugin, .. }
-            | PluginError::InvalidAdjustment { plugin, .. } => Some(plugin),
+            | PluginError::InvalidAdjustment { plugin, .. }
+            | PluginError::Unloadable { plugin, .. } => Some(plugin),
             PluginError::Conflict { second, .. } => Some(second),
             PluginError::ManifestRead { .. }
             | PluginError::Manifest { .. }
+            | PluginError::UnknownPlugin { .. }
             | PluginError::EncodeSpec { .. } => None,
         }
     }

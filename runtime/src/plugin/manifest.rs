@@ -12,10 +12,15 @@
 //! timeout-ms = 200                # default 1000, 1..=60000
 //! memory-limit = "64MiB"          # default 64MiB, at least 1MiB, at most 4GiB
 //! fuel = 100000000                # optional
+//! max-answer = "1MiB"             # default 1MiB: bytes of strings one answer may hold
 //! [plugin.config]                 # flat: string, integer, float, bool, array of strings
 //! log-dir = "/log"
 //! [plugin.grants]
 //! dirs = { "/var/log/rwasm-audit" = "/log:rw" }   # guest path, ":ro" (default) or ":rw"
+//! env = ["HTTP_PROXY"]            # rwasm's own variables passed through, when set
+//! rootfs = "ro"                   # the container's rootfs at /rootfs: "ro" | "rw"
+//! clock = true                    # wasi:clocks (default true)
+//! random = true                   # wasi:random (default true)
 //! ```
 //!
 //! Keys of adjustments, ordering and selection (issue 3):
@@ -31,6 +36,8 @@
 //! args = true                     # may replace process.args (default false)
 //! loosen-resources = true         # may raise resources and rlimits (default false)
 //! ```
+//! Nothing else is granted: no sockets, no host processes, no network. The component's
+//! imports are checked against these grants at load (see `host::grants`).
 //!
 //! Serde rejects unknown keys and wrong types; everything else is checked after parsing
 //! with the values' spans, so that every error names its key and its line.
@@ -54,6 +61,12 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
 pub const MIN_MEMORY_LIMIT: u64 = 1 << 20;
 /// Largest `memory-limit`, in bytes (4 GiB, the most a 32-bit linear memory can address).
 pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+/// Default `max-answer`, in bytes (1 MiB).
+pub const DEFAULT_MAX_ANSWER: u64 = 1 << 20;
+/// Largest `max-answer`, in bytes (1 GiB).
+pub const MAX_MAX_ANSWER: u64 = 1 << 30;
+/// The guest path of the `rootfs` grant.
+pub const ROOTFS_GUEST_PATH: &str = "/rootfs";
 
 const MAX_NAME_LEN: usize = 64;
 
@@ -77,6 +90,7 @@ struct RawPlugin {
     timeout_ms: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<toml::Value>>,
     fuel: Option<Spanned<i64>>,
+    max_answer: Option<Spanned<toml::Value>>,
     config: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     grants: Option<RawGrants>,
     order: Option<Spanned<i64>>,
@@ -93,6 +107,12 @@ struct RawGrants {
     args: bool,
     #[serde(default)]
     loosen_resources: bool,
+    // Sandbox grants: environment pass-through, the rootfs, clocks and randomness.
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+    rootfs: Option<Spanned<String>>,
+    clock: Option<bool>,
+    random: Option<bool>,
 }
 
 /// `[plugin.match]`.
@@ -140,6 +160,10 @@ pub(crate) struct PluginSpec {
     pub(crate) grant_args: bool,
     /// `[plugin.grants] loosen-resources`: may raise resources and rlimits.
     pub(crate) loosen_resources: bool,
+    /// `[plugin.grants]` env, rootfs, clock and random.
+    pub(crate) sandbox: SandboxGrants,
+    /// `max-answer`: bytes of strings one answer (adjustment or deny reason) may hold.
+    pub(crate) max_answer: u64,
 }
 
 /// `[plugin.match]`: an empty selector matches every container.
@@ -149,6 +173,47 @@ pub(crate) struct Selector {
     pub(crate) annotations: Vec<(String, String)>,
     /// Globs (`*`, `?`) on the image name; one must match when the list is non-empty.
     pub(crate) images: Vec<String>,
+}
+
+impl PluginSpec {
+    /// Whether the plugin is granted any part of the host's filesystem (`dirs` or
+    /// `rootfs`): such a plugin's calls need the worker thread's tokio runtime.
+    #[allow(dead_code, reason = "the inline call path decides with it")]
+    pub(crate) fn has_fs_grants(&self) -> bool {
+        !self.dirs.is_empty() || self.sandbox.rootfs.is_some()
+    }
+}
+
+/// The grants of `[plugin.grants]` besides `dirs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SandboxGrants {
+    /// Names of rwasm's own environment variables passed through (when set), in
+    /// manifest order.
+    pub(crate) env: Vec<String>,
+    /// The container's rootfs, preopened at [`ROOTFS_GUEST_PATH`]; `None`: not granted.
+    pub(crate) rootfs: Option<Access>,
+    /// `wasi:clocks/*` may be imported.
+    pub(crate) clock: bool,
+    /// `wasi:random/*` may be imported.
+    pub(crate) random: bool,
+}
+
+impl Default for SandboxGrants {
+    fn default() -> SandboxGrants {
+        SandboxGrants {
+            env: Vec::new(),
+            rootfs: None,
+            clock: true,
+            random: true,
+        }
+    }
+}
+
+/// Read-only or read-write access to a granted directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadOnly,
+    ReadWrite,
 }
 
 /// A `[plugin.config]` value, as the WIT `config-value` variant carries it.
@@ -481,17 +546,8 @@ fn plugin(
     let memory_limit = match &raw.memory_limit {
         None => DEFAULT_MEMORY_LIMIT,
         Some(v) => {
-            let bytes = match v.get_ref() {
-                toml::Value::String(s) => parse_size(s),
-                toml::Value::Integer(i) => {
-                    u64::try_from(*i).map_err(|_| format!("negative size {i}"))
-                }
-                other => Err(format!(
-                    "expected a size string, found {}",
-                    article(other.type_str())
-                )),
-            }
-            .map_err(|reason| ctx.err(v.span(), key("memory-limit"), reason))?;
+            let bytes = size_value(v.get_ref())
+                .map_err(|reason| ctx.err(v.span(), key("memory-limit"), reason))?;
             if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&bytes) {
                 return Err(ctx.err(
                     v.span(),
@@ -534,9 +590,38 @@ fn plugin(
         .as_ref()
         .map_or((false, false), |g| (g.args, g.loosen_resources));
 
+    let max_answer = match &raw.max_answer {
+        None => DEFAULT_MAX_ANSWER,
+        Some(v) => {
+            let bytes = size_value(v.get_ref())
+                .map_err(|reason| ctx.err(v.span(), key("max-answer"), reason))?;
+            if !(1..=MAX_MAX_ANSWER).contains(&bytes) {
+                return Err(ctx.err(
+                    v.span(),
+                    key("max-answer"),
+                    format!("{bytes} bytes is out of range: use 1 byte to 1GiB"),
+                ));
+            }
+            bytes
+        }
+    };
+
+    let mut raw_grants = raw.grants.unwrap_or(RawGrants {
+        dirs: BTreeMap::new(),
+        args: false,
+        loosen_resources: false,
+        env: Vec::new(),
+        rootfs: None,
+        clock: None,
+        random: None,
+    });
+    let sandbox = sandbox_grants(ctx, index, &mut raw_grants)?;
     let mut dirs = Vec::new();
     let mut guests = BTreeSet::new();
-    for (host, guest) in raw.grants.map(|g| g.dirs).unwrap_or_default() {
+    if sandbox.rootfs.is_some() {
+        guests.insert(ROOTFS_GUEST_PATH.to_string());
+    }
+    for (host, guest) in raw_grants.dirs {
         let name = format!("plugin[{index}].grants.dirs.\"{}\"", host.get_ref());
         let host_path = PathBuf::from(host.get_ref());
         if !clean_absolute(&host_path) {
@@ -566,11 +651,12 @@ fn plugin(
             ));
         }
         if !guests.insert(guest_path.to_string()) {
-            return Err(ctx.err(
-                guest.span(),
-                name,
-                format!("guest path `{guest_path}` is granted twice"),
-            ));
+            let reason = if guest_path == ROOTFS_GUEST_PATH && sandbox.rootfs.is_some() {
+                format!("guest path `{guest_path}` is where the `rootfs` grant appears")
+            } else {
+                format!("guest path `{guest_path}` is granted twice")
+            };
+            return Err(ctx.err(guest.span(), name, reason));
         }
         dirs.push(DirGrant {
             host: host_path,
@@ -593,7 +679,65 @@ fn plugin(
         selector,
         grant_args,
         loosen_resources,
+        sandbox,
+        max_answer,
     })
+}
+
+/// `[plugin.grants]` env, rootfs, clock and random (taken out of `raw`).
+fn sandbox_grants(
+    ctx: &Ctx<'_>,
+    index: usize,
+    raw: &mut RawGrants,
+) -> Result<SandboxGrants, PluginError> {
+    let mut env = Vec::new();
+    for (i, name) in std::mem::take(&mut raw.env).into_iter().enumerate() {
+        let key = format!("plugin[{index}].grants.env[{i}]");
+        let n = name.get_ref();
+        if n.is_empty() || n.contains(['=', '\0']) {
+            return Err(ctx.err(
+                name.span(),
+                key,
+                format!("invalid variable name {n:?}: it must be non-empty, without `=` or NUL"),
+            ));
+        }
+        if env.contains(n) {
+            return Err(ctx.err(name.span(), key, format!("variable `{n}` is listed twice")));
+        }
+        env.push(name.into_inner());
+    }
+    let rootfs = match raw.rootfs.take() {
+        None => None,
+        Some(v) => match v.get_ref().as_str() {
+            "ro" => Some(Access::ReadOnly),
+            "rw" => Some(Access::ReadWrite),
+            other => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("plugin[{index}].grants.rootfs"),
+                    format!("unknown access `{other}`, expected \"ro\" or \"rw\""),
+                ));
+            }
+        },
+    };
+    Ok(SandboxGrants {
+        env,
+        rootfs,
+        clock: raw.clock.unwrap_or(true),
+        random: raw.random.unwrap_or(true),
+    })
+}
+
+/// A size given as a string ("64MiB") or a number of bytes.
+fn size_value(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::String(s) => parse_size(s),
+        toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("negative size {i}")),
+        other => Err(format!(
+            "expected a size string, found {}",
+            article(other.type_str())
+        )),
+    }
 }
 
 fn config_value(v: &toml::Value) -> Result<ConfigValue, String> {

@@ -25,6 +25,7 @@ mod adjust;
 mod cache;
 mod error;
 mod host;
+mod inspect;
 pub mod manifest;
 mod select;
 
@@ -40,6 +41,9 @@ pub use adjust::{
     MAX_ANNOTATIONS, MAX_ENV_ENTRIES, MAX_LIST, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MAX_STRING_BYTES,
 };
 pub use error::{FailureCause, Phase, PluginError};
+pub use inspect::{
+    DirInfo, GrantInfo, HookTest, Inspection, PluginInfo, Precompiled, parse_hook_point,
+};
 
 use manifest::PluginSpec;
 

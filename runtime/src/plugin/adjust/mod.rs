@@ -438,6 +438,8 @@ pub(crate) mod tests {
             selector: Selector::default(),
             grant_args: false,
             loosen_resources: false,
+            sandbox: crate::plugin::manifest::SandboxGrants::default(),
+            max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
         }
     }
 

@@ -5,8 +5,11 @@
 //!   epoch advances every [`EPOCH_TICK`] only while a call runs, advanced by the thread
 //!   waiting for it (no ticker thread, no wakeups between calls). Fuel metering is switched on only when some
 //!   plugin of the set has a `fuel` budget; the others then get an unlimited budget.
-//! - Components are compiled once and cached (see [`super::cache`]); a cached artifact that
-//!   no longer deserializes is recompiled and replaced.
+//! - Components are compiled once and cached (see [`super::cache`]); a cached artifact whose
+//!   checksum does not hold, or that no longer deserializes, is recompiled and replaced.
+//! - Load checks the component's exports (the `hook` world of a hosted version: 0.2.0 or
+//!   0.1.0; another major or a newer version, or another world's interface, is a clear
+//!   error) and its imports against the plugin's grants (`grants`).
 //! - Every call gets a fresh store and instance: a WASI context with nothing inherited
 //!   (no env, args, network or stdin; stdout and stderr captured in memory, up to
 //!   [`STDOUT_CAPACITY`] bytes each — a guest writing more traps), only the granted
@@ -44,6 +47,8 @@ use super::cache;
 use super::manifest::PluginSpec;
 
 mod convert;
+mod grants;
+mod limits;
 mod state;
 mod worker;
 
@@ -62,9 +67,9 @@ mod bindings_v0_1 {
     wasmtime::component::bindgen!({ world: "hook", path: "../sdk/wit-compat/0.1.0" });
 }
 
-/// The export a hook plugin of each supported version has.
+/// The export a hook plugin of the current version has (0.1.0 plugins export
+/// `rwasm:plugin/hooks@0.1.0`).
 const HOOKS_EXPORT: &str = "rwasm:plugin/hooks@0.2.0";
-const HOOKS_EXPORT_V0_1: &str = "rwasm:plugin/hooks@0.1.0";
 
 /// How often the epoch advances: the granularity of `timeout-ms`.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(EPOCH_TICK_MS);
@@ -107,11 +112,105 @@ enum Pre {
     V0_1(bindings_v0_1::HookPre<HostState>),
 }
 
-/// Where a component came from, for logs.
+/// Where a component came from, for logs and `rwasm plugin precompile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
+    /// Loaded from a verified cache entry.
     Cache,
+    /// Compiled; there was no cache entry for this component and engine.
     Compiled,
+    /// Compiled, replacing a cache entry that was corrupt or unusable.
+    Replaced,
+}
+
+/// The state of a component's entry in the compile cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheState {
+    /// An artifact for this exact component and engine exists and its checksum holds.
+    Cached,
+    /// The cache holds a compilation of an earlier version of this file, none of this one.
+    Stale,
+    /// The artifact exists but its checksum does not match (it will be rebuilt).
+    Corrupt,
+    /// Nothing cached for this component and engine.
+    Missing,
+}
+
+/// The names a component imports and exports, sorted.
+#[derive(Debug, Clone)]
+pub(crate) struct Interfaces {
+    pub(crate) imports: Vec<String>,
+    pub(crate) exports: Vec<String>,
+}
+
+/// The hosted package version a hook component was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookVersion {
+    V0_2,
+    V0_1,
+}
+
+/// The `rwasm:plugin` interfaces that only another world exports, with that world.
+const OTHER_WORLDS: &[(&str, &str)] = &[
+    ("network", "network-driver"),
+    ("storage", "storage-driver"),
+    ("volume", "volume-driver"),
+];
+
+/// Which hosted version of the `hook` world `exports` implement, or why none.
+fn hook_version(exports: &[String]) -> Result<HookVersion, FailureCause> {
+    let rwasm: Vec<(&str, &str, &str)> = exports
+        .iter()
+        .filter_map(|e| {
+            let rest = e.strip_prefix("rwasm:plugin/")?;
+            let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            Some((e.as_str(), iface, version))
+        })
+        .collect();
+    if let Some((export, _, version)) = rwasm.iter().find(|(_, iface, _)| *iface == "hooks") {
+        return match *version {
+            "0.2.0" => Ok(HookVersion::V0_2),
+            "0.1.0" => Ok(HookVersion::V0_1),
+            other => {
+                let parts: Vec<u64> = other
+                    .split(['.', '-', '+'])
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                let newer = matches!(parts.as_slice(), [0, minor, ..] if *minor > 2)
+                    || matches!(parts.as_slice(), [0, 2, patch, ..] if *patch > 0);
+                Err(FailureCause::UnsupportedVersion {
+                    found: if other.is_empty() {
+                        "an unversioned package".to_string()
+                    } else {
+                        other.to_string()
+                    },
+                    interface: (*export).to_string(),
+                    newer,
+                })
+            }
+        };
+    }
+    for (export, iface, _) in &rwasm {
+        if let Some((_, world)) = OTHER_WORLDS.iter().find(|(i, _)| i == iface) {
+            return Err(FailureCause::WrongWorld {
+                kind: "hook".to_string(),
+                exports: (*export).to_string(),
+                world: (*world).to_string(),
+                missing: HOOKS_EXPORT.to_string(),
+            });
+        }
+    }
+    Err(FailureCause::Link {
+        reason: format!(
+            "the component does not export `{HOOKS_EXPORT}` (a hook plugin of world \
+             rwasm:plugin/hook; 0.1.0 is accepted too); it exports: {}",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ),
+    })
 }
 
 /// What a plugin decided.
@@ -158,43 +257,29 @@ impl Host {
         spec: &PluginSpec,
         cache_dir: &Path,
     ) -> Result<(Loaded, Origin), FailureCause> {
-        let (component, origin) = self.component(spec, cache_dir)?;
+        let (component, origin) = self.component(&spec.path, cache_dir)?;
         let link = |e: wasmtime::Error| FailureCause::Link {
             reason: describe(&e),
         };
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let has = |name: &str| exports.iter().any(|e| e == name);
+        let names = self.interfaces(&component);
+        let version = hook_version(&names.exports)?;
+        grants::check_imports(&spec.sandbox, names.imports.iter().map(String::as_str))?;
         let instance = self.linker.instantiate_pre(&component).map_err(link)?;
-        let pre = if has(HOOKS_EXPORT) {
-            Pre::V0_2(bindings::HookPre::new(instance).map_err(link)?)
-        } else if has(HOOKS_EXPORT_V0_1) {
-            let newer = [super::HookPoint::PreUpdate, super::HookPoint::PostDelete];
-            if let Some(point) = spec.hooks.iter().find(|p| newer.contains(p)) {
-                return Err(FailureCause::Link {
-                    reason: format!(
-                        "the plugin is built against rwasm:plugin@0.1.0, which has no hook \
-                         point `{point}`; rebuild it against 0.2.0 or remove `{point}` from \
-                         its hooks"
-                    ),
-                });
+        let pre = match version {
+            HookVersion::V0_2 => Pre::V0_2(bindings::HookPre::new(instance).map_err(link)?),
+            HookVersion::V0_1 => {
+                let newer = [super::HookPoint::PreUpdate, super::HookPoint::PostDelete];
+                if let Some(point) = spec.hooks.iter().find(|p| newer.contains(p)) {
+                    return Err(FailureCause::Link {
+                        reason: format!(
+                            "the plugin is built against rwasm:plugin@0.1.0, which has no hook \
+                             point `{point}`; rebuild it against 0.2.0 or remove `{point}` from \
+                             its hooks"
+                        ),
+                    });
+                }
+                Pre::V0_1(bindings_v0_1::HookPre::new(instance).map_err(link)?)
             }
-            Pre::V0_1(bindings_v0_1::HookPre::new(instance).map_err(link)?)
-        } else {
-            return Err(FailureCause::Link {
-                reason: format!(
-                    "the component does not export `{HOOKS_EXPORT}` (a hook plugin of world \
-                     rwasm:plugin/hook; 0.1.0 is accepted too); it exports: {}",
-                    if exports.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        exports.join(", ")
-                    }
-                ),
-            });
         };
         Ok((
             Loaded {
@@ -206,16 +291,69 @@ impl Host {
         ))
     }
 
+    /// The import and export names of `component`, sorted.
+    fn interfaces(&self, component: &Component) -> Interfaces {
+        let ty = component.component_type();
+        let mut imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let mut exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        imports.sort();
+        exports.sort();
+        Interfaces { imports, exports }
+    }
+
+    /// Compiles (or loads from the cache) the component at `path` and lists its imports
+    /// and exports, without linking it: for `rwasm plugin inspect`.
+    pub(crate) fn interfaces_of(
+        &self,
+        path: &Path,
+        cache_dir: &Path,
+    ) -> Result<Interfaces, FailureCause> {
+        let (component, _) = self.component(path, cache_dir)?;
+        Ok(self.interfaces(&component))
+    }
+
+    /// The state of `path`'s entry in the compile cache, for this engine.
+    pub(crate) fn cache_state(
+        &self,
+        path: &Path,
+        cache_dir: &Path,
+    ) -> Result<CacheState, FailureCause> {
+        let io = |source| FailureCause::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = fs::File::open(path).map_err(io)?;
+        let id = cache::SourceId::of(&file.metadata().map_err(io)?);
+        let mut wasm = Vec::new();
+        file.read_to_end(&mut wasm).map_err(io)?;
+        let digest = cache::sha256_hex(&wasm);
+        let artifact = cache::artifact_path(cache_dir, &digest, &self.engine_hash);
+        Ok(match cache::verify_artifact(&artifact) {
+            cache::Verified::Good => CacheState::Cached,
+            cache::Verified::Corrupt(_) => CacheState::Corrupt,
+            cache::Verified::Missing => match cache::index_recorded(cache_dir, &id) {
+                Some(old) if old != digest => CacheState::Stale,
+                _ => CacheState::Missing,
+            },
+        })
+    }
+
     fn component(
         &self,
-        spec: &PluginSpec,
+        path: &Path,
         cache_dir: &Path,
     ) -> Result<(Component, Origin), FailureCause> {
         let io = |source| FailureCause::Io {
-            path: spec.path.clone(),
+            path: path.to_path_buf(),
             source,
         };
-        let mut file = fs::File::open(&spec.path).map_err(io)?;
+        let mut file = fs::File::open(path).map_err(io)?;
         // Taken before reading, so that a change while we read cannot match it later.
         let id = cache::SourceId::of(&file.metadata().map_err(io)?);
         let cache = match cache::private_dir(cache_dir) {
@@ -226,11 +364,14 @@ impl Host {
             }
         };
         let indexed = cache.then(|| cache::index_lookup(cache_dir, &id)).flatten();
-        if let Some(digest) = &indexed
-            && let Some(component) =
-                self.cached(&cache::artifact_path(cache_dir, digest, &self.engine_hash))
-        {
-            return Ok((component, Origin::Cache));
+        // Whether an entry was there but had to be thrown away.
+        let mut replaced = false;
+        if let Some(digest) = &indexed {
+            match self.cached(&cache::artifact_path(cache_dir, digest, &self.engine_hash)) {
+                Cached::Hit(component) => return Ok((component, Origin::Cache)),
+                Cached::Bad => replaced = true,
+                Cached::Missing => {}
+            }
         }
         let mut wasm = Vec::new();
         file.read_to_end(&mut wasm).map_err(io)?;
@@ -243,17 +384,23 @@ impl Host {
         };
         // An indexed digest that is still right was just tried.
         let tried = indexed.as_deref() == Some(digest.as_str());
-        if !tried && let Some(component) = artifact.as_deref().and_then(|f| self.cached(f)) {
-            index();
-            return Ok((component, Origin::Cache));
+        if !tried && let Some(file) = artifact.as_deref() {
+            match self.cached(file) {
+                Cached::Hit(component) => {
+                    index();
+                    return Ok((component, Origin::Cache));
+                }
+                Cached::Bad => replaced = true,
+                Cached::Missing => {}
+            }
         }
         let compile = |e: wasmtime::Error| FailureCause::Compile {
-            path: spec.path.clone(),
+            path: path.to_path_buf(),
             reason: describe(&e),
         };
         let bytes = self.engine.precompile_component(&wasm).map_err(compile)?;
         if let Some(file) = &artifact {
-            match cache::write_atomic(file, &bytes) {
+            match cache::write_artifact(file, &bytes) {
                 Ok(()) => index(),
                 Err(e) => {
                     tracing::warn!(file = %file.display(), error = %e, "cannot write the compile cache");
@@ -262,13 +409,24 @@ impl Host {
         }
         // SAFETY: `bytes` was produced a moment ago by `precompile_component` on this engine.
         let component = unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(compile)?;
-        Ok((component, Origin::Compiled))
+        let origin = if replaced {
+            Origin::Replaced
+        } else {
+            Origin::Compiled
+        };
+        Ok((component, origin))
     }
 
-    /// The artifact `file` of the private cache directory, if it exists and deserializes.
-    fn cached(&self, file: &Path) -> Option<Component> {
-        if !file.is_file() {
-            return None;
+    /// The artifact `file` of the private cache directory, if it exists, its checksum
+    /// holds and it deserializes.
+    fn cached(&self, file: &Path) -> Cached {
+        match cache::verify_artifact(file) {
+            cache::Verified::Good => {}
+            cache::Verified::Missing => return Cached::Missing,
+            cache::Verified::Corrupt(reason) => {
+                tracing::warn!(file = %file.display(), %reason, "cached compilation is corrupt; recompiling");
+                return Cached::Bad;
+            }
         }
         // SAFETY: wasmtime trusts a serialized artifact to be code it produced. This file
         // is named after the SHA-256 of a component (computed from its bytes, or recorded
@@ -276,21 +434,87 @@ impl Host {
         // `cache::index_store`) and the hash of this engine's compilation settings; it was
         // written completely (temporary file + rename, see `cache::write_atomic`) by this
         // host, in a directory that `cache::private_dir` just checked is owned by our
-        // effective user and writable by no one else. wasmtime still checks the header,
+        // effective user and writable by no one else, and its length and CRC-32 match the
+        // checksum written beside it (`cache::verify_artifact`; wasmtime does not checksum
+        // code, so a flipped bit would otherwise run). wasmtime still checks the header,
         // version and settings and fails (we then recompile) on a mismatch. The file is
         // mapped, not copied: it must never be modified in place while a process uses it
         // (truncation would fault the mapping), which holds because artifacts are only ever
         // replaced by rename.
         match unsafe { Component::deserialize_file(&self.engine, file) } {
-            Ok(component) => Some(component),
+            Ok(component) => Cached::Hit(component),
             Err(e) => {
                 tracing::warn!(
                     file = %file.display(),
                     error = %describe(&e),
                     "cached compilation is unusable; recompiling"
                 );
-                None
+                Cached::Bad
             }
         }
+    }
+}
+
+/// What the cache had for one artifact name.
+enum Cached {
+    Hit(Component),
+    /// There, but corrupt or unusable.
+    Bad,
+    Missing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(exports: &[&str]) -> Result<HookVersion, String> {
+        let exports: Vec<String> = exports.iter().map(|e| e.to_string()).collect();
+        hook_version(&exports).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn hosted_versions_load() {
+        assert_eq!(
+            version(&["rwasm:plugin/hooks@0.2.0"]),
+            Ok(HookVersion::V0_2)
+        );
+        assert_eq!(
+            version(&["rwasm:plugin/hooks@0.1.0"]),
+            Ok(HookVersion::V0_1)
+        );
+    }
+
+    #[test]
+    fn other_versions_are_refused_with_what_to_do() {
+        assert_eq!(
+            version(&["rwasm:plugin/hooks@1.0.0"]).unwrap_err(),
+            "built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0 and 0.2.0: rebuild it against \
+             rwasm:plugin@0.2.0"
+        );
+        for newer in ["0.3.0", "0.2.1"] {
+            let err = version(&[&format!("rwasm:plugin/hooks@{newer}")]).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "built for rwasm:plugin {newer}, which is newer than this rwasm (it hosts \
+                     0.1.0 and 0.2.0): upgrade rwasm"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn another_world_names_its_interface_and_the_missing_one() {
+        assert_eq!(
+            version(&["rwasm:plugin/storage@0.2.0"]).unwrap_err(),
+            "listed as kind `hook`, but the component exports `rwasm:plugin/storage@0.2.0` \
+             (world storage-driver), not `rwasm:plugin/hooks@0.2.0`"
+        );
+        let err = version(&["wasi:cli/run@0.2.6"]).unwrap_err();
+        assert!(
+            err.contains("does not export `rwasm:plugin/hooks@0.2.0`"),
+            "{err}"
+        );
+        assert!(err.contains("wasi:cli/run@0.2.6"), "{err}");
     }
 }

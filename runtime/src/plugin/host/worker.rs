@@ -1,6 +1,5 @@
 //! The call path: a plugin call runs on a worker thread, watched by the caller.
 
-use std::fs;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,7 +12,6 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::super::adjust::MAX_STRING_BYTES;
 use super::super::manifest::PluginSpec;
@@ -268,36 +266,8 @@ impl Host {
     ) -> Result<Outcome, (Phase, FailureCause)> {
         let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
-        let mut builder = WasiCtxBuilder::new();
-        builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_blocking_current_thread(true);
-        for grant in &spec.dirs {
-            let perms = if grant.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            let grant_err = |reason: String| {
-                (
-                    Phase::Prepare,
-                    FailureCause::Grant {
-                        host: grant.host.clone(),
-                        guest: grant.guest.clone(),
-                        reason,
-                    },
-                )
-            };
-            match fs::metadata(&grant.host) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(grant_err("not a directory".to_string())),
-                Err(e) => return Err(grant_err(e.to_string())),
-            }
-            builder
-                .preopened_dir(&grant.host, &grant.guest, perms)
-                .map_err(|e| grant_err(describe(&e)))?;
-        }
+        let wasi = super::grants::wasi_ctx(spec, call, &stdout, &stderr)
+            .map_err(|cause| (Phase::Prepare, cause))?;
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
             .memories(MAX_MEMORIES)
@@ -308,7 +278,7 @@ impl Host {
             engine: loaded.engine.clone(),
             pre: loaded.pre.clone(),
             state: HostState {
-                wasi: builder.build(),
+                wasi,
                 table: ResourceTable::new(),
                 limits: Limits {
                     inner: limits,
@@ -384,6 +354,8 @@ impl Host {
             "plugin call finished"
         );
 
+        let result =
+            result.and_then(|outcome| super::limits::check_answer(outcome, spec.max_answer));
         let failed = result.is_err();
         forward_output("stdout", &stdout.contents(), failed);
         let err_bytes = stderr.contents();
