@@ -8,17 +8,9 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::{Value, json};
 
+/// A built fixture component (`make plugins` builds them into RWASM_PLUGIN_DIR).
 fn fixture(name: &str) -> String {
-    let dir = std::env::var_os("RWASM_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .expect("RWASM_PLUGIN_DIR is not set: run the tests through `make test`");
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make plugins`",
-        path.display()
-    );
-    path.to_str().unwrap().to_string()
+    plugin_wasm(name).to_str().unwrap().to_string()
 }
 
 /// A manifest of env-inject (with grants) and misbehave.

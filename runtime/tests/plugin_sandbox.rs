@@ -12,20 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::*;
 use serde_json::json;
 
-/// A built fixture component (`make plugins` builds them into RWASM_PLUGIN_DIR).
-fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("RWASM_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .expect("RWASM_PLUGIN_DIR is not set: run the tests through `make test`");
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `make plugins`",
-        path.display()
-    );
-    path
-}
-
 /// A manifest with one `[[plugin]]` entry for fixture `wasm`; `body` holds the rest.
 fn one_plugin(w: &World, name: &str, wasm: &str, body: &str) -> PathBuf {
     manifest(
@@ -33,7 +19,7 @@ fn one_plugin(w: &World, name: &str, wasm: &str, body: &str) -> PathBuf {
         &format!("{name}.toml"),
         &format!(
             "[[plugin]]\nname = \"{name}\"\npath = {:?}\nkind = \"hook\"\n{body}\n",
-            fixture(wasm).to_str().unwrap()
+            plugin_wasm(wasm).to_str().unwrap()
         ),
     )
 }
@@ -382,7 +368,7 @@ fn artifacts(w: &World) -> Vec<PathBuf> {
 fn a_corrupt_cache_entry_is_rebuilt_and_a_stale_one_recompiled() {
     let w = World::new();
     let wasm = w.path("inject.wasm");
-    std::fs::copy(fixture("env_inject"), &wasm).unwrap();
+    std::fs::copy(plugin_wasm("env_inject"), &wasm).unwrap();
     // The cache indexes a source file only once it is older than 2 s (its "racy" rule);
     // the stale check below needs the index.
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -433,7 +419,7 @@ fn a_corrupt_cache_entry_is_rebuilt_and_a_stale_one_recompiled() {
     assert_eq!(ls(&w), "cached");
 
     // Stale: the component changes in place (same inode), the cache has the old one.
-    let other = std::fs::read(fixture("legacy_v0_1")).unwrap();
+    let other = std::fs::read(plugin_wasm("legacy_v0_1")).unwrap();
     std::fs::write(&wasm, &other).unwrap();
     assert_eq!(ls(&w), "stale");
     let out = w.rwasm(&["--plugins", plugins, "plugin", "precompile"]);

@@ -35,6 +35,17 @@ pub fn plugin_dir() -> PathBuf {
     dir
 }
 
+/// The built component `NAME.wasm` in [`plugin_dir`], e.g. `plugin_wasm("legacy_v0_1")`.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    let path = plugin_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make plugins`",
+        path.display()
+    );
+    path
+}
+
 /// A scratch world for one test: its own state root, data root and bundle.
 pub struct World {
     pub tmp: tempfile::TempDir,
