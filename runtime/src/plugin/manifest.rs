@@ -97,6 +97,15 @@ pub(crate) struct PluginSpec {
     pub(crate) dirs: Vec<DirGrant>,
 }
 
+impl PluginSpec {
+    /// Whether the plugin is granted any part of the host's filesystem (`dirs`; a rootfs
+    /// grant counts too), through which a call can block in a file operation that the
+    /// epoch cannot interrupt. Such plugins are called on a watched worker thread.
+    pub(crate) fn has_fs_grants(&self) -> bool {
+        !self.dirs.is_empty()
+    }
+}
+
 /// A `[plugin.config]` value, as the WIT `config-value` variant carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ConfigValue {

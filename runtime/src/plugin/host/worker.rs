@@ -1,4 +1,5 @@
-//! The call path: a plugin call runs on a worker thread, watched by the caller.
+//! The call path: a plugin call runs inline on the calling thread (no filesystem grants)
+//! or on a worker thread watched by the caller (see the module `host`).
 
 use std::fs;
 use std::future::Future;
@@ -22,7 +23,7 @@ use super::bindings::rwasm::plugin::types as wit;
 use super::state::{HostState, Limits};
 use super::{
     Call, EPOCH_TICK, EPOCH_TICK_MS, Host, Loaded, MAX_MEMORIES, MAX_TABLE_ELEMENTS, Outcome, Pre,
-    STDERR_TAIL_BYTES, STDOUT_CAPACITY, WATCHDOG_GRACE, convert, describe,
+    STDERR_TAIL_BYTES, STDOUT_CAPACITY, Ticker, WATCHDOG_GRACE, convert, describe,
 };
 
 /// The phase a call is in, shared with the watchdog.
@@ -318,6 +319,8 @@ impl Host {
                 plugin: spec.name.clone(),
                 point,
                 log_calls: 0,
+                deadline: None,
+                overslept: false,
             },
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
@@ -345,6 +348,14 @@ impl Host {
         let phase = job.phase.clone();
 
         let started = Instant::now();
+        if !spec.has_fs_grants() && tokio::runtime::Handle::try_current().is_err() {
+            let result = self.inline(job);
+            tracing::debug!(
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "plugin call finished (inline)"
+            );
+            return finish(result, &stdout, &stderr);
+        }
         let (replier, mut reply) = reply_channel();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
@@ -384,21 +395,45 @@ impl Host {
             "plugin call finished"
         );
 
-        let failed = result.is_err();
-        forward_output("stdout", &stdout.contents(), failed);
-        let err_bytes = stderr.contents();
-        forward_output("stderr", &err_bytes, failed);
-        result.map_err(|(phase, cause)| {
-            let cause = match cause {
-                FailureCause::Trap { message, .. } => FailureCause::Trap {
-                    message,
-                    stderr_tail: tail(&err_bytes, STDERR_TAIL_BYTES),
-                },
-                other => other,
-            };
-            (phase, cause)
-        })
+        finish(result, &stdout, &stderr)
     }
+
+    /// The epoch ticker, started on first use.
+    fn ticker(&self) -> std::io::Result<&Ticker> {
+        if let Some(t) = self.ticker.get() {
+            return Ok(t);
+        }
+        let t = Ticker::spawn(self.engine.clone())?;
+        Ok(self.ticker.get_or_init(|| t))
+    }
+
+    /// Runs `job` on this thread, in the ticker's runtime, with the epoch ticking.
+    fn inline(&self, job: Job) -> CallResult {
+        let ticker = self
+            .ticker()
+            .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
+        let _runtime = ticker.handle().enter();
+        let _ticking = ticker.activate();
+        job.run()
+    }
+}
+
+/// Forwards the guest's output to the log and adds its stderr's tail to a trap.
+fn finish(result: CallResult, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) -> CallResult {
+    let failed = result.is_err();
+    forward_output("stdout", &stdout.contents(), failed);
+    let err_bytes = stderr.contents();
+    forward_output("stderr", &err_bytes, failed);
+    result.map_err(|(phase, cause)| {
+        let cause = match cause {
+            FailureCause::Trap { message, .. } => FailureCause::Trap {
+                message,
+                stderr_tail: tail(&err_bytes, STDERR_TAIL_BYTES),
+            },
+            other => other,
+        };
+        (phase, cause)
+    })
 }
 
 /// Copies captured guest output into the log, one event per line.
@@ -465,6 +500,25 @@ struct Job {
 
 impl Job {
     fn run(self) -> Result<Outcome, (Phase, FailureCause)> {
+        let timeout_ms = self.timeout_ms;
+        let (result, overslept) = self.run_store();
+        match result {
+            // A clock wait was cut short at the deadline and the guest then finished: it
+            // would have overrun its deadline.
+            Ok(_) if overslept => Err((Phase::Invoke, FailureCause::Deadline { timeout_ms })),
+            other => other,
+        }
+    }
+
+    /// The call, and whether a clock wait was cut short at the deadline.
+    fn run_store(self) -> (Result<Outcome, (Phase, FailureCause)>, bool) {
+        let mut overslept = None;
+        let result = self.run_in(&mut overslept);
+        (result, overslept.unwrap_or(false))
+    }
+
+    /// Store, instance, configure and invoke; sets `overslept` from the store at the end.
+    fn run_in(self, overslept: &mut Option<bool>) -> Result<Outcome, (Phase, FailureCause)> {
         let Job {
             engine,
             pre,
@@ -497,6 +551,8 @@ impl Job {
             }
         };
 
+        let mut state = state;
+        state.deadline = Some(Instant::now() + Duration::from_millis(timeout_ms));
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limits);
         // One more tick than the timeout needs, so the guest always gets its full time.
@@ -517,7 +573,7 @@ impl Job {
             message: truncate(message, MAX_STRING_BYTES),
         };
         let deny = |reason: String| Outcome::Deny(truncate(reason, MAX_STRING_BYTES));
-        match (pre, call) {
+        let result = match (pre, call) {
             (Pre::V0_2(pre), Versioned::V0_2(config, call)) => {
                 let hook = pre
                     .instantiate(&mut store)
@@ -567,6 +623,8 @@ impl Job {
                     reason: "internal error: call encoded for another package version".to_string(),
                 },
             )),
-        }
+        };
+        *overslept = Some(store.data().overslept);
+        result
     }
 }
