@@ -628,3 +628,117 @@ impl Job {
         result
     }
 }
+
+impl Host {
+    /// For the microbenchmark (`plugin::bench`): instantiates the plugin once, configures
+    /// it, then times `n` `invoke` calls on that live instance, inline with the epoch
+    /// ticking, each with a fresh deadline. Only for plugins of the current package
+    /// version without filesystem grants (the production inline path).
+    pub(crate) fn live_calls(
+        &self,
+        loaded: &Loaded,
+        spec: &PluginSpec,
+        point: HookPoint,
+        call: &Call,
+        n: usize,
+    ) -> Result<Vec<Duration>, (Phase, FailureCause)> {
+        let unsupported = |reason: &str| {
+            (
+                Phase::Prepare,
+                FailureCause::Engine {
+                    reason: reason.to_string(),
+                },
+            )
+        };
+        if spec.has_fs_grants() {
+            return Err(unsupported(
+                "the live-instance benchmark takes plugins without filesystem grants",
+            ));
+        }
+        let Pre::V0_2(pre) = &loaded.pre else {
+            return Err(unsupported(
+                "the live-instance benchmark takes rwasm:plugin@0.2.0 plugins",
+            ));
+        };
+        let ticker = self
+            .ticker()
+            .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
+        let _runtime = ticker.handle().enter();
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdout(MemoryOutputPipe::new(STDOUT_CAPACITY))
+            .stderr(MemoryOutputPipe::new(STDOUT_CAPACITY));
+        let state = HostState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limits: Limits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
+                    .build(),
+                limit: spec.memory_limit,
+                exceeded: false,
+            },
+            plugin: spec.name.clone(),
+            point,
+            log_calls: 0,
+            deadline: None,
+            overslept: false,
+        };
+        let engine_err = |phase| {
+            move |e: wasmtime::Error| {
+                (
+                    phase,
+                    FailureCause::Engine {
+                        reason: describe(&e),
+                    },
+                )
+            }
+        };
+        let mut store = Store::new(&loaded.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = spec.timeout_ms.div_ceil(EPOCH_TICK_MS) + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if loaded.fuel {
+            store
+                .set_fuel(spec.fuel.unwrap_or(u64::MAX))
+                .map_err(engine_err(Phase::Prepare))?;
+        }
+        let hook = pre
+            .instantiate(&mut store)
+            .map_err(engine_err(Phase::Prepare))?;
+        let hooks = hook.rwasm_plugin_hooks();
+        let config: Vec<_> = spec.config.iter().map(convert::config_entry).collect();
+        let _ticking = ticker.activate();
+        hooks
+            .call_configure(&mut store, &config)
+            .map_err(engine_err(Phase::Configure))?
+            .map_err(|e| {
+                (
+                    Phase::Configure,
+                    FailureCause::Guest {
+                        message: convert::error_message(e),
+                    },
+                )
+            })?;
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            store.set_epoch_deadline(ticks);
+            store.data_mut().deadline = Some(started + Duration::from_millis(spec.timeout_ms));
+            hooks
+                .call_invoke(&mut store, &call.call)
+                .map_err(engine_err(Phase::Invoke))?
+                .map_err(|e| {
+                    (
+                        Phase::Invoke,
+                        FailureCause::Guest {
+                            message: convert::error_message(e),
+                        },
+                    )
+                })?;
+            samples.push(started.elapsed());
+        }
+        Ok(samples)
+    }
+}
