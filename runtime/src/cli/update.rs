@@ -128,6 +128,7 @@ pub fn update(cli: &Cli, a: &UpdateArgs) -> anyhow::Result<()> {
         // Name the flag the user typed for a field the kernel or host refused.
         let field = match &e {
             EngineError::Cgroup(c) => cgroup_field(c),
+            EngineError::InvalidUpdate { field, .. } => Some(*field),
             _ => None,
         };
         let flag = field.and_then(|f| a.given().into_iter().find(|(_, g)| *g == f));

@@ -109,6 +109,15 @@ pub enum EngineError {
         #[source]
         source: nix::Error,
     },
+    /// An update would leave the container's resources inconsistent (e.g. a memory limit
+    /// above the memory+swap limit it keeps).
+    #[error("{field}: {reason}")]
+    InvalidUpdate {
+        /// The `linux.resources` field, e.g. `linux.resources.memory.limit`.
+        field: &'static str,
+        /// Why, with the values.
+        reason: String,
+    },
     /// The container's state records no cgroup (a create that died before choosing one).
     #[error("container {id} has no recorded cgroup")]
     NoCgroup {

@@ -300,12 +300,13 @@ pub fn update(
         tracing::info!(container = %id, "{c}");
     }
 
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let merged = merge(linux.resources().clone().unwrap_or_default(), &update);
+    check_memory(&merged)?;
     let cg = Manager::from_handle(handle);
     preflight(&cg, &update)?;
     cg.apply(&update)?;
 
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    let merged = merge(linux.resources().clone().unwrap_or_default(), &update);
     linux.set_resources(Some(merged.clone()));
     spec.set_linux(Some(linux));
     write_atomic(
@@ -317,6 +318,28 @@ pub fn update(
         resources: merged,
         clamped,
     })
+}
+
+/// The kernel (v1) refuses a memory limit above the memory+swap limit: say so before
+/// writing anything, naming both values.
+fn check_memory(merged: &LinuxResources) -> Result<(), EngineError> {
+    let Some(m) = merged.memory() else {
+        return Ok(());
+    };
+    if let (Some(limit), Some(swap)) = (m.limit(), m.swap())
+        && limit > 0
+        && swap > 0
+        && limit > swap
+    {
+        return Err(EngineError::InvalidUpdate {
+            field: "linux.resources.memory.limit",
+            reason: format!(
+                "the memory limit {limit} would be above the memory+swap limit {swap}; \
+                 update the memory+swap limit (--memory-swap) at the same time"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Translates `update` and checks that every file it writes exists for this container,
