@@ -121,3 +121,43 @@ fn ok_call(s: &PluginSet) {
     let (r, _) = call(s);
     r.expect("ok mode allows");
 }
+
+/// A plugin with a filesystem grant blocked in a file operation (audit opening its log,
+/// here a FIFO nobody reads) cannot be interrupted by the epoch: the caller gives up the
+/// worker after the deadline plus the grace, and the next call gets a new worker.
+#[test]
+fn a_worker_blocked_in_a_file_operation_is_abandoned_at_its_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    std::fs::create_dir(&log).unwrap();
+    let fifo = log.join("audit.jsonl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let audit = misbehave().with_file_name("audit.wasm");
+    let m = tmp.path().join("audit.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "[[plugin]]\nname = \"audit\"\npath = \"{}\"\nkind = \"hook\"\nhooks = [\"poststop\"]\n\
+             timeout-ms = 100\n[plugin.grants]\ndirs = {{ \"{}\" = \"/log:rw\" }}\n",
+            audit.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let set = PluginSet::load(&m, &tmp.path().join("cache")).unwrap();
+    let (r, took) = call(&set);
+    assert_deadline(r, 100);
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_millis(1500),
+        "a call blocked opening a FIFO took {took:?} for timeout-ms = 100"
+    );
+    // Unblock the abandoned call: open the FIFO for reading and drain it.
+    let reader = std::thread::spawn(move || std::fs::read(&fifo).unwrap());
+    let lines = reader.join().unwrap();
+    assert!(lines.is_empty() || lines.ends_with(b"\n"));
+    // The log is still a FIFO: a second call blocks again, on a new worker.
+    let (r, _) = call(&set);
+    assert_deadline(r, 100);
+    let fifo = log.join("audit.jsonl");
+    let _ = std::thread::spawn(move || std::fs::read(&fifo)).join();
+}
