@@ -1,5 +1,5 @@
-//! The epoch ticker of inline calls: one thread per host, started with the first inline
-//! call, that advances the engine's epoch every [`EPOCH_TICK`] while a call is active and
+//! The epoch ticker: one thread per host, started with the first call, the one source of
+//! the engine's epoch: it advances it every [`EPOCH_TICK`] while any call is active and
 //! waits on a condition variable otherwise (no wakeups between calls).
 //!
 //! It also drives the host's current-thread tokio runtime while it ticks, which the
@@ -33,9 +33,11 @@ pub(super) struct Ticker {
     shared: Arc<Shared>,
 }
 
-/// Keeps the ticker ticking while it lives (one per inline call).
-pub(super) struct Active<'a> {
-    shared: &'a Shared,
+/// Keeps the ticker ticking while it lives: one per inline call, per wait for a worker's
+/// call, and per abandoned call still running (so the engine's epoch has one source and
+/// every call's deadline means wall-clock time).
+pub(super) struct Active {
+    shared: Arc<Shared>,
 }
 
 impl Ticker {
@@ -63,7 +65,7 @@ impl Ticker {
     }
 
     /// Marks a call active: the epoch advances until the returned guard is dropped.
-    pub(super) fn activate(&self) -> Active<'_> {
+    pub(super) fn activate(&self) -> Active {
         let mut flags = self
             .shared
             .flags
@@ -74,12 +76,12 @@ impl Ticker {
             self.shared.wake.notify_one();
         }
         Active {
-            shared: &self.shared,
+            shared: self.shared.clone(),
         }
     }
 }
 
-impl Drop for Active<'_> {
+impl Drop for Active {
     fn drop(&mut self) {
         let mut flags = self
             .shared

@@ -216,9 +216,11 @@ impl Host {
         Ok(driven)
     }
 
-    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven` and
-    /// advancing the epoch every [`EPOCH_TICK`].
+    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven`, with
+    /// the epoch ticker active (or, if it cannot be started, advancing the epoch itself
+    /// every [`EPOCH_TICK`]).
     fn wait(&self, reply: &mut Reply, limit: Duration, driven: bool) -> Waited {
+        let ticking = self.ticker().ok().map(Ticker::activate);
         let slot = self.worker.borrow();
         let rt = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven);
         let deadline = Instant::now() + limit;
@@ -230,12 +232,14 @@ impl Host {
             if let Some(waited) = wait_step(rt, reply, left.min(EPOCH_TICK)) {
                 return waited;
             }
-            self.engine.increment_epoch();
+            if ticking.is_none() {
+                self.engine.increment_epoch();
+            }
         }
     }
 
-    /// Gives up the current worker. A thread of its own keeps advancing the epoch and
-    /// driving the worker's runtime (timers in a blocked host call must still fire) until
+    /// Gives up the current worker. A thread of its own keeps the epoch ticker active and
+    /// drives the worker's runtime (timers in a blocked host call must still fire) until
     /// the call ends, so that the call traps at its next epoch check.
     fn abandon(&self, mut reply: Reply) {
         let rt = self
@@ -244,12 +248,16 @@ impl Host {
             .take()
             .and_then(|mut worker| worker.rt.take());
         let engine = self.engine.clone();
+        let ticking = self.ticker().ok().map(Ticker::activate);
         let spawned = thread::Builder::new()
             .name("rwasm-plugin-drain".to_string())
             .spawn(move || {
                 while wait_step(rt.as_ref(), &mut reply, EPOCH_TICK).is_none() {
-                    engine.increment_epoch();
+                    if ticking.is_none() {
+                        engine.increment_epoch();
+                    }
                 }
+                drop(ticking);
                 if let Some(rt) = rt {
                     rt.shutdown_background();
                 }
