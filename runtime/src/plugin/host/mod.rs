@@ -3,8 +3,9 @@
 //!
 //! - One [`Engine`] per plugin set, created on first use, with epoch interruption. The
 //!   epoch advances every [`EPOCH_TICK`] only while a call runs (no wakeups between
-//!   calls), advanced by one epoch ticker thread for every call, inline or on the worker,
-//!   so that concurrent waits (an abandoned call still running) never speed it up. Fuel
+//!   calls): by the epoch ticker thread for inline calls and abandoned calls still
+//!   running, by the waiting thread for calls on the worker (by the ticker too while an
+//!   abandoned call runs, so the epoch never has two sources at once). Fuel
 //!   metering is switched on only when some plugin of the set
 //!   has a `fuel` budget; the others then get an unlimited budget.
 //! - Components are compiled once and cached (see [`super::cache`]); a cached artifact that

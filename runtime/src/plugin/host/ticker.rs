@@ -1,6 +1,6 @@
-//! The epoch ticker: one thread per host, started with the first call, the one source of
-//! the engine's epoch: it advances it every [`EPOCH_TICK`] while any call is active and
-//! waits on a condition variable otherwise (no wakeups between calls).
+//! The epoch ticker: one thread per host, started with the first inline or abandoned call,
+//! that advances the engine's epoch every [`EPOCH_TICK`] while a call is active and waits
+//! on a condition variable otherwise (no wakeups between calls).
 //!
 //! It also drives the host's current-thread tokio runtime while it ticks, which the
 //! calling thread enters around a call: wasmtime-wasi's sync host functions then run
@@ -33,9 +33,9 @@ pub(super) struct Ticker {
     shared: Arc<Shared>,
 }
 
-/// Keeps the ticker ticking while it lives: one per inline call, per wait for a worker's
-/// call, and per abandoned call still running (so the engine's epoch has one source and
-/// every call's deadline means wall-clock time).
+/// Keeps the ticker ticking while it lives: one per inline call, per abandoned call still
+/// running, and per wait for a worker's call while such an abandoned call runs (so the
+/// epoch never has two sources at once, and every deadline means wall-clock time).
 pub(super) struct Active {
     shared: Arc<Shared>,
 }
@@ -62,6 +62,16 @@ impl Ticker {
     /// The runtime the calling thread enters around an inline call.
     pub(super) fn handle(&self) -> &tokio::runtime::Handle {
         self.shared.rt.handle()
+    }
+
+    /// Whether some call keeps the ticker ticking now.
+    pub(super) fn is_active(&self) -> bool {
+        self.shared
+            .flags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .active
+            > 0
     }
 
     /// Marks a call active: the epoch advances until the returned guard is dropped.

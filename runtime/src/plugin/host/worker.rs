@@ -216,11 +216,16 @@ impl Host {
         Ok(driven)
     }
 
-    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven`, with
-    /// the epoch ticker active (or, if it cannot be started, advancing the epoch itself
-    /// every [`EPOCH_TICK`]).
+    /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven` and
+    /// advancing the epoch every [`EPOCH_TICK`] itself (the cheapest: no other thread
+    /// wakes) — unless an abandoned call keeps the ticker active, which then is the one
+    /// source of the epoch.
     fn wait(&self, reply: &mut Reply, limit: Duration, driven: bool) -> Waited {
-        let ticking = self.ticker().ok().map(Ticker::activate);
+        let ticking = self
+            .ticker
+            .get()
+            .filter(|t| t.is_active())
+            .map(Ticker::activate);
         let slot = self.worker.borrow();
         let rt = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven);
         let deadline = Instant::now() + limit;
