@@ -14,7 +14,7 @@ APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
 
-.PHONY: setup build plugins demo test lint bench clean
+.PHONY: setup build plugins demo test lint bench bench-plugins clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -60,6 +60,11 @@ lint:
 ## bench: rwasm beside runc and crun, one hyperfine run, ratios to crun
 bench: setup build
 	bench/run.sh
+
+## bench-plugins: what hook plugins cost a run, (a) none (b) 3x3 plugins (c) 9 OCI hooks, plus one call
+bench-plugins: setup build
+	cargo build --release -p rwasm --example plugin_call
+	bench/plugins.sh
 
 clean:
 	cargo clean

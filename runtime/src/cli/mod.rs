@@ -13,6 +13,7 @@ macro_rules! outln {
 mod oci;
 mod plugin;
 mod run;
+mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +93,8 @@ pub enum Command {
         force: bool,
         id: String,
     },
+    /// Change the cgroup resources of a created or running container (runc's "update").
+    Update(update::UpdateArgs),
     /// Run a container: `run --bundle DIR ID` (runc) or `run IMAGE [CMD...]` (Docker).
     Run(Box<run::RunArgs>),
     /// List containers.
@@ -181,6 +184,7 @@ pub fn main() -> i32 {
             Command::State { id } => oci::state(&cli, id).map(|()| 0),
             Command::Kill { all, id, signal } => oci::kill(&cli, id, signal, *all).map(|()| 0),
             Command::Delete { force, id } => oci::delete(&cli, id, *force).map(|()| 0),
+            Command::Update(a) => update::update(&cli, a).map(|()| 0),
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
             Command::Setup => oci::setup(&cli).map(|()| 0),
             Command::Plugin { command } => plugin::run(&cli, command),

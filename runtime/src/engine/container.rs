@@ -109,6 +109,21 @@ pub enum EngineError {
         #[source]
         source: nix::Error,
     },
+    /// An update would leave the container's resources inconsistent (e.g. a memory limit
+    /// above the memory+swap limit it keeps).
+    #[error("{field}: {reason}")]
+    InvalidUpdate {
+        /// The `linux.resources` field, e.g. `linux.resources.memory.limit`.
+        field: &'static str,
+        /// Why, with the values.
+        reason: String,
+    },
+    /// The container's state records no cgroup (a create that died before choosing one).
+    #[error("container {id} has no recorded cgroup")]
+    NoCgroup {
+        /// The container id.
+        id: String,
+    },
     /// `waitpid(2)` on the container's init failed with other than `EINTR`.
     #[error("waiting for container {id}")]
     Wait {
@@ -577,7 +592,7 @@ pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record
         &spec,
         &record,
         ContainerState::Running,
-        OciHook::Poststart,
+        Some(OciHook::Poststart),
         HookPoint::Poststart,
     );
     Ok(record)
@@ -618,7 +633,10 @@ pub fn kill_container(
 }
 
 /// Delete a container (runtime-spec "delete"): a container that is not stopped is an
-/// error unless `force`, which kills it first. Poststop hooks run after deletion.
+/// error unless `force`, which kills it first. After the container's state is removed, and
+/// before delete returns, the poststop hooks run (OCI exec hooks, then the `poststop`
+/// plugins: runtime-spec `config.md`, "Poststop"), then the `post-delete` plugins; their
+/// failures are logged, not returned.
 ///
 /// `loaded` is the container's plugin set when the caller already has it (`run`);
 /// otherwise the manifest recorded at create is loaded from `cache_dir`.
@@ -680,19 +698,28 @@ pub fn delete(
                 owned.as_ref()
             }
         };
-        match plugins {
-            Ok(plugins) => run_point_logged(
-                plugins,
-                &spec,
-                &record,
-                ContainerState::Stopped,
-                OciHook::Poststop,
-                HookPoint::Poststop,
-            ),
-            Err(e) => {
-                tracing::warn!(container = %id, "poststop plugins: {}", crate::error_chain(&e))
-            }
-        }
+        // The OCI poststop hooks run even when the plugins cannot be loaded.
+        let none = PluginSet::empty();
+        let plugins = plugins.unwrap_or_else(|e| {
+            tracing::warn!(container = %id, "poststop and post-delete plugins: {}", crate::error_chain(e));
+            &none
+        });
+        run_point_logged(
+            plugins,
+            &spec,
+            &record,
+            ContainerState::Stopped,
+            Some(OciHook::Poststop),
+            HookPoint::Poststop,
+        );
+        run_point_logged(
+            plugins,
+            &spec,
+            &record,
+            ContainerState::Stopped,
+            None,
+            HookPoint::PostDelete,
+        );
     }
     Ok(())
 }

@@ -74,19 +74,22 @@ pub fn run_point(
 }
 
 /// Like [`run_point`] for points whose failures the spec says to log, not to fail on
-/// (poststart, poststop): every hook runs, failures become warnings.
+/// (poststart, poststop; rwasm's post-delete, which has no OCI hooks, likewise): every
+/// hook runs, failures become warnings.
 pub fn run_point_logged(
     plugins: &PluginSet,
     spec: &Spec,
     record: &Record,
     status: ContainerState,
-    oci: OciHook,
+    oci: Option<OciHook>,
     point: HookPoint,
 ) {
     let json = state_json(record, status);
-    for h in oci_hooks(spec, oci) {
-        if let Err(e) = exec_hook::run(&h, json.as_bytes()) {
-            tracing::warn!(container = %record.id, "{oci:?} hook failed: {}", crate::error_chain(&e));
+    if let Some(kind) = oci {
+        for h in oci_hooks(spec, kind) {
+            if let Err(e) = exec_hook::run(&h, json.as_bytes()) {
+                tracing::warn!(container = %record.id, "{kind:?} hook failed: {}", crate::error_chain(&e));
+            }
         }
     }
     if plugins.wants(point)

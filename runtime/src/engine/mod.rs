@@ -6,4 +6,5 @@ pub mod hooks;
 pub mod image;
 pub mod run;
 pub mod state;
+pub mod update;
 pub mod validate;

@@ -177,8 +177,8 @@ pub(crate) struct Selector {
 
 impl PluginSpec {
     /// Whether the plugin is granted any part of the host's filesystem (`dirs` or
-    /// `rootfs`): such a plugin's calls need the worker thread's tokio runtime.
-    #[allow(dead_code, reason = "the inline call path decides with it")]
+    /// `rootfs`), through which a call can block in a file operation that the epoch
+    /// cannot interrupt. Such plugins are called on a watched worker thread.
     pub(crate) fn has_fs_grants(&self) -> bool {
         !self.dirs.is_empty() || self.sandbox.rootfs.is_some()
     }

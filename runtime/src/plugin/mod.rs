@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod adjust;
+mod bench;
 mod cache;
 mod error;
 mod host;

@@ -2,9 +2,12 @@
 //! (STYLE.md 7) and the only one that names wasmtime types (STYLE.md 6).
 //!
 //! - One [`Engine`] per plugin set, created on first use, with epoch interruption. The
-//!   epoch advances every [`EPOCH_TICK`] only while a call runs, advanced by the thread
-//!   waiting for it (no ticker thread, no wakeups between calls). Fuel metering is switched on only when some
-//!   plugin of the set has a `fuel` budget; the others then get an unlimited budget.
+//!   epoch advances every [`EPOCH_TICK`] only while a call runs (no wakeups between
+//!   calls): by the epoch ticker thread for inline calls and abandoned calls still
+//!   running, by the waiting thread for calls on the worker (by the ticker too while an
+//!   abandoned call runs, so the epoch never has two sources at once). Fuel
+//!   metering is switched on only when some plugin of the set
+//!   has a `fuel` budget; the others then get an unlimited budget.
 //! - Components are compiled once and cached (see [`super::cache`]); a cached artifact whose
 //!   checksum does not hold, or that no longer deserializes, is recompiled and replaced.
 //! - Load checks the component's exports (the `hook` world of a hosted version: 0.2.0 or
@@ -16,20 +19,26 @@
 //!   directories preopened, a memory cap per linear memory (at most [`MAX_MEMORIES`]
 //!   memories), an epoch deadline, optional fuel; then `configure(config)` and
 //!   `invoke(call)`.
-//! - The call runs on a worker thread (kept for the next call), watched from the calling
-//!   thread: when a guest is blocked in a host call (a sleep, say) the epoch cannot
-//!   interrupt it, so the caller stops waiting [`WATCHDOG_GRACE`] after the deadline, reports
-//!   the deadline and gives up that worker; the abandoned thread traps at its next epoch
-//!   check and exits.
+//! - Where a call runs. A guest waiting on a clock (a sleep) waits at most until its
+//!   call's deadline (see `clock`), so the epoch stops it there. That is the only way a
+//!   plugin without filesystem grants can block in a host call, so its calls run
+//!   **inline** on the calling thread (no thread hand-over), with the epoch advanced by a
+//!   ticker thread that runs only while a call is active (see `ticker`). A plugin with
+//!   filesystem grants can block in a file operation (a read of a FIFO, say), which
+//!   nothing can interrupt, so its calls run on a worker thread (kept for the next call),
+//!   watched from the calling thread: the caller stops waiting [`WATCHDOG_GRACE`] after the
+//!   deadline, reports the deadline and gives up that worker; the abandoned thread traps
+//!   at its next epoch check and exits.
 //! - wasmtime-wasi's sync host functions run futures on the current tokio runtime, or else
 //!   start a global multi-thread one (a worker per CPU and a blocking pool) for good. So
-//!   each call worker has its own current-thread runtime, entered around every call, and
-//!   the caller drives it (timers, I/O) while it waits for the reply: no extra thread.
-//!   File operations run inline on the worker (`allow_blocking_current_thread`) instead of
-//!   hopping to a blocking pool. When an abandoned call is still running, a thread of its
-//!   own keeps driving that runtime until the call ends. If rwasm's caller runs inside a
-//!   tokio runtime itself (it cannot `block_on` ours there), calls fall back to the worker
-//!   without a runtime, which is wasmtime-wasi's global one.
+//!   inline calls enter the ticker's current-thread runtime (the ticker drives it while it
+//!   ticks), and each call worker has its own, entered around every call and driven by
+//!   the caller while it waits for the reply. File operations run inline on the worker
+//!   (`allow_blocking_current_thread`) instead of hopping to a blocking pool. When an
+//!   abandoned call is still running, a thread of its own keeps driving that runtime until
+//!   the call ends. If rwasm's caller runs inside a tokio runtime itself (it cannot
+//!   `block_on` ours there), calls go to the worker without a runtime, which is
+//!   wasmtime-wasi's global one.
 
 use std::cell::RefCell;
 use std::fs;
@@ -46,14 +55,17 @@ use super::adjust::Adjustment;
 use super::cache;
 use super::manifest::PluginSpec;
 
+mod clock;
 mod convert;
 mod grants;
 mod limits;
 mod state;
+mod ticker;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
 use state::HostState;
+use ticker::Ticker;
 use worker::Worker;
 
 /// Host bindings of the current package, `rwasm:plugin@0.2.0`.
@@ -96,6 +108,7 @@ pub(crate) struct Host {
     fuel: bool,
     engine_hash: String,
     worker: RefCell<Option<Worker>>,
+    ticker: std::cell::OnceCell<Ticker>,
 }
 
 /// A component ready to instantiate.
@@ -235,6 +248,7 @@ impl Host {
         let engine = Engine::new(&config).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        clock::shadow(&mut linker).map_err(engine_err)?;
         bindings::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
         bindings_v0_1::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -247,6 +261,7 @@ impl Host {
             fuel,
             engine_hash: hasher.short_hex(),
             worker: RefCell::new(None),
+            ticker: std::cell::OnceCell::new(),
         })
     }
 

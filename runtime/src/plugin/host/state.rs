@@ -18,6 +18,10 @@ pub(super) struct HostState {
     pub(super) plugin: String,
     pub(super) point: HookPoint,
     pub(super) log_calls: u32,
+    /// When the call must end (its `timeout-ms` from its start); clock waits end by then.
+    pub(super) deadline: Option<std::time::Instant>,
+    /// A clock wait was cut short at the deadline (see `clock`).
+    pub(super) overslept: bool,
 }
 
 impl WasiView for HostState {

@@ -1,4 +1,5 @@
-//! The call path: a plugin call runs on a worker thread, watched by the caller.
+//! The call path: a plugin call runs inline on the calling thread (no filesystem grants)
+//! or on a worker thread watched by the caller (see the module `host`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::super::adjust::MAX_STRING_BYTES;
@@ -20,7 +22,7 @@ use super::bindings::rwasm::plugin::types as wit;
 use super::state::{HostState, Limits};
 use super::{
     Call, EPOCH_TICK, EPOCH_TICK_MS, Host, Loaded, MAX_MEMORIES, MAX_TABLE_ELEMENTS, Outcome, Pre,
-    STDERR_TAIL_BYTES, STDOUT_CAPACITY, WATCHDOG_GRACE, convert, describe,
+    STDERR_TAIL_BYTES, STDOUT_CAPACITY, Ticker, WATCHDOG_GRACE, convert, describe,
 };
 
 /// The phase a call is in, shared with the watchdog.
@@ -214,8 +216,15 @@ impl Host {
     }
 
     /// Waits up to `limit` for `reply`, driving the worker's runtime when `driven` and
-    /// advancing the epoch every [`EPOCH_TICK`].
+    /// advancing the epoch every [`EPOCH_TICK`] itself (the cheapest: no other thread
+    /// wakes) — unless an abandoned call keeps the ticker active, which then is the one
+    /// source of the epoch.
     fn wait(&self, reply: &mut Reply, limit: Duration, driven: bool) -> Waited {
+        let ticking = self
+            .ticker
+            .get()
+            .filter(|t| t.is_active())
+            .map(Ticker::activate);
         let slot = self.worker.borrow();
         let rt = slot.as_ref().and_then(|w| w.rt.as_ref()).filter(|_| driven);
         let deadline = Instant::now() + limit;
@@ -227,12 +236,14 @@ impl Host {
             if let Some(waited) = wait_step(rt, reply, left.min(EPOCH_TICK)) {
                 return waited;
             }
-            self.engine.increment_epoch();
+            if ticking.is_none() {
+                self.engine.increment_epoch();
+            }
         }
     }
 
-    /// Gives up the current worker. A thread of its own keeps advancing the epoch and
-    /// driving the worker's runtime (timers in a blocked host call must still fire) until
+    /// Gives up the current worker. A thread of its own keeps the epoch ticker active and
+    /// drives the worker's runtime (timers in a blocked host call must still fire) until
     /// the call ends, so that the call traps at its next epoch check.
     fn abandon(&self, mut reply: Reply) {
         let rt = self
@@ -241,12 +252,16 @@ impl Host {
             .take()
             .and_then(|mut worker| worker.rt.take());
         let engine = self.engine.clone();
+        let ticking = self.ticker().ok().map(Ticker::activate);
         let spawned = thread::Builder::new()
             .name("rwasm-plugin-drain".to_string())
             .spawn(move || {
                 while wait_step(rt.as_ref(), &mut reply, EPOCH_TICK).is_none() {
-                    engine.increment_epoch();
+                    if ticking.is_none() {
+                        engine.increment_epoch();
+                    }
                 }
+                drop(ticking);
                 if let Some(rt) = rt {
                     rt.shutdown_background();
                 }
@@ -288,6 +303,8 @@ impl Host {
                 plugin: spec.name.clone(),
                 point,
                 log_calls: 0,
+                deadline: None,
+                overslept: false,
             },
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
@@ -315,6 +332,16 @@ impl Host {
         let phase = job.phase.clone();
 
         let started = Instant::now();
+        if !spec.has_fs_grants() && tokio::runtime::Handle::try_current().is_err() {
+            let result = self.inline(job);
+            tracing::debug!(
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "plugin call finished (inline)"
+            );
+            let result =
+                result.and_then(|outcome| super::limits::check_answer(outcome, spec.max_answer));
+            return finish(result, &stdout, &stderr);
+        }
         let (replier, mut reply) = reply_channel();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
@@ -356,21 +383,45 @@ impl Host {
 
         let result =
             result.and_then(|outcome| super::limits::check_answer(outcome, spec.max_answer));
-        let failed = result.is_err();
-        forward_output("stdout", &stdout.contents(), failed);
-        let err_bytes = stderr.contents();
-        forward_output("stderr", &err_bytes, failed);
-        result.map_err(|(phase, cause)| {
-            let cause = match cause {
-                FailureCause::Trap { message, .. } => FailureCause::Trap {
-                    message,
-                    stderr_tail: tail(&err_bytes, STDERR_TAIL_BYTES),
-                },
-                other => other,
-            };
-            (phase, cause)
-        })
+        finish(result, &stdout, &stderr)
     }
+
+    /// The epoch ticker, started on first use.
+    fn ticker(&self) -> std::io::Result<&Ticker> {
+        if let Some(t) = self.ticker.get() {
+            return Ok(t);
+        }
+        let t = Ticker::spawn(self.engine.clone())?;
+        Ok(self.ticker.get_or_init(|| t))
+    }
+
+    /// Runs `job` on this thread, in the ticker's runtime, with the epoch ticking.
+    fn inline(&self, job: Job) -> CallResult {
+        let ticker = self
+            .ticker()
+            .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
+        let _runtime = ticker.handle().enter();
+        let _ticking = ticker.activate();
+        job.run()
+    }
+}
+
+/// Forwards the guest's output to the log and adds its stderr's tail to a trap.
+fn finish(result: CallResult, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) -> CallResult {
+    let failed = result.is_err();
+    forward_output("stdout", &stdout.contents(), failed);
+    let err_bytes = stderr.contents();
+    forward_output("stderr", &err_bytes, failed);
+    result.map_err(|(phase, cause)| {
+        let cause = match cause {
+            FailureCause::Trap { message, .. } => FailureCause::Trap {
+                message,
+                stderr_tail: tail(&err_bytes, STDERR_TAIL_BYTES),
+            },
+            other => other,
+        };
+        (phase, cause)
+    })
 }
 
 /// Copies captured guest output into the log, one event per line.
@@ -437,6 +488,25 @@ struct Job {
 
 impl Job {
     fn run(self) -> Result<Outcome, (Phase, FailureCause)> {
+        let timeout_ms = self.timeout_ms;
+        let (result, overslept) = self.run_store();
+        match result {
+            // A clock wait was cut short at the deadline and the guest then finished: it
+            // would have overrun its deadline.
+            Ok(_) if overslept => Err((Phase::Invoke, FailureCause::Deadline { timeout_ms })),
+            other => other,
+        }
+    }
+
+    /// The call, and whether a clock wait was cut short at the deadline.
+    fn run_store(self) -> (Result<Outcome, (Phase, FailureCause)>, bool) {
+        let mut overslept = None;
+        let result = self.run_in(&mut overslept);
+        (result, overslept.unwrap_or(false))
+    }
+
+    /// Store, instance, configure and invoke; sets `overslept` from the store at the end.
+    fn run_in(self, overslept: &mut Option<bool>) -> Result<Outcome, (Phase, FailureCause)> {
         let Job {
             engine,
             pre,
@@ -469,6 +539,8 @@ impl Job {
             }
         };
 
+        let mut state = state;
+        state.deadline = Some(Instant::now() + Duration::from_millis(timeout_ms));
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limits);
         // One more tick than the timeout needs, so the guest always gets its full time.
@@ -489,7 +561,7 @@ impl Job {
             message: truncate(message, MAX_STRING_BYTES),
         };
         let deny = |reason: String| Outcome::Deny(truncate(reason, MAX_STRING_BYTES));
-        match (pre, call) {
+        let result = match (pre, call) {
             (Pre::V0_2(pre), Versioned::V0_2(config, call)) => {
                 let hook = pre
                     .instantiate(&mut store)
@@ -539,6 +611,122 @@ impl Job {
                     reason: "internal error: call encoded for another package version".to_string(),
                 },
             )),
+        };
+        *overslept = Some(store.data().overslept);
+        result
+    }
+}
+
+impl Host {
+    /// For the microbenchmark (`plugin::bench`): instantiates the plugin once, configures
+    /// it, then times `n` `invoke` calls on that live instance, inline with the epoch
+    /// ticking, each with a fresh deadline. Only for plugins of the current package
+    /// version without filesystem grants (the production inline path).
+    pub(crate) fn live_calls(
+        &self,
+        loaded: &Loaded,
+        spec: &PluginSpec,
+        point: HookPoint,
+        call: &Call,
+        n: usize,
+    ) -> Result<Vec<Duration>, (Phase, FailureCause)> {
+        let unsupported = |reason: &str| {
+            (
+                Phase::Prepare,
+                FailureCause::Engine {
+                    reason: reason.to_string(),
+                },
+            )
+        };
+        if spec.has_fs_grants() {
+            return Err(unsupported(
+                "the live-instance benchmark takes plugins without filesystem grants",
+            ));
         }
+        let Pre::V0_2(pre) = &loaded.pre else {
+            return Err(unsupported(
+                "the live-instance benchmark takes rwasm:plugin@0.2.0 plugins",
+            ));
+        };
+        let ticker = self
+            .ticker()
+            .map_err(|source| (Phase::Prepare, FailureCause::Thread { source }))?;
+        let _runtime = ticker.handle().enter();
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdout(MemoryOutputPipe::new(STDOUT_CAPACITY))
+            .stderr(MemoryOutputPipe::new(STDOUT_CAPACITY));
+        let state = HostState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limits: Limits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
+                    .build(),
+                limit: spec.memory_limit,
+                exceeded: false,
+            },
+            plugin: spec.name.clone(),
+            point,
+            log_calls: 0,
+            deadline: None,
+            overslept: false,
+        };
+        let engine_err = |phase| {
+            move |e: wasmtime::Error| {
+                (
+                    phase,
+                    FailureCause::Engine {
+                        reason: describe(&e),
+                    },
+                )
+            }
+        };
+        let mut store = Store::new(&loaded.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = spec.timeout_ms.div_ceil(EPOCH_TICK_MS) + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if loaded.fuel {
+            store
+                .set_fuel(spec.fuel.unwrap_or(u64::MAX))
+                .map_err(engine_err(Phase::Prepare))?;
+        }
+        let hook = pre
+            .instantiate(&mut store)
+            .map_err(engine_err(Phase::Prepare))?;
+        let hooks = hook.rwasm_plugin_hooks();
+        let config: Vec<_> = spec.config.iter().map(convert::config_entry).collect();
+        let _ticking = ticker.activate();
+        hooks
+            .call_configure(&mut store, &config)
+            .map_err(engine_err(Phase::Configure))?
+            .map_err(|e| {
+                (
+                    Phase::Configure,
+                    FailureCause::Guest {
+                        message: convert::error_message(e),
+                    },
+                )
+            })?;
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            store.set_epoch_deadline(ticks);
+            store.data_mut().deadline = Some(started + Duration::from_millis(spec.timeout_ms));
+            hooks
+                .call_invoke(&mut store, &call.call)
+                .map_err(engine_err(Phase::Invoke))?
+                .map_err(|e| {
+                    (
+                        Phase::Invoke,
+                        FailureCause::Guest {
+                            message: convert::error_message(e),
+                        },
+                    )
+                })?;
+            samples.push(started.elapsed());
+        }
+        Ok(samples)
     }
 }
