@@ -189,6 +189,7 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
         .clone()
         .expect("bundle_run is called with --bundle");
     let plugins = load_plugins(cli)?;
+    plugins.prefetch(&container::RUN_POINTS);
     let store = store(cli)?;
     let created = container::create(
         &store,

@@ -263,10 +263,33 @@ impl Drop for Rollback<'_> {
     }
 }
 
+/// The hook points `create` calls plugins at.
+pub const CREATE_POINTS: [HookPoint; 3] = [
+    HookPoint::PreCreate,
+    HookPoint::CreateRuntime,
+    HookPoint::CreateContainer,
+];
+/// The hook points `start` calls plugins at.
+pub const START_POINTS: [HookPoint; 2] = [HookPoint::StartContainer, HookPoint::Poststart];
+/// The hook points `delete` calls plugins at.
+pub const DELETE_POINTS: [HookPoint; 2] = [HookPoint::Poststop, HookPoint::PostDelete];
+/// Every hook point a whole `run` (create, start, wait, delete) calls plugins at.
+pub const RUN_POINTS: [HookPoint; 7] = [
+    HookPoint::PreCreate,
+    HookPoint::CreateRuntime,
+    HookPoint::CreateContainer,
+    HookPoint::StartContainer,
+    HookPoint::Poststart,
+    HookPoint::Poststop,
+    HookPoint::PostDelete,
+];
+
 /// Create a container (runtime-spec "create"): namespaces, cgroup, rootfs and hooks up
 /// to `created`; the user process waits for `start`.
 pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, EngineError> {
     let _span = tracing::info_span!("create", container = %opts.id).entered();
+    // Plugins load in the background while the bundle and the container are set up.
+    opts.plugins.prefetch(&CREATE_POINTS);
     check_id(opts.id)?;
     if store.exists(opts.id) {
         return Err(StateError::Exists(opts.id.into()).into());
@@ -516,6 +539,7 @@ fn load_spec(store: &StateStore, id: &str) -> Result<Spec, EngineError> {
 /// Start a created container (runtime-spec "start").
 pub fn start(store: &StateStore, id: &str, plugins: &PluginSet) -> Result<Record, EngineError> {
     let _span = tracing::info_span!("start", container = %id).entered();
+    plugins.prefetch(&START_POINTS);
     let mut record = store.load(id)?;
     let status = record.status();
     if status != ContainerState::Created {
@@ -661,18 +685,31 @@ pub fn delete(
         Err(e) => return Err(e.into()),
     };
     let status = record.status();
-    if status != ContainerState::Stopped {
-        if !force {
-            return Err(EngineError::WrongState {
-                id: id.into(),
-                status,
-                what: "delete it with --force, or stop it first",
-            });
+    if status != ContainerState::Stopped && !force {
+        return Err(EngineError::WrongState {
+            id: id.into(),
+            status,
+            what: "delete it with --force, or stop it first",
+        });
+    }
+    // Loaded now, so that the poststop and post-delete plugins load in the background
+    // while the container is torn down.
+    let owned;
+    let plugins = match loaded {
+        Some(p) => Ok(p),
+        None => {
+            owned = plugins_of(&record, cache_dir);
+            owned.as_ref()
         }
-        if let Some(pid) = record.pid {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            wait_dead(&record, Duration::from_secs(5));
-        }
+    };
+    if let Ok(p) = plugins {
+        p.prefetch(&DELETE_POINTS);
+    }
+    if status != ContainerState::Stopped
+        && let Some(pid) = record.pid
+    {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        wait_dead(&record, Duration::from_secs(5));
     }
     if let Some(h) = &record.cgroup {
         Manager::from_handle(h).destroy()?;
@@ -690,14 +727,6 @@ pub fn delete(
     let spec = load_spec(store, id).ok();
     store.remove(id)?;
     if let Some(spec) = spec {
-        let owned;
-        let plugins = match loaded {
-            Some(p) => Ok(p),
-            None => {
-                owned = plugins_of(&record, cache_dir);
-                owned.as_ref()
-            }
-        };
         // The OCI poststop hooks run even when the plugins cannot be loaded.
         let none = PluginSet::empty();
         let plugins = plugins.unwrap_or_else(|e| {

@@ -138,6 +138,7 @@ impl Drop for Bundle {
 
 /// Run a container from an image, attached; returns its exit code.
 pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunError> {
+    req.plugins.prefetch(&container::RUN_POINTS);
     let images = ImageStore::new(req.data_root);
     let lower = images.resolve(req.image)?;
     let args = if req.args.is_empty() {

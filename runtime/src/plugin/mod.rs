@@ -30,11 +30,12 @@ mod inspect;
 pub mod manifest;
 mod select;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Spec, State};
 
@@ -164,6 +165,15 @@ pub struct PluginSet {
     /// The manifest's `cdi-spec-dirs`.
     cdi_spec_dirs: Vec<PathBuf>,
     host: OnceCell<host::Host>,
+    /// The background load started by [`PluginSet::prefetch`], joined by the first call.
+    prefetch: RefCell<Option<thread::JoinHandle<Prefetched>>>,
+}
+
+/// What a background load produced: the host, and each plugin's load by index. Failures
+/// are dropped: the first call loads that plugin again and reports its error.
+struct Prefetched {
+    host: Option<host::Host>,
+    loaded: Vec<(usize, host::Loaded, host::Origin, Duration)>,
 }
 
 impl fmt::Debug for PluginSet {
@@ -188,6 +198,7 @@ impl PluginSet {
             plugins: Vec::new(),
             cdi_spec_dirs: Vec::new(),
             host: OnceCell::new(),
+            prefetch: RefCell::new(None),
         }
     }
 
@@ -214,12 +225,91 @@ impl PluginSet {
                 .collect(),
             cdi_spec_dirs: parsed.cdi_spec_dirs,
             host: OnceCell::new(),
+            prefetch: RefCell::new(None),
         })
     }
 
     /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].
     pub fn manifest_path(&self) -> Option<&Path> {
         self.manifest.as_deref()
+    }
+
+    /// Starts loading, on a background thread, the engine and every plugin registered for
+    /// one of `points` (from the compile cache, or compiled and cached), so that the load
+    /// (≈1 ms for the first plugin of a process, ≈0.5 ms for each further one, see
+    /// bench/RESULTS.md) overlaps the container work before the first hook point. No-op
+    /// when no such plugin exists or loading has begun. Only the plugins of `points` are
+    /// loaded: a process that calls other points loads those on first use. A load that
+    /// fails here is retried, and its error reported, by the first call of that plugin.
+    pub fn prefetch(&self, points: &[HookPoint]) {
+        if self.host.get().is_some() || self.prefetch.borrow().is_some() {
+            return;
+        }
+        let wanted: Vec<(usize, PluginSpec)> = self
+            .plugins
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.spec.hooks.iter().any(|h| points.contains(h)))
+            .map(|(i, p)| (i, p.spec.clone()))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+        let cache_dir = self.cache_dir.clone();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let spawned = thread::Builder::new()
+            .name("rwasm-plugin-load".to_string())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let Ok(host) = host::Host::new(fuel) else {
+                        return Prefetched {
+                            host: None,
+                            loaded: Vec::new(),
+                        };
+                    };
+                    let loaded = wanted
+                        .iter()
+                        .filter_map(|(i, spec)| {
+                            let started = Instant::now();
+                            let (loaded, origin) = host.load(spec, &cache_dir).ok()?;
+                            Some((*i, loaded, origin, started.elapsed()))
+                        })
+                        .collect();
+                    Prefetched {
+                        host: Some(host),
+                        loaded,
+                    }
+                })
+            });
+        match spawned {
+            Ok(handle) => *self.prefetch.borrow_mut() = Some(handle),
+            Err(e) => {
+                tracing::debug!(error = %e, "no background plugin load; loading on first use")
+            }
+        }
+    }
+
+    /// Takes over what [`PluginSet::prefetch`] loaded, waiting for it if needed.
+    fn join_prefetch(&self) {
+        let Some(handle) = self.prefetch.borrow_mut().take() else {
+            return;
+        };
+        let Ok(prefetched) = handle.join() else {
+            return;
+        };
+        if let Some(host) = prefetched.host {
+            let _ = self.host.set(host);
+            for (i, loaded, origin, elapsed) in prefetched.loaded {
+                tracing::debug!(
+                    plugin = %self.plugins[i].spec.name,
+                    origin = ?origin,
+                    elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "plugin loaded (in the background)"
+                );
+                let _ = self.plugins[i].loaded.set(loaded);
+            }
+        }
     }
 
     /// Whether any plugin is registered for `point`.
@@ -444,6 +534,7 @@ impl PluginSet {
             phase,
             cause,
         };
+        self.join_prefetch();
         let host = match self.host.get() {
             Some(host) => host,
             None => {
