@@ -295,9 +295,14 @@ impl PluginSet {
         let Some(handle) = self.prefetch.borrow_mut().take() else {
             return;
         };
+        let started = Instant::now();
         let Ok(prefetched) = handle.join() else {
             return;
         };
+        tracing::debug!(
+            waited_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "background plugin load joined"
+        );
         if let Some(host) = prefetched.host {
             let _ = self.host.set(host);
             for (i, loaded, origin, elapsed) in prefetched.loaded {
