@@ -2,7 +2,10 @@
 //! `linux.resources.devices` (runtime-spec `config-linux.md`, "Devices" and "Device
 //! allowlist").
 //!
-//! Rules: at most [`MAX_LIST`](super::MAX_LIST) devices; `path` absolute without `.`/`..`,
+//! Rules: the plugin needs the grant `devices = true` in `[plugin.grants]` (a device node
+//! with its allow rule can hand the container any host device, a disk or `/dev/mem`; CDI
+//! devices come from the operator's spec files and need no grant); at most
+//! [`MAX_LIST`](super::MAX_LIST) devices; `path` absolute without `.`/`..`,
 //! strictly under `/dev`, not one of the devices every container gets (`/dev/null`,
 //! `zero`, `full`, `random`, `urandom`, `tty`, `console`, `ptmx`, `/dev/pts/...`) and not
 //! already in `linux.devices`; `type` one of `c`, `b`, `u` (unbuffered char) or `p`
@@ -48,6 +51,15 @@ pub(super) fn apply(
     spec: &mut Spec,
     devices: Vec<DeviceRequest>,
 ) -> Result<(), PluginError> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    if !e.rules.plugin.grant_devices {
+        return Err(e.invalid(
+            "devices[0]",
+            "adding device nodes needs the grant `devices = true` in [plugin.grants]",
+        ));
+    }
     e.count("devices", devices.len(), MAX_LIST)?;
     for (i, d) in devices.into_iter().enumerate() {
         add(e, spec, &format!("devices[{i}]"), d)?;
@@ -225,10 +237,27 @@ mod tests {
         }
     }
 
+    /// A plugin granted `devices = true`.
+    fn granted() -> crate::plugin::manifest::PluginSpec {
+        let mut p = plugin("a", vec![]);
+        p.grant_devices = true;
+        p
+    }
+
+    #[test]
+    fn devices_need_the_grant() {
+        let err = run(
+            &plugin("a", vec![]),
+            dev("/dev/mymem", "c", 1, 1, "rw"),
+            &Spec::default(),
+        );
+        assert_eq!(field(err.unwrap_err()), "devices[0]");
+    }
+
     #[test]
     fn a_device_adds_its_node_and_an_allow_rule_after_deny_all() {
         let out = run(
-            &plugin("a", vec![]),
+            &granted(),
             dev("/dev/myzero", "c", 1, 5, "rwm"),
             &Spec::default(),
         )
@@ -259,7 +288,7 @@ mod tests {
 
     #[test]
     fn rules() {
-        let p = plugin("a", vec![]);
+        let p = granted();
         let s = Spec::default();
         let bad = |a: Adjustment| field(run(&p, a, &s).unwrap_err());
         assert_eq!(bad(dev("/tmp/x", "c", 1, 5, "")), "devices[0].path");

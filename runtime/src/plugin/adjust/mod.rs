@@ -438,6 +438,8 @@ pub(crate) mod tests {
             selector: Selector::default(),
             grant_args: false,
             loosen_resources: false,
+            grant_hooks: false,
+            grant_devices: false,
             sandbox: crate::plugin::manifest::SandboxGrants::default(),
             max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
         }
