@@ -94,3 +94,118 @@ fn a_host_block_device_needs_the_devices_grant() {
     let out = run_with(&w, &granted, &b, &id("dev"));
     assert_eq!(stdout(&out), "1:1\n", "{}", stderr(&out));
 }
+
+/// A manifest running misbehave `probe` at pre-create with `body` appended to the entry.
+fn probe_manifest(w: &World, body: &str) -> PathBuf {
+    manifest(
+        w,
+        &format!("plugins-{}.toml", rand_suffix()),
+        &format!(
+            "[[plugin]]\nname = \"probe\"\npath = \"{}\"\nkind = \"hook\"\nhooks = [\"pre-create\"]\n{body}\n[plugin.config]\nmode = \"probe\"\n[plugin.grants]\nrootfs = \"ro\"\n",
+            plugin_wasm("misbehave").display()
+        ),
+    )
+}
+
+#[test]
+fn a_rootfs_symlink_out_of_the_rootfs_does_not_reach_the_host() {
+    let w = World::new();
+    let host = w.path("host-etc");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("probe.txt"), "HOST SECRET\n").unwrap();
+    let m = probe_manifest(&w, "");
+    for (name, target) in [
+        ("abs", host.to_str().unwrap().to_string()),
+        ("rel", format!("../../../../../../..{}", host.display())),
+    ] {
+        let b = w.bundle(name, &["sh", "-c", "echo \"$PROBE_ROOTFS\""], json!({}));
+        let etc = b.join("rootfs/etc");
+        std::fs::remove_dir_all(&etc).unwrap();
+        std::os::unix::fs::symlink(&target, &etc).unwrap();
+        let out = run_with(&w, &m, &b, &id(name));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !text.contains("HOST SECRET"),
+            "{name}: the plugin read the host: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_fifo_in_the_rootfs_cannot_hold_the_create_past_its_deadline() {
+    let w = World::new();
+    let m = probe_manifest(&w, "timeout-ms = 300");
+    let b = w.bundle("fifo", &["true"], json!({}));
+    let fifo = b.join("rootfs/etc/probe.txt");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let c = id("fifo");
+    let started = std::time::Instant::now();
+    let out = run_with(&w, &m, &b, &c);
+    let took = started.elapsed();
+    assert!(
+        !out.status.success(),
+        "a blocked plugin must fail the create"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the create took {took:?} (deadline 300 ms)"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("plugin `probe`"), "{err}");
+    assert!(!w.root.join(&c).exists(), "no state directory of {c}");
+}
+
+#[test]
+fn cli_input_files_are_read_up_to_a_limit() {
+    // `--state /dev/zero` grew rwasm to 15 GB before it was killed; a file over the limit
+    // is now refused without reading it all. A sparse file stands in for /dev/zero, so a
+    // regression cannot exhaust the machine's memory.
+    let w = World::new();
+    let big = w.path("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((16 << 20) + 1)
+        .unwrap();
+    let small = w.path("state.json");
+    std::fs::write(&small, "{}").unwrap();
+    let m = probe_manifest(&w, "");
+    let (b, s) = (big.to_str().unwrap(), small.to_str().unwrap());
+    let m = m.to_str().unwrap();
+    for args in [
+        vec![
+            "--plugins",
+            m,
+            "plugin",
+            "test",
+            "probe",
+            "--hook",
+            "pre-create",
+            "--state",
+            b,
+            "--spec",
+            s,
+        ],
+        vec![
+            "--plugins",
+            m,
+            "plugin",
+            "test",
+            "probe",
+            "--hook",
+            "pre-create",
+            "--state",
+            s,
+            "--spec",
+            b,
+        ],
+        vec!["update", "-r", b, "nosuch"],
+    ] {
+        let out = w.rwasm(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains(b) && err.contains("more than 16777216 bytes"),
+            "{args:?}: {err}"
+        );
+    }
+}
