@@ -209,3 +209,36 @@ fn cli_input_files_are_read_up_to_a_limit() {
         );
     }
 }
+
+#[test]
+fn a_plugin_cannot_put_the_container_in_an_existing_host_cgroup() {
+    // Deleting a container (or rolling back a failed create) kills every process of its
+    // cgroup: a plugin naming a host service's cgroup as cgroups-path killed the service.
+    let w = World::new();
+    let victim = format!("victim-{}", rand_suffix());
+    let dir = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup").join(&victim)
+    } else {
+        PathBuf::from("/sys/fs/cgroup/pids").join(&victim)
+    };
+    std::fs::create_dir(&dir).unwrap();
+    let mut service = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("cgroup.procs"), service.id().to_string()).unwrap();
+    let json = format!(r#"{{"cgroups-path": "/{victim}"}}"#);
+    let b = w.bundle("b", &["true"], json!({}));
+    let out = run_with(&w, &one(&w, &json, ""), &b, &id("cg"));
+    let alive = service.try_wait().unwrap().is_none();
+    let _ = service.kill();
+    let _ = service.wait();
+    let _ = std::fs::remove_dir(&dir);
+    assert!(alive, "the host process in /{victim} was killed");
+    assert!(!out.status.success(), "an existing cgroup must be refused");
+    let err = stderr(&out);
+    assert!(
+        err.contains("plugin `script`") && err.contains("cgroups-path") && err.contains("exists"),
+        "{err}"
+    );
+}
