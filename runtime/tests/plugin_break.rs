@@ -242,3 +242,60 @@ fn a_plugin_cannot_put_the_container_in_an_existing_host_cgroup() {
         "{err}"
     );
 }
+
+#[test]
+fn a_read_only_grant_stays_read_only_below_its_submounts() {
+    // `rbind` + `ro` remounted only the top mount read-only: a tmpfs (or any mount) below
+    // a read-only granted directory stayed writable inside the container.
+    let w = World::new();
+    let grant = w.path("ro-grant");
+    let sub = grant.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(sub.clone());
+    let json = format!(
+        r#"{{"mounts": [{{"destination": "/data", "source": "{}", "type": "bind", "options": ["rbind", "ro"]}}]}}"#,
+        grant.display()
+    );
+    let m = one(
+        &w,
+        &json,
+        &format!(
+            "[plugin.grants]\ndirs = {{ \"{}\" = \"/g\" }}\n",
+            grant.display()
+        ),
+    );
+    let b = w.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo x > /data/sub/f 2>/dev/null && echo wrote || echo refused",
+        ],
+        json!({}),
+    );
+    let out = run_with(&w, &m, &b, &id("rbind"));
+    assert!(
+        !sub.join("f").exists(),
+        "the container wrote below a read-only grant"
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        (out.status.success() && stdout(&out) == "refused\n")
+            || (!out.status.success() && text.contains("mounts[0].options")),
+        "{text}"
+    );
+}

@@ -5,7 +5,9 @@
 //! or an empty/`none` type with a `bind` or `rbind` option); the destination absolute
 //! without `.`/`..`, each destination once; the source absolute, and once canonicalized
 //! inside one of the plugin's `[plugin.grants] dirs` (a plugin without grants may add no
-//! mounts); a read-only grant requires the `ro` option; options from the allow-list
+//! mounts); a read-only grant requires the `ro` option and refuses `rbind` (a bind remount
+//! makes only the top mount read-only, so mounts below the granted directory would stay
+//! writable); options from the allow-list
 //! `bind rbind ro rw nosuid nodev noexec private rprivate slave rslave`, not both `ro` and
 //! `rw`; a mount without `bind`/`rbind` gets `bind` added. Added mounts are appended.
 //!
@@ -181,6 +183,15 @@ fn validate(
             ),
         ));
     }
+    if !grant.writable && has("rbind") {
+        return Err(e.invalid(
+            format!("mounts[{i}].options"),
+            format!(
+                "`{}` is granted read-only, so the mount may not be `rbind`: the mounts below it would stay writable",
+                grant.host.display()
+            ),
+        ));
+    }
     let mut options = m.options;
     if !is_bind {
         options.push("bind".to_string());
@@ -228,6 +239,10 @@ mod tests {
         assert_eq!(m.options().clone().unwrap(), ["ro", "bind"]);
         assert_eq!(m.source().as_deref(), Some(inside.as_path()));
         assert!(run(&rw, mount(src, "/data", &["rbind"]), &s).is_ok());
+        assert_eq!(
+            field(run(&ro, mount(src, "/data", &["rbind", "ro"]), &s).unwrap_err()),
+            "mounts[0].options"
+        );
         assert_eq!(
             field(run(&ro, mount(src, "/data", &[]), &s).unwrap_err()),
             "mounts[0].options"
