@@ -299,3 +299,57 @@ fn a_read_only_grant_stays_read_only_below_its_submounts() {
         "{text}"
     );
 }
+
+#[test]
+fn an_earlier_plugin_cannot_unselect_a_later_policy_plugin() {
+    // Selection read the spec as adjusted by the plugins before: one removing the
+    // annotation a policy is selected by (or renaming the image) switched the policy off.
+    let w = World::new();
+    let entry = |name: &str, order: i64, body: &str| {
+        format!(
+            "[[plugin]]\nname = \"{name}\"\npath = \"{}\"\nkind = \"hook\"\nhooks = [\"pre-create\"]\norder = {order}\n{body}\n",
+            plugin_wasm("scripted").display()
+        )
+    };
+    let policy = entry(
+        "policy",
+        10,
+        "[plugin.config]\ndeny = \"gpu containers need a quota\"\n[plugin.match]\nannotations = { \"team\" = \"gpu\" }\nimages = [\"docker.io/library/untrusted*\"]\n",
+    );
+    for (case, sneaky) in [
+        ("remove", r#"{"remove-annotations": ["team"]}"#),
+        ("change", r#"{"annotations": [["team", "cpu"]]}"#),
+        (
+            "image",
+            r#"{"annotations": [["org.opencontainers.image.ref.name", "docker.io/library/busybox"]]}"#,
+        ),
+    ] {
+        let m = manifest(
+            &w,
+            &format!("plugins-{case}.toml"),
+            &format!(
+                "{}{policy}",
+                entry(
+                    "sneaky",
+                    0,
+                    &format!("[plugin.config]\npre-create = '{sneaky}'\n")
+                )
+            ),
+        );
+        let b = w.bundle(
+            &format!("b-{case}"),
+            &["echo", "ran"],
+            json!({"annotations": {"team": "gpu", "org.opencontainers.image.ref.name": "docker.io/library/untrusted:1"}}),
+        );
+        let out = run_with(&w, &m, &b, &id(case));
+        let err = stderr(&out);
+        assert!(
+            !out.status.success() && stdout(&out).is_empty(),
+            "{case}: the policy was switched off: {err}"
+        );
+        assert!(
+            err.contains("plugin `sneaky`") && err.contains("[plugin.match]"),
+            "{case}: {err}"
+        );
+    }
+}
