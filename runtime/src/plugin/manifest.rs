@@ -798,6 +798,13 @@ pub(crate) fn clean_absolute(path: &Path) -> bool {
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
 }
 
+/// The canonical spelling of a path that [`clean_absolute`] accepts: one `/` between
+/// components, none at the end (`/data//x/` is `/data/x`), so that one path has one name
+/// in claims and comparisons.
+pub(crate) fn normal_absolute(path: &Path) -> String {
+    path.components().collect::<PathBuf>().display().to_string()
+}
+
 /// Parses "64MiB", "512KiB", "1GiB" or a plain number of bytes ("1048576").
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();

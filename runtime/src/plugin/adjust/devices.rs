@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Spec};
 
 use super::{DeviceRequest, Edit, MAX_LIST, PluginError};
-use crate::plugin::manifest::clean_absolute;
+use crate::plugin::manifest::{clean_absolute, normal_absolute};
 
 /// Largest major number (12 bits of Linux's `dev_t`).
 const MAX_MAJOR: i64 = (1 << 12) - 1;
@@ -88,6 +88,11 @@ pub(super) fn add(
             ),
         ));
     }
+    // `/dev//null` and `/dev/null/` name /dev/null too.
+    let normal = normal_absolute(path);
+    let mut d = d;
+    d.path = normal;
+    let path = Path::new(&d.path);
     if RESERVED.contains(&d.path.as_str()) || path.starts_with("/dev/pts") {
         return Err(e.invalid(
             f("path"),
@@ -295,6 +300,8 @@ mod tests {
         assert_eq!(bad(dev("/dev", "c", 1, 5, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/../etc/x", "c", 1, 5, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/null", "c", 8, 0, "")), "devices[0].path");
+        assert_eq!(bad(dev("/dev//null", "c", 1, 1, "")), "devices[0].path");
+        assert_eq!(bad(dev("/dev/null/", "c", 1, 1, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/pts/9", "c", 136, 9, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/x", "a", 1, 5, "")), "devices[0].type");
         assert_eq!(bad(dev("/dev/x", "c", -1, 5, "")), "devices[0].major");

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::{Edit, MAX_LIST, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MountRequest, PluginError};
-use crate::plugin::manifest::clean_absolute;
+use crate::plugin::manifest::{clean_absolute, normal_absolute};
 
 const MOUNT_OPTIONS: &[&str] = &[
     "bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave",
@@ -44,10 +44,11 @@ pub(super) fn apply(
                 format!("`{dest}` is not an absolute path without `.` and `..`"),
             ));
         }
+        let dest = normal_absolute(Path::new(dest));
         e.claim(format!("mount destination {dest}"), &entry, true)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         let before = mounts.len();
-        mounts.retain(|m| m.destination() != Path::new(dest));
+        mounts.retain(|m| m.destination() != Path::new(&dest));
         if mounts.len() != before {
             spec.set_mounts(Some(mounts));
             e.did(format!("removed mount {dest}"));
@@ -196,7 +197,11 @@ fn validate(
     if !is_bind {
         options.push("bind".to_string());
     }
-    Ok((m.destination, canonical, options))
+    Ok((
+        normal_absolute(Path::new(&m.destination)),
+        canonical,
+        options,
+    ))
 }
 
 #[cfg(test)]
@@ -277,6 +282,7 @@ mod tests {
         assert_eq!(field(run(&rw, tmpfs, &s).unwrap_err()), "mounts[0].type");
         let mut twice = mount(src, "/data", &[]);
         twice.mounts.push(twice.mounts[0].clone());
+        twice.mounts[1].destination = "//data/".into();
         assert_eq!(
             field(run(&rw, twice, &s).unwrap_err()),
             "mounts[1].destination"
