@@ -227,7 +227,7 @@ fn a_device_node_is_created_with_its_numbers_and_usable() {
     let m = one(
         &w,
         r#"{"devices": [{"path": "/dev/myzero", "type": "c", "major": 1, "minor": 5, "file-mode": 438, "permissions": "rwm"}]}"#,
-        "",
+        "[plugin.grants]\ndevices = true\n",
     );
     let out = inside(
         &w,
@@ -245,7 +245,7 @@ fn a_device_outside_its_cgroup_rule_cannot_be_read() {
     let m = one(
         &w,
         r#"{"devices": [{"path": "/dev/mykmsg", "type": "c", "major": 1, "minor": 11, "permissions": "w"}]}"#,
-        "",
+        "[plugin.grants]\ndevices = true\n",
     );
     let out = inside(
         &w,
@@ -460,7 +460,7 @@ fn an_added_oci_hook_runs() {
         r#"{{"hooks": [{{"stage": "create-runtime", "path": "/bin/sh", "args": ["sh", "-c", "cat > {}"], "timeout": 5}}]}}"#,
         mark.display()
     );
-    let m = one(&w, &json, "");
+    let m = one(&w, &json, "[plugin.grants]\nhooks = true\n");
     let c = id("hooked");
     let b = w.bundle("b", &["true"], json!({}));
     let out = run_with(&w, &m, &b, &c);
@@ -472,7 +472,7 @@ fn an_added_oci_hook_runs() {
     let bad = one(
         &w,
         r#"{"hooks": [{"stage": "poststart", "path": "/bin/true", "timeout": 0}]}"#,
-        "",
+        "[plugin.grants]\nhooks = true\n",
     );
     let err = refused(&w, &bad, json!({}));
     assert!(err.contains("hooks[0].timeout"), "{err}");
@@ -523,8 +523,18 @@ fn two_plugins_setting_one_field_conflict_naming_both() {
             &w,
             "",
             &[
-                entry("first", &format!("[plugin.config]\npre-create = '{a}'\n")),
-                entry("second", &format!("[plugin.config]\npre-create = '{b}'\n")),
+                entry(
+                    "first",
+                    &format!(
+                        "[plugin.config]\npre-create = '{a}'\n[plugin.grants]\ndevices = true\n"
+                    ),
+                ),
+                entry(
+                    "second",
+                    &format!(
+                        "[plugin.config]\npre-create = '{b}'\n[plugin.grants]\ndevices = true\n"
+                    ),
+                ),
             ],
         );
         let err = refused(&w, &m, json!({}));

@@ -33,6 +33,7 @@ dirs = {{ {log:?} = "/log:rw" }}
 env = ["HTTP_PROXY"]
 rootfs = "ro"
 clock = false
+hooks = true
 
 [[plugin]]
 name = "misbehave"
@@ -75,7 +76,7 @@ fn ls_lists_kind_hooks_grants_and_cache_state() {
     );
     assert!(
         lines[1].ends_with(&format!(
-            "dir {} -> /log (rw), env HTTP_PROXY, rootfs -> /rootfs (ro), random",
+            "dir {} -> /log (rw), env HTTP_PROXY, rootfs -> /rootfs (ro), random, hooks",
             w.path("log").display()
         )),
         "{}",
@@ -109,6 +110,7 @@ fn ls_lists_kind_hooks_grants_and_cache_state() {
             "rootfs": "ro",
             "clock": false,
             "random": true,
+            "adjust": ["hooks"],
         })
     );
     assert_eq!(v[0]["max_answer"], 1 << 20);

@@ -412,3 +412,34 @@ fn a_failing_post_delete_plugin_is_logged_not_fatal() {
     );
     assert!(!w.root.join(&id).exists());
 }
+
+#[test]
+fn an_update_the_kernel_refuses_midway_leaves_the_cgroup_as_it_was() {
+    // Memory and pids were written, then the kernel refused a blkio throttle of a device
+    // that does not exist (ENODEV): the cgroup kept the new memory and pids limits while
+    // the record kept the old ones.
+    let w = World::new();
+    let c = id("upmid");
+    let pid = running(&w, &c, None);
+    let file = w.path("r.json");
+    std::fs::write(
+        &file,
+        json!({"memory": {"limit": 50 * MIB}, "pids": {"limit": 20},
+               "blockIO": {"throttleReadBpsDevice": [{"major": 250, "minor": 99, "rate": 1000}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = update(&w, &["-r", file.to_str().unwrap(), &c]);
+    assert!(!out.status.success(), "device 250:99 does not exist here");
+    assert_eq!(
+        memory_limit(pid),
+        (100 * MIB).to_string(),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pids_max(pid), "50");
+    assert_eq!(recorded(&w, &c)["memory"]["limit"], 100 * MIB);
+    assert_eq!(recorded(&w, &c)["pids"]["limit"], 50);
+    let out = w.rwasm(&["delete", "--force", &c]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

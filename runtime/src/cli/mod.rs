@@ -146,6 +146,24 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Most bytes an input file of the CLI (`--state`, `--spec`, `--resources`) may hold
+/// (16 MiB): more is an error, so that `/dev/zero` or a huge file cannot exhaust memory.
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// Reads all of `reader` (named `what` in errors), at most [`MAX_INPUT_BYTES`].
+pub fn read_capped(reader: impl std::io::Read, what: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what}"))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        bail!("{what} holds more than {MAX_INPUT_BYTES} bytes, the most rwasm reads");
+    }
+    Ok(bytes)
+}
+
 /// The plugin cache directory under the data root.
 pub fn cache_dir(cli: &Cli) -> PathBuf {
     cli.data_root.join("plugin-cache")

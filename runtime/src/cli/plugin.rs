@@ -233,9 +233,11 @@ fn precompile(cli: &Cli) -> anyhow::Result<i32> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = super::read_capped(file, &path.display().to_string())?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a valid {what}", path.display()))
 }
 
 fn test(cli: &Cli, name: &str, hook: &str, state: &Path, spec: &Path) -> anyhow::Result<i32> {

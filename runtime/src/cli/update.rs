@@ -1,7 +1,6 @@
 //! `rwasm update`: runc's grammar (`runc update --help`) for changing the cgroup resources
 //! of a created or running container.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -96,14 +95,12 @@ impl UpdateArgs {
 
 fn read_resources(path: &std::path::Path) -> anyhow::Result<LinuxResources> {
     let (source, bytes) = if path.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut b)
-            .context("--resources -: cannot read stdin")?;
+        let b = super::read_capped(std::io::stdin(), "--resources - (stdin)")?;
         ("stdin".to_string(), b)
     } else {
-        let b = std::fs::read(path)
+        let file = std::fs::File::open(path)
             .with_context(|| format!("--resources: cannot read {}", path.display()))?;
+        let b = super::read_capped(file, &format!("--resources {}", path.display()))?;
         (path.display().to_string(), b)
     };
     Ok(update::parse_resources(&source, &bytes)?)

@@ -13,7 +13,7 @@
 //! in the cgroup and in the record.
 
 use oci_spec::runtime::{ContainerState, LinuxResources, Spec};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::linux::cgroup::resources::{self, Current};
 use crate::linux::cgroup::{CgroupError, CgroupManager, Manager};
@@ -267,8 +267,9 @@ pub struct Updated {
 /// Errors: [`EngineError::WrongState`] unless the container is created or running;
 /// [`EngineError::Plugin`] when a pre-update plugin denies or fails (nothing is written);
 /// [`EngineError::Cgroup`] when a field is invalid or this host lacks its cgroup file
-/// (checked before any write), or when the kernel refuses a value (the fields written
-/// before it stay applied, as with runc).
+/// (checked before any write), or when the kernel refuses a value (the fields the update
+/// set are then written back to their recorded values, see [`restore_of`], so the cgroup
+/// is not left half-updated; runc leaves it so).
 pub fn update(
     store: &StateStore,
     id: &str,
@@ -305,7 +306,14 @@ pub fn update(
     check_memory(&merged)?;
     let cg = Manager::from_handle(handle);
     preflight(&cg, &update)?;
-    cg.apply(&update)?;
+    let old = linux.resources().clone().unwrap_or_default();
+    if let Err(e) = cg.apply(&update) {
+        let restore = restore_of(&old, &update);
+        if let Err(again) = cg.apply(&restore) {
+            tracing::warn!(container = %id, error = %again, "cannot write back the values before the failed update");
+        }
+        return Err(e.into());
+    }
 
     linux.set_resources(Some(merged.clone()));
     spec.set_linux(Some(linux));
@@ -367,6 +375,61 @@ fn preflight(cg: &Manager, update: &LinuxResources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// What writes back the fields `update` sets to their values in `old`, after the kernel
+/// refused part of `update`: for each field `update` sets, its value in `old`, else the
+/// cgroup default of an unset field (memory limits and `pids.limit` -1 unlimited,
+/// `cpu.quota` -1, `cpu.shares` 1024, `cpu.period` 100000 µs, a throttled device rate 0,
+/// no limit). Fields without a default (cpusets, devices, hugepages, `blockIO.weight`)
+/// are left as the update wrote them, when not in `old`.
+fn restore_of(old: &LinuxResources, update: &LinuxResources) -> LinuxResources {
+    const THROTTLES: [&str; 4] = [
+        "throttleReadBpsDevice",
+        "throttleWriteBpsDevice",
+        "throttleReadIOPSDevice",
+        "throttleWriteIOPSDevice",
+    ];
+    fn project(old: &Value, update: &Value, default: &Value, key: &str) -> Option<Value> {
+        match update {
+            Value::Object(u) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in u {
+                    if v.is_null() {
+                        continue;
+                    }
+                    if let Some(x) = project(&old[k], v, &default[k], k) {
+                        out.insert(k.clone(), x);
+                    }
+                }
+                (!out.is_empty()).then_some(Value::Object(out))
+            }
+            Value::Array(entries) if THROTTLES.contains(&key) => {
+                // Every device the update throttles: its old rate, else 0 (no limit).
+                let mut list = old.as_array().cloned().unwrap_or_default();
+                for e in entries {
+                    let same = |x: &Value| x["major"] == e["major"] && x["minor"] == e["minor"];
+                    if !list.iter().any(same) {
+                        list.push(json!({"major": e["major"], "minor": e["minor"], "rate": 0}));
+                    }
+                }
+                Some(Value::Array(list))
+            }
+            _ if !old.is_null() => Some(old.clone()),
+            _ if !default.is_null() => Some(default.clone()),
+            _ => None,
+        }
+    }
+    let defaults = json!({
+        "memory": {"limit": -1, "reservation": -1, "swap": -1},
+        "cpu": {"quota": -1, "shares": 1024, "period": 100000},
+        "pids": {"limit": -1},
+    });
+    let old = serde_json::to_value(old).expect("resources serialize");
+    let update = serde_json::to_value(update).expect("resources serialize");
+    project(&old, &update, &defaults, "")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
 /// `old` with every field that `update` sets replaced (objects merge key by key; lists
 /// and numbers replace).
 fn merge(old: LinuxResources, update: &LinuxResources) -> LinuxResources {
@@ -394,7 +457,32 @@ fn merge(old: LinuxResources, update: &LinuxResources) -> LinuxResources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    #[test]
+    fn restore_writes_back_old_values_or_defaults_of_what_the_update_set() {
+        let old: LinuxResources = serde_json::from_value(json!({
+            "memory": {"limit": 100},
+            "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 5}]}
+        }))
+        .unwrap();
+        let update: LinuxResources = serde_json::from_value(json!({
+            "memory": {"limit": 50, "swap": 60},
+            "pids": {"limit": 20},
+            "cpu": {"cpus": "1"},
+            "blockIO": {"throttleReadBpsDevice": [
+                {"major": 8, "minor": 0, "rate": 1}, {"major": 250, "minor": 9, "rate": 1}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(restore_of(&old, &update)).unwrap(),
+            json!({
+                "memory": {"limit": 100, "swap": -1},
+                "pids": {"limit": -1},
+                "blockIO": {"throttleReadBpsDevice": [
+                    {"major": 8, "minor": 0, "rate": 5}, {"major": 250, "minor": 9, "rate": 0}]}
+            })
+        );
+    }
 
     fn flags(f: UpdateFlags) -> Result<Value, FlagError> {
         resources_from_flags(LinuxResources::default(), &f)

@@ -69,7 +69,8 @@ fn spec_name<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn resource(name: &str) -> Option<Resource> {
+/// The `setrlimit(2)` resource of a runtime-spec rlimit name (`RLIMIT_NOFILE`).
+pub(crate) fn resource(name: &str) -> Option<Resource> {
     Some(match name {
         "RLIMIT_CPU" => Resource::RLIMIT_CPU,
         "RLIMIT_FSIZE" => Resource::RLIMIT_FSIZE,

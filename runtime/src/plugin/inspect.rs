@@ -59,6 +59,8 @@ pub struct GrantInfo {
     pub clock: bool,
     /// `wasi:random` may be imported.
     pub random: bool,
+    /// The adjustment grants held, of `args`, `loosen-resources`, `hooks`, `devices`.
+    pub adjust: Vec<String>,
 }
 
 /// One preopened directory.
@@ -92,11 +94,22 @@ impl GrantInfo {
             rootfs: spec.sandbox.rootfs.map(access),
             clock: spec.sandbox.clock,
             random: spec.sandbox.random,
+            adjust: [
+                (spec.grant_args, "args"),
+                (spec.loosen_resources, "loosen-resources"),
+                (spec.grant_hooks, "hooks"),
+                (spec.grant_devices, "devices"),
+            ]
+            .into_iter()
+            .filter(|(held, _)| *held)
+            .map(|(_, name)| name.to_string())
+            .collect(),
         }
     }
 
     /// One line per grant: `dir /var/log/x -> /log (rw)`, `env HTTP_PROXY`,
-    /// `rootfs -> /rootfs (ro)`, `clock`, `random`; `nothing` when there is none.
+    /// `rootfs -> /rootfs (ro)`, `clock`, `random`, then one line per adjustment grant
+    /// (`hooks`); `nothing` when there is none.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .dirs
@@ -113,6 +126,7 @@ impl GrantInfo {
         if self.random {
             lines.push("random".to_string());
         }
+        lines.extend(self.adjust.iter().cloned());
         if lines.is_empty() {
             lines.push("nothing".to_string());
         }
@@ -415,6 +429,8 @@ impl PluginSpec {
             selector: super::manifest::Selector::default(),
             grant_args: false,
             loosen_resources: false,
+            grant_hooks: false,
+            grant_devices: false,
         }
     }
 }

@@ -35,6 +35,8 @@
 //! [plugin.grants]
 //! args = true                     # may replace process.args (default false)
 //! loosen-resources = true         # may raise resources and rlimits (default false)
+//! hooks = true                    # may add OCI exec hooks, run as root (default false)
+//! devices = true                  # may add device nodes and their cgroup rules (default false)
 //! ```
 //! Nothing else is granted: no sockets, no host processes, no network. The component's
 //! imports are checked against these grants at load (see `host::grants`).
@@ -107,6 +109,10 @@ struct RawGrants {
     args: bool,
     #[serde(default)]
     loosen_resources: bool,
+    #[serde(default)]
+    hooks: bool,
+    #[serde(default)]
+    devices: bool,
     // Sandbox grants: environment pass-through, the rootfs, clocks and randomness.
     #[serde(default)]
     env: Vec<Spanned<String>>,
@@ -160,6 +166,10 @@ pub(crate) struct PluginSpec {
     pub(crate) grant_args: bool,
     /// `[plugin.grants] loosen-resources`: may raise resources and rlimits.
     pub(crate) loosen_resources: bool,
+    /// `[plugin.grants] hooks`: may add OCI exec hooks (host processes run as root).
+    pub(crate) grant_hooks: bool,
+    /// `[plugin.grants] devices`: may add device nodes (any major:minor, host disks too).
+    pub(crate) grant_devices: bool,
     /// `[plugin.grants]` env, rootfs, clock and random.
     pub(crate) sandbox: SandboxGrants,
     /// `max-answer`: bytes of strings one answer (adjustment or deny reason) may hold.
@@ -585,10 +595,12 @@ fn plugin(
 
     let order = raw.order.as_ref().map_or(0, |o| *o.get_ref());
     let selector = selector(ctx, index, raw.selector)?;
-    let (grant_args, loosen_resources) = raw
+    let (grant_args, loosen_resources, grant_hooks, grant_devices) = raw
         .grants
         .as_ref()
-        .map_or((false, false), |g| (g.args, g.loosen_resources));
+        .map_or((false, false, false, false), |g| {
+            (g.args, g.loosen_resources, g.hooks, g.devices)
+        });
 
     let max_answer = match &raw.max_answer {
         None => DEFAULT_MAX_ANSWER,
@@ -610,6 +622,8 @@ fn plugin(
         dirs: BTreeMap::new(),
         args: false,
         loosen_resources: false,
+        hooks: false,
+        devices: false,
         env: Vec::new(),
         rootfs: None,
         clock: None,
@@ -679,6 +693,8 @@ fn plugin(
         selector,
         grant_args,
         loosen_resources,
+        grant_hooks,
+        grant_devices,
         sandbox,
         max_answer,
     })
@@ -780,6 +796,13 @@ pub(crate) fn clean_absolute(path: &Path) -> bool {
         && path
             .components()
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+/// The canonical spelling of a path that [`clean_absolute`] accepts: one `/` between
+/// components, none at the end (`/data//x/` is `/data/x`), so that one path has one name
+/// in claims and comparisons.
+pub(crate) fn normal_absolute(path: &Path) -> String {
+    path.components().collect::<PathBuf>().display().to_string()
 }
 
 /// Parses "64MiB", "512KiB", "1GiB" or a plain number of bytes ("1048576").

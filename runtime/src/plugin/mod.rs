@@ -335,6 +335,7 @@ impl PluginSet {
         if !self.wants(point) {
             return Ok(Vec::new());
         }
+        let selection_keys = self.selection_keys();
         let mut working = spec.clone();
         let mut owners = adjust::Owners::default();
         let mut applied = Vec::new();
@@ -363,6 +364,7 @@ impl PluginSet {
             let rules = adjust::Rules {
                 plugin: &plugin.spec,
                 cdi_spec_dirs: &self.cdi_spec_dirs,
+                selection_keys: &selection_keys,
             };
             match adjust::apply(&rules, &owners, adjustment, &working) {
                 Ok(outcome) => {
@@ -427,6 +429,7 @@ impl PluginSet {
             let rules = adjust::Rules {
                 plugin: &plugin.spec,
                 cdi_spec_dirs: &self.cdi_spec_dirs,
+                selection_keys: &[],
             };
             let mut next = pending.clone();
             match adjust::clamp_update(&rules, adjustment, &mut next) {

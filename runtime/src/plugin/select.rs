@@ -10,8 +10,27 @@
 
 use oci_spec::runtime::Spec;
 
+use super::PluginSet;
 use super::host::{IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
 use super::manifest::Selector;
+
+impl PluginSet {
+    /// The annotation keys some plugin of the set is selected by: every key of a
+    /// `[plugin.match] annotations`, and both image annotations when a plugin matches
+    /// `images`. Sorted, each once. Adjustments may not touch them (see `adjust::Rules`).
+    pub(crate) fn selection_keys(&self) -> Vec<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        for p in &self.plugins {
+            let s = &p.spec.selector;
+            keys.extend(s.annotations.iter().map(|(k, _)| k.clone()));
+            if !s.images.is_empty() {
+                keys.insert(IMAGE_REF_ANNOTATION.to_string());
+                keys.insert(RWASM_IMAGE_ANNOTATION.to_string());
+            }
+        }
+        keys.into_iter().collect()
+    }
+}
 
 impl Selector {
     /// Whether the container of `spec` is selected.

@@ -278,6 +278,17 @@ impl Manager {
         Ok(manager)
     }
 
+    /// The container's cgroup directories that exist already (in any hierarchy): a cgroup
+    /// that [`CgroupManager::create`] would reuse, and whose processes
+    /// [`CgroupManager::destroy`] would kill.
+    pub fn existing_dirs(&self) -> Vec<PathBuf> {
+        let dirs: Vec<PathBuf> = match self {
+            Manager::V1(m) => m.dirs().iter().map(|d| d.dir.clone()).collect(),
+            Manager::V2(m) => vec![m.dir().to_path_buf()],
+        };
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
+    }
+
     /// The handle to keep in the container's state.
     pub fn handle(&self) -> CgroupHandle {
         let repr = match self {

@@ -2,7 +2,9 @@
 //!
 //! Rules: at most [`MAX_ANNOTATIONS`](super::MAX_ANNOTATIONS) entries and
 //! [`MAX_LIST`](super::MAX_LIST) removals; keys non-empty, without NUL, each once; values
-//! without NUL. A set inserts or replaces; a removal of a key not present is no error.
+//! without NUL; not a key that selects plugins ([`Rules::selection_keys`](super::Rules),
+//! from `[plugin.match]`), so that no plugin switches another off or on. A set inserts or
+//! replaces; a removal of a key not present is no error.
 
 use oci_spec::runtime::Spec;
 
@@ -25,6 +27,7 @@ pub(super) fn apply(
         if key.is_empty() {
             return Err(e.invalid(entry, "empty annotation key"));
         }
+        selects(e, &entry, key)?;
         e.claim(format!("annotations[{key:?}]"), &entry, true)?;
         if annotations.remove(key).is_some() {
             e.did(format!("removed annotation {key}"));
@@ -37,6 +40,7 @@ pub(super) fn apply(
         if key.is_empty() {
             return Err(e.invalid(entry, "empty annotation key"));
         }
+        selects(e, &entry, &key)?;
         e.claim(format!("annotations[{key:?}]"), &entry, false)?;
         let description = if annotations.insert(key.clone(), value).is_some() {
             format!("replaced annotation {key}")
@@ -47,6 +51,17 @@ pub(super) fn apply(
     }
     if annotations != before {
         spec.set_annotations(Some(annotations));
+    }
+    Ok(())
+}
+
+/// Refuses `key` when it selects plugins.
+fn selects(e: &Edit<'_>, entry: &str, key: &str) -> Result<(), PluginError> {
+    if e.rules.selection_keys.iter().any(|k| k == key) {
+        return Err(e.invalid(
+            entry,
+            format!("annotation `{key}` selects plugins ([plugin.match]): no plugin may set or remove it"),
+        ));
     }
     Ok(())
 }
@@ -89,5 +104,41 @@ mod tests {
             field(run(&p, twice, &Spec::default()).unwrap_err()),
             "annotations[1].key"
         );
+    }
+
+    #[test]
+    fn keys_that_select_plugins_are_not_touched() {
+        let p = plugin("a", vec![]);
+        let keys = ["team".to_string()];
+        let rules = super::super::Rules {
+            plugin: &p,
+            cdi_spec_dirs: &[],
+            selection_keys: &keys,
+        };
+        let owners = super::super::Owners::default();
+        for (adj, entry) in [
+            (
+                Adjustment {
+                    annotations: vec![("team".into(), "x".into())],
+                    ..Adjustment::default()
+                },
+                "annotations[0].key",
+            ),
+            (
+                Adjustment {
+                    remove_annotations: vec!["team".into()],
+                    ..Adjustment::default()
+                },
+                "remove-annotations[0]",
+            ),
+        ] {
+            let err = super::super::apply(&rules, &owners, adj, &Spec::default()).unwrap_err();
+            assert_eq!(field(err), entry);
+        }
+        let other = Adjustment {
+            annotations: vec![("tier".into(), "x".into())],
+            ..Adjustment::default()
+        };
+        assert!(super::super::apply(&rules, &owners, other, &Spec::default()).is_ok());
     }
 }

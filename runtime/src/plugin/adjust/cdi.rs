@@ -487,6 +487,7 @@ mod tests {
         let rules = Rules {
             plugin: &p,
             cdi_spec_dirs: dirs,
+            selection_keys: &[],
         };
         let adj = Adjustment {
             cdi_devices: vec![name.into()],

@@ -2,7 +2,10 @@
 //! `linux.resources.devices` (runtime-spec `config-linux.md`, "Devices" and "Device
 //! allowlist").
 //!
-//! Rules: at most [`MAX_LIST`](super::MAX_LIST) devices; `path` absolute without `.`/`..`,
+//! Rules: the plugin needs the grant `devices = true` in `[plugin.grants]` (a device node
+//! with its allow rule can hand the container any host device, a disk or `/dev/mem`; CDI
+//! devices come from the operator's spec files and need no grant); at most
+//! [`MAX_LIST`](super::MAX_LIST) devices; `path` absolute without `.`/`..`,
 //! strictly under `/dev`, not one of the devices every container gets (`/dev/null`,
 //! `zero`, `full`, `random`, `urandom`, `tty`, `console`, `ptmx`, `/dev/pts/...`) and not
 //! already in `linux.devices`; `type` one of `c`, `b`, `u` (unbuffered char) or `p`
@@ -22,7 +25,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Spec};
 
 use super::{DeviceRequest, Edit, MAX_LIST, PluginError};
-use crate::plugin::manifest::clean_absolute;
+use crate::plugin::manifest::{clean_absolute, normal_absolute};
 
 /// Largest major number (12 bits of Linux's `dev_t`).
 const MAX_MAJOR: i64 = (1 << 12) - 1;
@@ -48,6 +51,15 @@ pub(super) fn apply(
     spec: &mut Spec,
     devices: Vec<DeviceRequest>,
 ) -> Result<(), PluginError> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    if !e.rules.plugin.grant_devices {
+        return Err(e.invalid(
+            "devices[0]",
+            "adding device nodes needs the grant `devices = true` in [plugin.grants]",
+        ));
+    }
     e.count("devices", devices.len(), MAX_LIST)?;
     for (i, d) in devices.into_iter().enumerate() {
         add(e, spec, &format!("devices[{i}]"), d)?;
@@ -76,6 +88,11 @@ pub(super) fn add(
             ),
         ));
     }
+    // `/dev//null` and `/dev/null/` name /dev/null too.
+    let normal = normal_absolute(path);
+    let mut d = d;
+    d.path = normal;
+    let path = Path::new(&d.path);
     if RESERVED.contains(&d.path.as_str()) || path.starts_with("/dev/pts") {
         return Err(e.invalid(
             f("path"),
@@ -225,10 +242,27 @@ mod tests {
         }
     }
 
+    /// A plugin granted `devices = true`.
+    fn granted() -> crate::plugin::manifest::PluginSpec {
+        let mut p = plugin("a", vec![]);
+        p.grant_devices = true;
+        p
+    }
+
+    #[test]
+    fn devices_need_the_grant() {
+        let err = run(
+            &plugin("a", vec![]),
+            dev("/dev/mymem", "c", 1, 1, "rw"),
+            &Spec::default(),
+        );
+        assert_eq!(field(err.unwrap_err()), "devices[0]");
+    }
+
     #[test]
     fn a_device_adds_its_node_and_an_allow_rule_after_deny_all() {
         let out = run(
-            &plugin("a", vec![]),
+            &granted(),
             dev("/dev/myzero", "c", 1, 5, "rwm"),
             &Spec::default(),
         )
@@ -259,13 +293,15 @@ mod tests {
 
     #[test]
     fn rules() {
-        let p = plugin("a", vec![]);
+        let p = granted();
         let s = Spec::default();
         let bad = |a: Adjustment| field(run(&p, a, &s).unwrap_err());
         assert_eq!(bad(dev("/tmp/x", "c", 1, 5, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev", "c", 1, 5, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/../etc/x", "c", 1, 5, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/null", "c", 8, 0, "")), "devices[0].path");
+        assert_eq!(bad(dev("/dev//null", "c", 1, 1, "")), "devices[0].path");
+        assert_eq!(bad(dev("/dev/null/", "c", 1, 1, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/pts/9", "c", 136, 9, "")), "devices[0].path");
         assert_eq!(bad(dev("/dev/x", "a", 1, 5, "")), "devices[0].type");
         assert_eq!(bad(dev("/dev/x", "c", -1, 5, "")), "devices[0].major");

@@ -1,7 +1,9 @@
 //! `hooks`: OCI exec hooks appended to the spec's `hooks` (runtime-spec `config.md`,
 //! "POSIX-platform Hooks").
 //!
-//! Rules: at most [`MAX_LIST`](super::MAX_LIST) hooks; `path` absolute without `.`/`..`;
+//! Rules: the plugin needs the grant `hooks = true` in `[plugin.grants]` (a hook is a host
+//! process run as root: without the grant a plugin could run any command on the host); at
+//! most [`MAX_LIST`](super::MAX_LIST) hooks; `path` absolute without `.`/`..`;
 //! `args` and `env` at most [`MAX_LIST`](super::MAX_LIST) strings without NUL, each env
 //! entry `NAME=value` with a non-empty name; `timeout` > 0 seconds when present. An empty
 //! `args` becomes `[path]`. Hooks append to their stage's list and claim nothing.
@@ -19,6 +21,15 @@ pub(super) fn apply(
     spec: &mut Spec,
     hooks: Vec<HookRequest>,
 ) -> Result<(), PluginError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    if !e.rules.plugin.grant_hooks {
+        return Err(e.invalid(
+            "hooks[0]",
+            "adding OCI hooks (host processes run as root) needs the grant `hooks = true` in [plugin.grants]",
+        ));
+    }
     e.count("hooks", hooks.len(), MAX_LIST)?;
     for (i, h) in hooks.into_iter().enumerate() {
         add(e, spec, &format!("hooks[{i}]"), h)?;
@@ -110,8 +121,19 @@ mod tests {
     }
 
     #[test]
+    fn hooks_need_the_grant() {
+        let err = run(
+            &plugin("p", vec![]),
+            hook("/bin/true", &[], None),
+            &Spec::default(),
+        );
+        assert_eq!(field(err.unwrap_err()), "hooks[0]");
+    }
+
+    #[test]
     fn rules() {
-        let p = plugin("p", vec![]);
+        let mut p = plugin("p", vec![]);
+        p.grant_hooks = true;
         let s = Spec::default();
         let out = run(&p, hook("/bin/true", &["A=1"], Some(5)), &s).unwrap();
         let h = out

@@ -216,6 +216,10 @@ pub(crate) struct Rules<'a> {
     pub(crate) plugin: &'a PluginSpec,
     /// The top-level `cdi-spec-dirs` of the manifest.
     pub(crate) cdi_spec_dirs: &'a [PathBuf],
+    /// Annotation keys that select plugins (`[plugin.match]`, and the image annotations
+    /// when a plugin matches images): no plugin may set or remove them, so that one plugin
+    /// cannot switch another off (or on) for a container.
+    pub(crate) selection_keys: &'a [String],
 }
 
 /// One plugin's adjustment being applied: its claims and what it did.
@@ -438,6 +442,8 @@ pub(crate) mod tests {
             selector: Selector::default(),
             grant_args: false,
             loosen_resources: false,
+            grant_hooks: false,
+            grant_devices: false,
             sandbox: crate::plugin::manifest::SandboxGrants::default(),
             max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
         }
@@ -452,6 +458,7 @@ pub(crate) mod tests {
         let rules = Rules {
             plugin: p,
             cdi_spec_dirs: &[],
+            selection_keys: &[],
         };
         apply(&rules, &Owners::default(), adj, spec)
     }
@@ -472,10 +479,12 @@ pub(crate) mod tests {
         let rules_a = Rules {
             plugin: &a,
             cdi_spec_dirs: &[],
+            selection_keys: &[],
         };
         let rules_b = Rules {
             plugin: &b,
             cdi_spec_dirs: &[],
+            selection_keys: &[],
         };
         let set = Adjustment {
             env: vec![("A".into(), "1".into())],
@@ -533,6 +542,7 @@ pub(crate) mod tests {
         let rules = Rules {
             plugin: &p,
             cdi_spec_dirs: &[],
+            selection_keys: &[],
         };
         let adj = Adjustment {
             env: vec![("A".into(), "1".into())],

@@ -5,7 +5,9 @@
 //! or an empty/`none` type with a `bind` or `rbind` option); the destination absolute
 //! without `.`/`..`, each destination once; the source absolute, and once canonicalized
 //! inside one of the plugin's `[plugin.grants] dirs` (a plugin without grants may add no
-//! mounts); a read-only grant requires the `ro` option; options from the allow-list
+//! mounts); a read-only grant requires the `ro` option and refuses `rbind` (a bind remount
+//! makes only the top mount read-only, so mounts below the granted directory would stay
+//! writable); options from the allow-list
 //! `bind rbind ro rw nosuid nodev noexec private rprivate slave rslave`, not both `ro` and
 //! `rw`; a mount without `bind`/`rbind` gets `bind` added. Added mounts are appended.
 //!
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::{Edit, MAX_LIST, MAX_MOUNT_OPTIONS, MAX_MOUNTS, MountRequest, PluginError};
-use crate::plugin::manifest::clean_absolute;
+use crate::plugin::manifest::{clean_absolute, normal_absolute};
 
 const MOUNT_OPTIONS: &[&str] = &[
     "bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave",
@@ -42,10 +44,11 @@ pub(super) fn apply(
                 format!("`{dest}` is not an absolute path without `.` and `..`"),
             ));
         }
+        let dest = normal_absolute(Path::new(dest));
         e.claim(format!("mount destination {dest}"), &entry, true)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         let before = mounts.len();
-        mounts.retain(|m| m.destination() != Path::new(dest));
+        mounts.retain(|m| m.destination() != Path::new(&dest));
         if mounts.len() != before {
             spec.set_mounts(Some(mounts));
             e.did(format!("removed mount {dest}"));
@@ -181,11 +184,24 @@ fn validate(
             ),
         ));
     }
+    if !grant.writable && has("rbind") {
+        return Err(e.invalid(
+            format!("mounts[{i}].options"),
+            format!(
+                "`{}` is granted read-only, so the mount may not be `rbind`: the mounts below it would stay writable",
+                grant.host.display()
+            ),
+        ));
+    }
     let mut options = m.options;
     if !is_bind {
         options.push("bind".to_string());
     }
-    Ok((m.destination, canonical, options))
+    Ok((
+        normal_absolute(Path::new(&m.destination)),
+        canonical,
+        options,
+    ))
 }
 
 #[cfg(test)]
@@ -229,6 +245,10 @@ mod tests {
         assert_eq!(m.source().as_deref(), Some(inside.as_path()));
         assert!(run(&rw, mount(src, "/data", &["rbind"]), &s).is_ok());
         assert_eq!(
+            field(run(&ro, mount(src, "/data", &["rbind", "ro"]), &s).unwrap_err()),
+            "mounts[0].options"
+        );
+        assert_eq!(
             field(run(&ro, mount(src, "/data", &[]), &s).unwrap_err()),
             "mounts[0].options"
         );
@@ -262,6 +282,7 @@ mod tests {
         assert_eq!(field(run(&rw, tmpfs, &s).unwrap_err()), "mounts[0].type");
         let mut twice = mount(src, "/data", &[]);
         twice.mounts.push(twice.mounts[0].clone());
+        twice.mounts[1].destination = "//data/".into();
         assert_eq!(
             field(run(&rw, twice, &s).unwrap_err()),
             "mounts[1].destination"

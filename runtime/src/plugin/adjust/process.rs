@@ -6,7 +6,10 @@
 //!
 //! `cgroups-path` sets `linux.cgroupsPath`: non-empty, at most 4096 bytes, made only of
 //! normal components (absolute: under the cgroup root; relative: under the runtime's own
-//! cgroup), no `.`, `..` or empty components. Claims `linux.cgroupsPath`.
+//! cgroup), no `.`, `..` or empty components, and naming a cgroup that does not exist yet
+//! in any hierarchy: rwasm would reuse an existing one, and deleting the container (or
+//! rolling back its create) kills every process in it, a host service's too. Claims
+//! `linux.cgroupsPath`.
 
 use std::path::PathBuf;
 
@@ -64,6 +67,19 @@ pub(super) fn cgroups_path(
         return Err(e.invalid(
             "cgroups-path",
             format!("`{path}` is not a clean cgroup path (non-empty, at most {MAX_CGROUPS_PATH} bytes, no `.`, `..` or empty components)"),
+        ));
+    }
+    // The id only names the default path; any valid one resolves `path` the same way.
+    let existing = crate::linux::cgroup::Manager::for_container(Some(&path), "plugin")
+        .map_err(|err| e.invalid("cgroups-path", format!("`{path}`: {err}")))?
+        .existing_dirs();
+    if let Some(dir) = existing.first() {
+        return Err(e.invalid(
+            "cgroups-path",
+            format!(
+                "`{path}` names a cgroup that exists already ({}): a plugin may only place the container in a new cgroup",
+                dir.display()
+            ),
         ));
     }
     e.claim("linux.cgroupsPath".to_string(), "cgroups-path", false)?;

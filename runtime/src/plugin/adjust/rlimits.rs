@@ -1,9 +1,11 @@
 //! `rlimits`: `process.rlimits` (runtime-spec `config.md`, "POSIX process"; setrlimit(2)).
 //!
 //! Rules: at most [`MAX_LIST`](super::MAX_LIST) entries; `type` one of the Linux
-//! `RLIMIT_*` names, each once; `soft` ≤ `hard`. A type the spec does not limit may be set
-//! to anything; one it limits may only get a `hard` and a `soft` no higher than the
-//! current ones (u64::MAX is RLIM_INFINITY), unless the manifest grants
+//! `RLIMIT_*` names, each once; `soft` ≤ `hard`. A type may only get a `hard` and a
+//! `soft` no higher than the current ones (u64::MAX is RLIM_INFINITY) — the spec's, or for
+//! a type the spec does not limit the runtime's own (`getrlimit(2)`), which the container
+//! would inherit; so no plugin raises, say, `RLIMIT_RTPRIO` from 0 to 99 (real-time
+//! scheduling for the container) — unless the manifest grants
 //! `loosen-resources = true`. Claims `process.rlimits TYPE`. A hard limit above the
 //! runtime's own fails at create with EPERM (no CAP_SYS_RESOURCE), as for any spec.
 
@@ -39,12 +41,16 @@ pub(super) fn apply(
         };
         let mut list = process.rlimits().clone().unwrap_or_default();
         let at = list.iter().position(|x| x.typ() == typ);
-        if let Some(j) = at {
-            let cur = list[j];
-            let looser = if r.hard > cur.hard() {
-                Some(("hard", r.hard, cur.hard()))
-            } else if r.soft > cur.soft() {
-                Some(("soft", r.soft, cur.soft()))
+        let current = match at {
+            Some(j) => Some((list[j].soft(), list[j].hard())),
+            None => crate::linux::credentials::resource(&r.typ)
+                .and_then(|res| nix::sys::resource::getrlimit(res).ok()),
+        };
+        if let Some((soft, hard)) = current {
+            let looser = if r.hard > hard {
+                Some(("hard", r.hard, hard))
+            } else if r.soft > soft {
+                Some(("soft", r.soft, soft))
             } else {
                 None
             };
@@ -145,5 +151,28 @@ mod tests {
             ..Adjustment::default()
         };
         assert!(run(&p, unset, &s).is_ok());
+    }
+
+    #[test]
+    fn an_unset_rlimit_is_compared_with_the_runtimes_own() {
+        // nextest runs each test in its own process: lowering our own limit is local.
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_RTPRIO, 0, 0).unwrap();
+        let rtprio = |n| Adjustment {
+            rlimits: vec![RlimitRequest {
+                typ: "RLIMIT_RTPRIO".into(),
+                hard: n,
+                soft: n,
+            }],
+            ..Adjustment::default()
+        };
+        let s = Spec::default();
+        assert_eq!(
+            field(run(&plugin("p", vec![]), rtprio(99), &s).unwrap_err()),
+            "rlimits[0].hard"
+        );
+        assert!(run(&plugin("p", vec![]), rtprio(0), &s).is_ok());
+        let mut granted = plugin("p", vec![]);
+        granted.loosen_resources = true;
+        assert!(run(&granted, rtprio(99), &s).is_ok());
     }
 }
