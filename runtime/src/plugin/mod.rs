@@ -49,6 +49,9 @@ pub use inspect::{
 
 use manifest::PluginSpec;
 
+/// The largest manifest [`PluginSet::load`] reads, in bytes (1 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// A point in the container lifecycle where plugins are called.
 ///
 /// Displays and parses as in the manifest and the WIT: `pre-create`, `create-runtime`,
@@ -206,11 +209,24 @@ impl PluginSet {
     /// no side effects. Plugin paths are resolved against the manifest's directory;
     /// compiled components will be cached in `cache_dir` (created 0700 on first use).
     pub fn load(manifest: &Path, cache_dir: &Path) -> Result<PluginSet, PluginError> {
-        let text =
-            std::fs::read_to_string(manifest).map_err(|source| PluginError::ManifestRead {
-                path: manifest.to_path_buf(),
-                source,
-            })?;
+        let read_err = |source| PluginError::ManifestRead {
+            path: manifest.to_path_buf(),
+            source,
+        };
+        let mut text = String::new();
+        std::fs::File::open(manifest)
+            .and_then(|f| {
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(f, MAX_MANIFEST_BYTES + 1),
+                    &mut text,
+                )
+            })
+            .map_err(read_err)?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(read_err(std::io::Error::other(format!(
+                "larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a short TOML file"
+            ))));
+        }
         let parsed = manifest::parse(manifest, &text)?;
         Ok(PluginSet {
             manifest: Some(manifest.to_path_buf()),

@@ -34,6 +34,11 @@ use super::{
     ThrottleRequest,
 };
 
+/// `cpu.shares` of a cgroup that sets none (kernel `sched-design-CFS`, cgroup v1 cpu).
+const DEFAULT_CPU_SHARES: u64 = 1024;
+/// `blkio.weight` of a cgroup that sets none (kernel `blkio-controller.rst`, CFQ).
+const DEFAULT_BLKIO_WEIGHT: u16 = 500;
+
 /// The CFS period the kernel uses when none is set, in microseconds.
 const DEFAULT_PERIOD_US: u64 = 100_000;
 /// The largest CPU or memory node number a cpuset list may name.
@@ -253,7 +258,11 @@ fn cpu_fields(
                 format!("{n} is out of range 2..=262144"),
             ));
         }
-        let current = cpu.shares().filter(|&s| s != 0);
+        // Unset means the kernel's default weight, so a larger value is a loosening.
+        let current = cpu
+            .shares()
+            .filter(|&s| s != 0)
+            .or(Some(DEFAULT_CPU_SHARES));
         let cur = current.map_or(Level::Unset, |s| Level::Finite(u128::from(s)));
         tighten(
             e,
@@ -411,7 +420,10 @@ fn block_io(
                 format!("{w} is out of range 10..=1000"),
             ));
         }
-        let current = blkio.weight().filter(|&w| w != 0);
+        let current = blkio
+            .weight()
+            .filter(|&w| w != 0)
+            .or(Some(DEFAULT_BLKIO_WEIGHT));
         let cur = current.map_or(Level::Unset, |c| Level::Finite(u128::from(c)));
         tighten(
             e,
@@ -622,6 +634,39 @@ mod tests {
             }),
             ..ResourcesRequest::default()
         })
+    }
+
+    #[test]
+    fn unset_shares_and_weight_count_as_the_kernel_default() {
+        let p = plugin("p", vec![]);
+        let shares = |n| {
+            ask(ResourcesRequest {
+                cpu: Some(CpuRequest {
+                    shares: Some(n),
+                    ..CpuRequest::default()
+                }),
+                ..ResourcesRequest::default()
+            })
+        };
+        assert!(run(&p, shares(512), &Spec::default()).is_ok());
+        assert_eq!(
+            field(run(&p, shares(262_144), &Spec::default()).unwrap_err()),
+            "resources.cpu.shares"
+        );
+        let weight = |w| {
+            ask(ResourcesRequest {
+                block_io: Some(super::super::BlockIoRequest {
+                    weight: Some(w),
+                    ..super::super::BlockIoRequest::default()
+                }),
+                ..ResourcesRequest::default()
+            })
+        };
+        assert!(run(&p, weight(100), &Spec::default()).is_ok());
+        assert_eq!(
+            field(run(&p, weight(1000), &Spec::default()).unwrap_err()),
+            "resources.blockIO.weight"
+        );
     }
 
     #[test]
