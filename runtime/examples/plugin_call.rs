@@ -49,6 +49,8 @@ fn main() {
     let dir = std::env::var_os("RWASM_PLUGIN_DIR")
         .map(PathBuf::from)
         .expect("set RWASM_PLUGIN_DIR to the directory of the built plugins (make plugins)");
+    // The manifest is written elsewhere, and plugin paths are relative to it.
+    let dir = std::path::absolute(&dir).expect("RWASM_PLUGIN_DIR resolves");
     let tmp = std::env::temp_dir().join(format!("rwasm-plugin-call-{}", std::process::id()));
     let log = tmp.join("log");
     std::fs::create_dir_all(&log).unwrap();
