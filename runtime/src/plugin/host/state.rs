@@ -1,14 +1,15 @@
 //! A store's data and the host functions every plugin may import.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::super::HookPoint;
+use super::super::manifest::PluginSpec;
 use super::bindings::rwasm::plugin::{host as wit_host, types as wit};
 use super::bindings_v0_1::rwasm::plugin::{host as wit1_host, types as wit1};
 use super::worker::truncate;
-use super::{MAX_LOG_BYTES, MAX_LOG_CALLS};
+use super::{MAX_LOG_BYTES, MAX_LOG_CALLS, MAX_MEMORIES, MAX_TABLE_ELEMENTS};
 
 /// A store's data: WASI, limits and who is calling, for the `log` import.
 pub(super) struct HostState {
@@ -22,6 +23,35 @@ pub(super) struct HostState {
     pub(super) deadline: Option<std::time::Instant>,
     /// A clock wait was cut short at the deadline (see `clock`).
     pub(super) overslept: bool,
+}
+
+impl HostState {
+    /// The store data of one call of `spec`'s plugin at `point`: `wasi` (see
+    /// `grants::wasi_ctx`), a memory cap of `memory-limit` bytes per linear memory (at most
+    /// [`MAX_MEMORIES`] memories, [`MAX_TABLE_ELEMENTS`] table elements, growth past them
+    /// traps), no deadline yet.
+    pub(super) fn new(wasi: WasiCtx, spec: &PluginSpec, point: HookPoint) -> HostState {
+        let inner = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
+            .memories(MAX_MEMORIES)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .trap_on_grow_failure(true)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits {
+                inner,
+                limit: spec.memory_limit,
+                exceeded: false,
+            },
+            plugin: spec.name.clone(),
+            point,
+            log_calls: 0,
+            deadline: None,
+            overslept: false,
+        }
+    }
 }
 
 impl WasiView for HostState {

@@ -10,8 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -19,10 +18,10 @@ use super::super::adjust::MAX_STRING_BYTES;
 use super::super::manifest::PluginSpec;
 use super::super::{FailureCause, HookPoint, Phase};
 use super::bindings::rwasm::plugin::types as wit;
-use super::state::{HostState, Limits};
+use super::state::HostState;
 use super::{
-    Call, EPOCH_TICK, EPOCH_TICK_MS, Host, Loaded, MAX_MEMORIES, MAX_TABLE_ELEMENTS, Outcome, Pre,
-    STDERR_TAIL_BYTES, STDOUT_CAPACITY, Ticker, WATCHDOG_GRACE, convert, describe,
+    Call, EPOCH_TICK, EPOCH_TICK_MS, Host, Loaded, Outcome, Pre, STDERR_TAIL_BYTES,
+    STDOUT_CAPACITY, Ticker, WATCHDOG_GRACE, convert, describe,
 };
 
 /// The phase a call is in, shared with the watchdog.
@@ -283,29 +282,10 @@ impl Host {
         let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let wasi = super::grants::wasi_ctx(spec, call, &stdout, &stderr)
             .map_err(|cause| (Phase::Prepare, cause))?;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
-            .memories(MAX_MEMORIES)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            .trap_on_grow_failure(true)
-            .build();
         let job = Job {
             engine: loaded.engine.clone(),
             pre: loaded.pre.clone(),
-            state: HostState {
-                wasi,
-                table: ResourceTable::new(),
-                limits: Limits {
-                    inner: limits,
-                    limit: spec.memory_limit,
-                    exceeded: false,
-                },
-                plugin: spec.name.clone(),
-                point,
-                log_calls: 0,
-                deadline: None,
-                overslept: false,
-            },
+            state: HostState::new(wasi, spec, point),
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
                     spec.config.iter().map(convert::config_entry).collect(),
@@ -656,22 +636,7 @@ impl Host {
         builder
             .stdout(MemoryOutputPipe::new(STDOUT_CAPACITY))
             .stderr(MemoryOutputPipe::new(STDOUT_CAPACITY));
-        let state = HostState {
-            wasi: builder.build(),
-            table: ResourceTable::new(),
-            limits: Limits {
-                inner: StoreLimitsBuilder::new()
-                    .memory_size(usize::try_from(spec.memory_limit).unwrap_or(usize::MAX))
-                    .build(),
-                limit: spec.memory_limit,
-                exceeded: false,
-            },
-            plugin: spec.name.clone(),
-            point,
-            log_calls: 0,
-            deadline: None,
-            overslept: false,
-        };
+        let state = HostState::new(builder.build(), spec, point);
         let engine_err = |phase| {
             move |e: wasmtime::Error| {
                 (
