@@ -363,20 +363,12 @@ impl PluginSet {
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
             // Re-encoded only after a plugin changed the spec.
-            let encoded = match &mut call {
-                Some(c) => c,
-                None => call.insert(self.encode(point, state, &working)?),
-            };
-            let adjustment = match self.call_one(plugin, point, encoded) {
-                Ok(adjustment) => adjustment,
-                Err(e) => {
-                    self.on_failure(plugin, e)?;
-                    continue;
-                }
-            };
-            if adjustment.is_empty() {
+            let Some(adjustment) = self.answer(plugin, point, &mut call, || {
+                self.encode(point, state, &working)
+            })?
+            else {
                 continue;
-            }
+            };
             let rules = adjust::Rules {
                 plugin: &plugin.spec,
                 cdi_spec_dirs: &self.cdi_spec_dirs,
@@ -428,20 +420,12 @@ impl PluginSet {
             }
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
-            let encoded = match &mut call {
-                Some(c) => c,
-                None => call.insert(host::Call::new(point, state, spec, Some(&pending))?),
-            };
-            let adjustment = match self.call_one(plugin, point, encoded) {
-                Ok(adjustment) => adjustment,
-                Err(e) => {
-                    self.on_failure(plugin, e)?;
-                    continue;
-                }
-            };
-            if adjustment.is_empty() {
+            let Some(adjustment) = self.answer(plugin, point, &mut call, || {
+                host::Call::new(point, state, spec, Some(&pending))
+            })?
+            else {
                 continue;
-            }
+            };
             let rules = adjust::Rules {
                 plugin: &plugin.spec,
                 cdi_spec_dirs: &self.cdi_spec_dirs,
@@ -487,24 +471,18 @@ impl PluginSet {
             }
             let span = tracing::info_span!("plugin", plugin = %plugin.spec.name, hook = %point);
             let _entered = span.enter();
-            let encoded = match &mut call {
-                Some(c) => c,
-                None => call.insert(self.encode(point, state, spec)?),
-            };
-            match self.call_one(plugin, point, encoded) {
-                Ok(adjustment) if !adjustment.is_empty() => {
-                    let err = PluginError::InvalidAdjustment {
-                        plugin: plugin.spec.name.clone(),
-                        field: "adjustment".to_string(),
-                        reason: format!(
-                            "only pre-create may adjust the spec, but {point} returned {}",
-                            adjustment.summary()
-                        ),
-                    };
-                    self.on_failure(plugin, err)?;
-                }
-                Ok(_) => {}
-                Err(e) => self.on_failure(plugin, e)?,
+            if let Some(adjustment) =
+                self.answer(plugin, point, &mut call, || self.encode(point, state, spec))?
+            {
+                let err = PluginError::InvalidAdjustment {
+                    plugin: plugin.spec.name.clone(),
+                    field: "adjustment".to_string(),
+                    reason: format!(
+                        "only pre-create may adjust the spec, but {point} returned {}",
+                        adjustment.summary()
+                    ),
+                };
+                self.on_failure(plugin, err)?;
             }
         }
         Ok(())
@@ -530,6 +508,31 @@ impl PluginSet {
         spec: &Spec,
     ) -> Result<host::Call, PluginError> {
         host::Call::new(point, state, spec, None)
+    }
+
+    /// Calls `plugin` at `point` with `call`, encoded first by `encode` when it is `None`
+    /// (callers clear it after a plugin changed what is encoded). `Ok(None)`: nothing to
+    /// apply, because the plugin asked for nothing, or it failed and its `on-error` is
+    /// `ignore`; a denial, or a failure with `on-error = "fail"`, is the error.
+    fn answer(
+        &self,
+        plugin: &Plugin,
+        point: HookPoint,
+        call: &mut Option<host::Call>,
+        encode: impl FnOnce() -> Result<host::Call, PluginError>,
+    ) -> Result<Option<adjust::Adjustment>, PluginError> {
+        let encoded = match call {
+            Some(c) => c,
+            None => call.insert(encode()?),
+        };
+        match self.call_one(plugin, point, encoded) {
+            Ok(adjustment) if adjustment.is_empty() => Ok(None),
+            Ok(adjustment) => Ok(Some(adjustment)),
+            Err(e) => {
+                self.on_failure(plugin, e)?;
+                Ok(None)
+            }
+        }
     }
 
     /// Applies the plugin's `on-error` to a failure; a denial or conflict always passes.
