@@ -141,11 +141,16 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
             Some(s) => bundle.join(s),
             None => return Err(RootfsError::NoSource(dest.clone())),
         };
-        let meta = fs::metadata(&src).map_err(|source| RootfsError::BindSource {
+        // Resolved once: the type is read from, and the mount made from, the same open
+        // file, so a rename or symlink swap between the two cannot change what is bound.
+        let bind_err = |source: io::Error| RootfsError::BindSource {
             dest: dest.clone(),
             source_path: src.clone(),
             source,
-        })?;
+        };
+        let src_fd = open(&src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| bind_err(io::Error::from(e)))?;
+        let meta = fs::metadata(proc_fd_path(&src_fd)).map_err(bind_err)?;
         let target = open_in_root(
             root,
             dest,
@@ -157,7 +162,7 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
         )?;
         let rec = opts.flags & MsFlags::MS_REC;
         mount(
-            Some(&src),
+            Some(&proc_fd_path(&src_fd)),
             &proc_fd_path(&target),
             None::<&str>,
             MsFlags::MS_BIND | rec,

@@ -218,8 +218,8 @@ impl PluginSet {
         if let Some(host) = self.host.get() {
             return Ok(host);
         }
-        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
-        let host = host::Host::new(fuel).map_err(|cause| PluginError::Unloadable {
+        let (fuel, max_memory) = self.engine_needs();
+        let host = host::Host::new(fuel, max_memory).map_err(|cause| PluginError::Unloadable {
             plugin: String::new(),
             cause,
         })?;

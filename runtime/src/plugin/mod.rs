@@ -271,14 +271,14 @@ impl PluginSet {
         if wanted.is_empty() {
             return;
         }
-        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+        let (fuel, max_memory) = self.engine_needs();
         let cache_dir = self.cache_dir.clone();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let spawned = thread::Builder::new()
             .name("rwasm-plugin-load".to_string())
             .spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
-                    let Ok(host) = host::Host::new(fuel) else {
+                    let Ok(host) = host::Host::new(fuel, max_memory) else {
                         return Prefetched {
                             host: None,
                             loaded: Vec::new(),
@@ -307,6 +307,19 @@ impl PluginSet {
     }
 
     /// Takes over what [`PluginSet::prefetch`] loaded, waiting for it if needed.
+    /// What the set's engine must provide: fuel metering (some plugin has a `fuel`
+    /// budget) and the largest `memory-limit` in bytes (the size of a pooled memory slot).
+    fn engine_needs(&self) -> (bool, u64) {
+        let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
+        let max_memory = self
+            .plugins
+            .iter()
+            .map(|p| p.spec.memory_limit)
+            .max()
+            .unwrap_or(manifest::DEFAULT_MEMORY_LIMIT);
+        (fuel, max_memory)
+    }
+
     fn join_prefetch(&self) {
         let Some(handle) = self.prefetch.borrow_mut().take() else {
             return;
@@ -565,8 +578,9 @@ impl PluginSet {
         let host = match self.host.get() {
             Some(host) => host,
             None => {
-                let fuel = self.plugins.iter().any(|p| p.spec.fuel.is_some());
-                let host = host::Host::new(fuel).map_err(|cause| failed(Phase::Load, cause))?;
+                let (fuel, max_memory) = self.engine_needs();
+                let host = host::Host::new(fuel, max_memory)
+                    .map_err(|cause| failed(Phase::Load, cause))?;
                 self.host.get_or_init(|| host)
             }
         };

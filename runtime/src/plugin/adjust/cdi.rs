@@ -165,9 +165,41 @@ fn known_version(v: &str) -> bool {
     }
 }
 
-/// Reads one spec file, JSON or YAML by its extension.
+/// The largest CDI spec file read, in bytes (real ones are a few KiB).
+pub(crate) const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// Reads one spec file, JSON or YAML by its extension: a regular file (opened without
+/// blocking, so a FIFO planted in a spec directory cannot stall the runtime) of at most
+/// [`MAX_SPEC_BYTES`].
 fn read_spec(path: &Path) -> Result<CdiSpec, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    if meta.len() > MAX_SPEC_BYTES {
+        return Err(format!(
+            "{} bytes is larger than the {MAX_SPEC_BYTES} bytes a CDI spec may have",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if text.len() as u64 > MAX_SPEC_BYTES {
+        return Err(format!(
+            "larger than the {MAX_SPEC_BYTES} bytes a CDI spec may have"
+        ));
+    }
     let value: Value = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => serde_json::from_str(&text).map_err(|e| format!("invalid JSON: {e}"))?,
         _ => {
@@ -579,6 +611,39 @@ mod tests {
         assert_eq!(last.options().clone().unwrap(), ["ro", "bind"]);
         let err = field(inject(&dirs, "example.com/dev=nope").unwrap_err());
         assert_eq!(err, "cdi-devices[0]");
+    }
+
+    /// A FIFO (opened without blocking) and an oversized file in a spec directory are
+    /// skipped with their reason; the good spec beside them still injects.
+    #[test]
+    fn fifos_and_oversized_files_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("good.json"),
+            r#"{"cdiVersion": "0.6.0", "kind": "example.com/dev",
+                "devices": [{"name": "x", "containerEdits": {"env": ["X=1"]}}]}"#,
+        )
+        .unwrap();
+        let fifo = dir.path().join("a-fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let big = dir.path().join("b-big.yaml");
+        std::fs::write(
+            &big,
+            vec![b'#'; usize::try_from(super::MAX_SPEC_BYTES + 1).unwrap()],
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_spec(&fifo).err().as_deref(),
+            Some("not a regular file")
+        );
+        assert!(
+            super::read_spec(&big).unwrap_err().contains("larger than"),
+            "{:?}",
+            super::read_spec(&big).err()
+        );
+        let out = inject(&[dir.path().to_path_buf()], "example.com/dev=x").unwrap();
+        let env = out.spec.process().as_ref().unwrap().env().clone().unwrap();
+        assert!(env.contains(&"X=1".to_string()), "{env:?}");
     }
 
     #[test]
