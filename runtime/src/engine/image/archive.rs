@@ -66,8 +66,17 @@ fn layer_media_type(path: &Path) -> Result<MediaType, ImageError> {
 }
 
 impl ImageStore {
-    /// `rwasm load -i FILE`: every image of the archive, stored, unpacked and tagged.
+    /// `rwasm load -i FILE`: every image of the archive, stored, unpacked and tagged. A
+    /// failed load leaves no blob behind that nothing else uses.
     pub fn load(&self, archive: &Path) -> Result<Vec<Image>, ImageError> {
+        let r = self.load_locked(archive);
+        if r.is_err() {
+            self.collect_after_failure();
+        }
+        r
+    }
+
+    fn load_locked(&self, archive: &Path) -> Result<Vec<Image>, ImageError> {
         self.init()?;
         let _l = self.gc_lock(false)?;
         let scratch = Scratch(

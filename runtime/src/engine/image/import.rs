@@ -50,6 +50,20 @@ impl ImageStore {
         created_by: &str,
         tags: &[String],
     ) -> Result<Image, ImageError> {
+        let r = self.import_locked(tarball, config, created_by, tags);
+        if r.is_err() {
+            self.collect_after_failure();
+        }
+        r
+    }
+
+    fn import_locked(
+        &self,
+        tarball: &Path,
+        config: Value,
+        created_by: &str,
+        tags: &[String],
+    ) -> Result<Image, ImageError> {
         self.init()?;
         let _l = self.gc_lock(false)?;
         let f = fs::File::open(tarball).map_err(io("open", tarball))?;

@@ -270,6 +270,14 @@ impl ImageStore {
         Ok(())
     }
 
+    /// After a failed load or import (its shared lock released): collect what it stored.
+    pub(crate) fn collect_after_failure(&self) {
+        let users = container_uses(&self.data_root, &|_| false);
+        if let Err(e) = self.collect(&users) {
+            tracing::warn!("{}", crate::error_chain(&e));
+        }
+    }
+
     /// The rows of `rwasm images`: one per tag, one `<none>` row per dangling image,
     /// newest first.
     pub fn list(&self) -> Result<Vec<Summary>, ImageError> {

@@ -352,16 +352,21 @@ impl ImageStore {
                 diff_id: diff_id.to_string(),
                 source,
             };
-            let dec = decompress(&mut blob).map_err(|e| layer_err(LayerError::Read(e)))?;
-            let mut h = layer::Hashing::new(dec);
-            let size = layer::unpack(&mut h, &tmp).map_err(layer_err)?;
-            let (actual, _) = h.finish().map_err(|e| layer_err(LayerError::Read(e)))?;
+            let unpacked = (|| {
+                let dec = decompress(&mut blob).map_err(LayerError::Read)?;
+                let mut h = layer::Hashing::new(dec);
+                let size = layer::unpack(&mut h, &tmp)?;
+                let (actual, _) = h.finish().map_err(LayerError::Read)?;
+                Ok((size, actual))
+            })();
+            // A corrupt blob is reported as such, even when it also broke the tar stream.
             let (blob_actual, _) = blob.finish().map_err(io("read", &blob_path))?;
             check(
                 &format!("stored blob {}", blob_path.display()),
                 &blob_digest,
                 &blob_actual,
             )?;
+            let (size, actual) = unpacked.map_err(layer_err)?;
             check(
                 &format!("uncompressed layer {blob_digest}"),
                 diff_id,
