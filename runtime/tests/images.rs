@@ -75,7 +75,10 @@ fn setup_makes_busybox_a_real_image_in_an_oci_layout() {
 
 /// A two-layer image: a busybox layer (gzip) and a layer (zstd) adding /data/hello.
 fn two_layer_archive(w: &World, name: Option<&str>) -> (Vec<u8>, Vec<u8>) {
-    let bb = busybox_layer(w.tmp.path());
+    two_layer_archive_on(busybox_layer(w.tmp.path()), name)
+}
+
+fn two_layer_archive_on(bb: Vec<u8>, name: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     let top = layer(&[
         E::Dir("data"),
         E::File("data/hello", b"from the top layer\n"),
@@ -88,7 +91,9 @@ fn two_layer_archive(w: &World, name: Option<&str>) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn load_reads_oci_and_docker_archives_and_save_round_trips() {
     let w = World::new();
-    let (ar, cfg) = two_layer_archive(&w, Some("docker.io/library/app:v1"));
+    // One busybox layer for both images (a second tar of the tree could differ in mtimes).
+    let bb = busybox_layer(w.tmp.path());
+    let (ar, cfg) = two_layer_archive_on(bb.clone(), Some("docker.io/library/app:v1"));
     let path = put(&w, "app.tar", &ar);
     assert_eq!(ok(&w, &["load", "-i", &path]), "Loaded image: app:v1\n");
     assert_eq!(ok(&w, &["run", "--rm", "app:v1"]), "from the top layer\n");
@@ -103,7 +108,6 @@ fn load_reads_oci_and_docker_archives_and_save_round_trips() {
     );
 
     // A docker save archive with plain layers, its config carrying the same diff IDs.
-    let bb = busybox_layer(w.tmp.path());
     let extra = layer(&[E::File("docker-was-here", b"yes\n")]);
     let dcfg = config(&[&bb, &extra], json!({"Cmd": ["cat", "/docker-was-here"]}));
     let dpath = put(

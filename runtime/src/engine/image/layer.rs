@@ -359,3 +359,42 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<u64, LayerError> {
     }
     Ok(size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths_are_kept_inside_the_layer() {
+        assert_eq!(clean(b"./a/b", "e").unwrap(), Path::new("a/b"));
+        assert_eq!(clean(b"./", "e").unwrap(), Path::new(""));
+        let e = clean(b"a/../../x", "a/../../x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "layer entry \"a/../../x\" lands outside the layer directory: \"..\" component"
+        );
+        assert!(
+            clean(b"/etc/passwd", "/etc/passwd")
+                .unwrap_err()
+                .to_string()
+                .contains("absolute path")
+        );
+    }
+
+    #[test]
+    fn compression_is_recognised_by_its_magic_bytes() {
+        let plain = b"plain tar bytes".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::stream::encode_all(&plain[..], 1).unwrap();
+        for input in [plain.clone(), gz, zst] {
+            let mut out = Vec::new();
+            decompress(&input[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, plain);
+        }
+    }
+}
