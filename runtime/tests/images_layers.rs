@@ -126,7 +126,7 @@ fn links_devices_owners_modes_mtimes_and_xattrs_are_kept() {
     )
     .unwrap();
     let l = b.into_inner().unwrap();
-    let out = load(&w, "meta:1", &[l.clone()]);
+    let out = load(&w, "meta:1", std::slice::from_ref(&l));
     assert!(out.status.success(), "{}", stderr(&out));
     let dir = w.data.join("images/layers").join(&sha(&l)[7..]);
     let m = |p: &str| std::fs::symlink_metadata(dir.join(p)).unwrap();
