@@ -376,3 +376,47 @@ fn a_moved_tag_leaves_a_dangling_image_that_prune_removes() {
     assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1);
     assert_eq!(verify_blobs(&w), 3, "only the tagged image's blobs stay");
 }
+
+#[test]
+fn the_image_of_a_running_container_cannot_be_deleted_even_with_force() {
+    let w = World::new();
+    w.setup_image();
+    let mut child = w
+        .cmd(&["run", "--rm", "busybox", "sleep", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The bundle directory is named by the container id; wait (bounded) for it to run.
+    let containers = w.data.join("containers");
+    let find = || {
+        std::fs::read_dir(&containers)
+            .ok()?
+            .flatten()
+            .find(|e| e.path().join("config.json").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    };
+    let id = (0..1000)
+        .find_map(|_| {
+            let id = find();
+            if id.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            id
+        })
+        .expect("the container never appeared");
+    w.wait_status(&id, "running");
+    let err = fails(&w, &["rmi", "-f", "busybox"]);
+    assert!(
+        err.contains(&format!(
+            "(cannot be forced) - image is being used by running container {}",
+            &id[..12]
+        )),
+        "{err}"
+    );
+    ok(&w, &["kill", &id, "KILL"]);
+    child.wait().unwrap();
+    assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1, "still there");
+    let out = ok(&w, &["rmi", "busybox"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+}
