@@ -31,7 +31,13 @@ WARMUP=${WARMUP:-5}
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/rwasm-target}
 RWASM_SRC=${RWASM_BIN:-$TARGET/release/rwasm}
 CALL_BIN=${PLUGIN_CALL_BIN:-$TARGET/release/examples/plugin_call}
-ROOTFS_SRC=${BUSYBOX_ROOTFS:-/var/lib/rwasm/images/busybox/rootfs}
+# The built-in image's one layer, unpacked in the image store (`rwasm setup` makes it).
+busybox_layer() {
+    local diff
+    diff=$("$RWASM_SRC" image inspect busybox 2>/dev/null | jq -r '.[0].RootFS.Layers[0]') || return 0
+    [ -n "$diff" ] && [ "$diff" != null ] && echo "${RWASM_DATA_ROOT:-/var/lib/rwasm}/images/layers/${diff#sha256:}"
+}
+ROOTFS_SRC=${BUSYBOX_ROOTFS:-$(busybox_layer)}
 RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md}
 MANIFEST=$HERE/plugins-9.toml
 

@@ -31,7 +31,13 @@ RUNS=${RUNS:-50}
 WARMUP=${WARMUP:-5}
 RSS_RUNS=${RSS_RUNS:-10}
 RWASM_SRC=${RWASM_BIN:-${CARGO_TARGET_DIR:-/var/tmp/rwasm-target}/release/rwasm}
-ROOTFS_SRC=${BUSYBOX_ROOTFS:-/var/lib/rwasm/images/busybox/rootfs}
+# The built-in image's one layer, unpacked in the image store (`rwasm setup` makes it).
+busybox_layer() {
+    local diff
+    diff=$("$RWASM_SRC" image inspect busybox 2>/dev/null | jq -r '.[0].RootFS.Layers[0]') || return 0
+    [ -n "$diff" ] && [ "$diff" != null ] && echo "${RWASM_DATA_ROOT:-/var/lib/rwasm}/images/layers/${diff#sha256:}"
+}
+ROOTFS_SRC=${BUSYBOX_ROOTFS:-$(busybox_layer)}
 RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md}
 RAW_DIR=$(dirname "$RESULTS")/results
 MEMORY_LIMIT=$((256 << 20))

@@ -10,6 +10,7 @@ macro_rules! outln {
     }};
 }
 
+mod image;
 mod oci;
 mod plugin;
 mod run;
@@ -109,6 +110,28 @@ pub enum Command {
     },
     /// Prepare this machine: data directories and the built-in busybox image.
     Setup,
+    /// Manage images (inspect, ls, rm, prune, load, save, tag, import).
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
+    },
+    /// List images (REPOSITORY TAG IMAGE ID CREATED SIZE).
+    Images(image::ListArgs),
+    /// Load images from a `docker save` or OCI archive.
+    Load(image::LoadArgs),
+    /// Save images to an archive (OCI layout + docker save manifest).
+    Save(image::SaveArgs),
+    /// Make an image from a rootfs tarball (`docker import`).
+    Import {
+        /// The tarball (plain, gzip or zstd).
+        tarball: PathBuf,
+        /// NAME[:TAG].
+        name: Option<String>,
+    },
+    /// Give an image another name: `tag SOURCE TARGET`.
+    Tag { source: String, target: String },
+    /// Remove images.
+    Rmi(image::RmiArgs),
     /// Inspect, validate, precompile and test the plugins of a manifest.
     Plugin {
         #[command(subcommand)]
@@ -206,6 +229,15 @@ pub fn main() -> i32 {
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
             Command::Setup => oci::setup(&cli).map(|()| 0),
             Command::Plugin { command } => plugin::run(&cli, command),
+            Command::Image { command } => image::run(&cli, command),
+            Command::Images(a) => image::list(&cli, a).map(|()| 0),
+            Command::Load(a) => image::load(&cli, a).map(|()| 0),
+            Command::Save(a) => image::save(&cli, a).map(|()| 0),
+            Command::Import { tarball, name } => {
+                image::import(&cli, tarball, name.as_deref()).map(|()| 0)
+            }
+            Command::Tag { source, target } => image::tag(&cli, source, target).map(|()| 0),
+            Command::Rmi(a) => image::rmi(&cli, a),
         }
     })();
     match result {

@@ -217,8 +217,8 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
 pub fn setup(cli: &Cli) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.data_root)
         .with_context(|| format!("cannot create {}", cli.data_root.display()))?;
-    let rootfs = ImageStore::new(&cli.data_root).init_busybox()?;
+    let image = ImageStore::new(&cli.data_root).init_busybox()?;
     store(cli)?;
-    outln!("busybox image: {}", rootfs.display());
+    outln!("busybox image: busybox:latest {}", image.id);
     Ok(())
 }

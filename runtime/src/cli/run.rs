@@ -78,6 +78,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub blkio_weight: Option<u16>,
 
+    /// Overwrite the image's default ENTRYPOINT ("" clears it; the image's CMD is dropped).
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub positional: Vec<String>,
@@ -109,6 +113,7 @@ pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
         cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
+        entrypoint: a.entrypoint.clone(),
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.

@@ -105,6 +105,9 @@ pub struct RunFlags {
     pub pids_limit: Option<i64>,
     /// `--blkio-weight`: relative block I/O weight from 10 to 1000; 0 means unset, as in Docker.
     pub blkio_weight: Option<u16>,
+    /// `--entrypoint`: replaces the image's Entrypoint and drops its Cmd; `""` clears it
+    /// (see [`crate::engine::image::defaults::apply`]).
+    pub entrypoint: Option<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

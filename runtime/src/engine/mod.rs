@@ -6,5 +6,6 @@ pub mod hooks;
 pub mod image;
 pub mod run;
 pub mod state;
+pub mod storage;
 pub mod update;
 pub mod validate;

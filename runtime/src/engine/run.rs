@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Mount;
 
-use crate::linux::overlay::{OverlayError, mount_overlay, unmount};
+use crate::linux::overlay::{OverlayError, unmount};
 use crate::plugin::PluginSet;
 
 use super::container::{self, CreateOptions, EngineError};
 use super::docker::{FlagError, RunFlags, docker_spec};
-use super::image::{ImageError, ImageStore};
+use super::image::{
+    EXPOSED_PORTS_ANNOTATION, IMAGE_ID_ANNOTATION, IMAGE_MANIFEST_ANNOTATION, ImageError,
+    ImageStore,
+};
 use super::state::StateStore;
+use super::storage::RootfsDriver as _;
 
 /// Annotation holding the Docker-style container name.
 pub const NAME_ANNOTATION: &str = "org.rwasm.name";
@@ -140,15 +144,21 @@ impl Drop for Bundle {
 pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunError> {
     req.plugins.prefetch(&container::RUN_POINTS);
     let images = ImageStore::new(req.data_root);
-    let lower = images.resolve(req.image)?;
-    let args = if req.args.is_empty() {
-        if lower.join("bin/sh").exists() {
+    let resolved = images.resolve(req.image)?;
+    let mut flags = req.flags.clone();
+    let config = resolved
+        .image
+        .as_ref()
+        .and_then(|i| i.config.config().as_ref());
+    let args = match super::image::defaults::apply(config, &req.args, &mut flags) {
+        Some(args) => args,
+        // A rootfs directory has no config: `sh`, as before images had configs.
+        None if resolved.image.is_none()
+            && resolved.layers.iter().any(|l| l.join("bin/sh").exists()) =>
+        {
             vec!["sh".to_string()]
-        } else {
-            return Err(RunError::NoCommand(req.image.into()));
         }
-    } else {
-        req.args.clone()
+        None => return Err(RunError::NoCommand(req.image.into())),
     };
     let id = new_id().map_err(io_err("read", Path::new("/dev/urandom")))?;
     let containers = req.data_root.join("containers");
@@ -197,16 +207,26 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             .build()
             .expect("static mount")
     };
-    mount_overlay(&lower, &dir.join("upper"), &dir.join("work"), &rootfs)?;
-    let annotations = HashMap::from([
+    super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
+    let mut annotations = HashMap::from([
         (NAME_ANNOTATION.to_string(), name),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
         (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
     ]);
-    let mut flags = req.flags.clone();
+    if let Some(img) = &resolved.image {
+        annotations.insert(
+            IMAGE_MANIFEST_ANNOTATION.into(),
+            img.manifest_digest.clone(),
+        );
+        annotations.insert(IMAGE_ID_ANNOTATION.into(), img.id.clone());
+        if let Some(p) = super::image::defaults::exposed_ports(config) {
+            annotations.insert(EXPOSED_PORTS_ANNOTATION.into(), p);
+        }
+    }
     flags.hostname = Some(hostname);
     if let Some(u) = &flags.user {
-        let (uid, gid) = super::docker::resolve_user(u, &lower)?;
+        // Names resolve through the container's merged tree (the overlay just mounted).
+        let (uid, gid) = super::docker::resolve_user(u, &rootfs)?;
         flags.user = Some(format!("{uid}:{gid}"));
     }
     let spec = docker_spec(

@@ -19,16 +19,23 @@ pub struct OverlayError {
     pub source: nix::Error,
 }
 
-/// Mount `lower` (read-only) under `upper`/`work` at `target`.
+/// Mount `lowers` (read-only, bottom layer first, as an image lists its layers) under
+/// `upper`/`work` at `target`. overlayfs wants the top layer first in `lowerdir=`, so the
+/// list is reversed there.
 pub fn mount_overlay(
-    lower: &Path,
+    lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
 ) -> Result<(), OverlayError> {
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
+        lower.join(":"),
         upper.display(),
         work.display()
     );

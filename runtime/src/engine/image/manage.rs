@@ -1,0 +1,348 @@
+//! `rwasm tag`, `rwasm rmi [-f]`, `rwasm image prune [-a]`, `rwasm images` and
+//! `rwasm image inspect`, with Docker's rules: `rmi` of one of several tags only untags;
+//! deleting an image that a container uses, that several repositories reference, or that
+//! other images are built on (their layers start with all of its layers) is a conflict;
+//! a running container's image cannot be deleted even with `-f`. Blobs and unpacked
+//! layers that no image and no container needs any more are then collected.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::index::{self, tag_of};
+use super::reference::Reference;
+use super::{IMAGE_MANIFEST_ANNOTATION, Image, ImageError, ImageStore, io};
+
+/// A container that holds an image: its id, the image's manifest digest, whether it runs.
+#[derive(Debug, Clone)]
+pub struct ContainerUse {
+    /// The container id.
+    pub id: String,
+    /// The manifest digest recorded in its config.json ([`IMAGE_MANIFEST_ANNOTATION`]).
+    pub manifest: String,
+    /// Whether it is running (its image then cannot be deleted, even with `-f`).
+    pub running: bool,
+}
+
+/// The containers under `<data-root>/containers` and the images they were made from;
+/// `is_running(id)` says which run.
+pub fn container_uses(data_root: &Path, is_running: &dyn Fn(&str) -> bool) -> Vec<ContainerUse> {
+    let Ok(rd) = fs::read_dir(data_root.join("containers")) else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let spec: Value =
+                serde_json::from_slice(&fs::read(e.path().join("config.json")).ok()?).ok()?;
+            let manifest = spec["annotations"][IMAGE_MANIFEST_ANNOTATION]
+                .as_str()?
+                .to_string();
+            Some(ContainerUse {
+                running: is_running(&id),
+                id,
+                manifest,
+            })
+        })
+        .collect()
+}
+
+/// One line of `rwasm rmi` / `image prune` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// `Untagged: REPO:TAG`.
+    Untagged(String),
+    /// `Deleted: sha256:...` (the image ID).
+    Deleted(String),
+}
+
+/// A row of `rwasm images`.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Repository, `<none>` for a dangling image.
+    pub repository: String,
+    /// Tag, `<none>` for a dangling image.
+    pub tag: String,
+    /// `sha256:HEX` of the config.
+    pub id: String,
+    /// The config's `created`, RFC 3339, if it has one.
+    pub created: Option<String>,
+    /// Bytes of file content in its unpacked layers (Docker's SIZE).
+    pub size: u64,
+}
+
+/// The first 12 hex digits of an ID, as Docker shows it.
+pub fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+impl ImageStore {
+    /// `rwasm tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), ImageError> {
+        let entry = self.find(source)?;
+        let (_, size) = self.manifest(&entry.manifest)?;
+        let r = Reference::parse(target)?;
+        let t = r.tagged().ok_or_else(|| ImageError::BadReference {
+            reference: target.to_string(),
+            reason: "refusing to create a tag with a digest reference".into(),
+        })?;
+        self.index
+            .update(|m| index::set_tag(m, &entry.manifest, size, &t))
+    }
+
+    /// `rwasm rmi [-f] NAME`: untag, or delete the image, as Docker decides (see the module).
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        users: &[ContainerUse],
+    ) -> Result<Vec<Removed>, ImageError> {
+        let entry = self.find(name)?;
+        let img = self.image(&entry)?;
+        let short = short_id(&img.id);
+        let by_tag = Reference::parse(name)
+            .ok()
+            .and_then(|r| r.tagged())
+            .filter(|t| entry.tags.contains(t));
+        if let Some(t) = &by_tag
+            && entry.tags.len() > 1
+        {
+            self.index.update(|m| {
+                m.retain(|d| tag_of(d) != Some(t.as_str()));
+                Ok(())
+            })?;
+            return Ok(vec![Removed::Untagged(t.clone())]);
+        }
+        if by_tag.is_none() && entry.tags.len() > 1 && !force {
+            return Err(ImageError::Conflict {
+                action: "delete",
+                target: short,
+                force: "must be forced",
+                reason: "image is referenced in multiple repositories".into(),
+            });
+        }
+        if let Some(u) = users.iter().find(|u| u.manifest == entry.manifest) {
+            if u.running {
+                return Err(ImageError::Conflict {
+                    action: "delete",
+                    target: short,
+                    force: "cannot be forced",
+                    reason: format!(
+                        "image is being used by running container {}",
+                        short_id(&u.id)
+                    ),
+                });
+            }
+            if !force {
+                return Err(ImageError::Conflict {
+                    action: if by_tag.is_some() {
+                        "remove repository reference"
+                    } else {
+                        "delete"
+                    },
+                    target: if by_tag.is_some() {
+                        format!("{name:?}")
+                    } else {
+                        short.clone()
+                    },
+                    force: "must force",
+                    reason: format!(
+                        "container {} is using its referenced image {short}",
+                        short_id(&u.id)
+                    ),
+                });
+            }
+        }
+        if !force {
+            for other in self.index.entries()? {
+                if other.manifest == entry.manifest {
+                    continue;
+                }
+                let o = self.image(&other)?;
+                let (mine, theirs) = (img.diff_ids(), o.diff_ids());
+                if theirs.len() > mine.len() && theirs.starts_with(mine) {
+                    return Err(ImageError::Conflict {
+                        action: "delete",
+                        target: short,
+                        force: "must force",
+                        reason: format!(
+                            "image has dependent child images ({})",
+                            o.tags.first().cloned().unwrap_or_else(|| short_id(&o.id))
+                        ),
+                    });
+                }
+            }
+        }
+        let mut out: Vec<Removed> = entry.tags.iter().cloned().map(Removed::Untagged).collect();
+        self.index.update(|m| {
+            m.retain(|d| d.digest().to_string() != entry.manifest);
+            Ok(())
+        })?;
+        out.push(Removed::Deleted(img.id.clone()));
+        self.collect(users)?;
+        Ok(out)
+    }
+
+    /// `rwasm image prune [-a]`: delete dangling images (with `all`, every image) that no
+    /// container uses; returns the deleted IDs.
+    pub fn prune(&self, all: bool, users: &[ContainerUse]) -> Result<Vec<Removed>, ImageError> {
+        let mut out = Vec::new();
+        let used: HashSet<&str> = users.iter().map(|u| u.manifest.as_str()).collect();
+        let victims: Vec<_> = self
+            .index
+            .entries()?
+            .into_iter()
+            .filter(|e| (all || e.tags.is_empty()) && !used.contains(e.manifest.as_str()))
+            .collect();
+        for e in &victims {
+            let id = self
+                .manifest(&e.manifest)
+                .map(|(m, _)| m.config().digest().to_string());
+            out.extend(e.tags.iter().cloned().map(Removed::Untagged));
+            if let Ok(id) = id {
+                out.push(Removed::Deleted(id));
+            }
+        }
+        let gone: HashSet<&str> = victims.iter().map(|e| e.manifest.as_str()).collect();
+        self.index.update(|m| {
+            m.retain(|d| !gone.contains(d.digest().to_string().as_str()));
+            Ok(())
+        })?;
+        self.collect(users)?;
+        Ok(out)
+    }
+
+    /// Remove every blob and unpacked layer that neither an indexed image nor a container
+    /// (`users`) needs. Holds the store's collection lock exclusively.
+    pub fn collect(&self, users: &[ContainerUse]) -> Result<(), ImageError> {
+        let _l = self.gc_lock(true)?;
+        let mut manifests: Vec<String> = self
+            .index
+            .entries()?
+            .into_iter()
+            .map(|e| e.manifest)
+            .collect();
+        manifests.extend(users.iter().map(|u| u.manifest.clone()));
+        let mut blobs: HashSet<String> = HashSet::new();
+        let mut layers: HashSet<String> = HashSet::new();
+        for m in manifests {
+            let Ok((man, _)) = self.manifest(&m) else {
+                continue;
+            };
+            blobs.insert(m.clone());
+            blobs.insert(man.config().digest().to_string());
+            blobs.extend(man.layers().iter().map(|l| l.digest().to_string()));
+            if let Ok(img) = self.image(&index::Entry {
+                manifest: m,
+                tags: vec![],
+            }) {
+                layers.extend(
+                    img.diff_ids()
+                        .iter()
+                        .map(|d| d.trim_start_matches("sha256:").to_string()),
+                );
+            }
+        }
+        for b in self.blobs.list()? {
+            if !blobs.contains(&b) {
+                self.blobs.remove(&b)?;
+            }
+        }
+        let dir = self.layers_dir();
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let hex = n.strip_suffix(".size").unwrap_or(&n);
+                if n.starts_with('.') || layers.contains(hex) {
+                    continue;
+                }
+                let p = e.path();
+                let r = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                r.map_err(io("remove", &p))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed load or import (its shared lock released): collect what it stored.
+    pub(crate) fn collect_after_failure(&self) {
+        let users = container_uses(&self.data_root, &|_| false);
+        if let Err(e) = self.collect(&users) {
+            tracing::warn!("{}", crate::error_chain(&e));
+        }
+    }
+
+    /// The rows of `rwasm images`: one per tag, one `<none>` row per dangling image,
+    /// newest first.
+    pub fn list(&self) -> Result<Vec<Summary>, ImageError> {
+        let mut rows = Vec::new();
+        for e in self.index.entries()? {
+            let img = self.image(&e)?;
+            let size = img.diff_ids().iter().map(|d| self.layer_size(d)).sum();
+            let created = img.config.created().clone();
+            let names: Vec<(String, String)> = if e.tags.is_empty() {
+                vec![("<none>".into(), "<none>".into())]
+            } else {
+                e.tags
+                    .iter()
+                    .map(|t| {
+                        let r = Reference::parse(t).ok();
+                        r.map_or((t.clone(), "<none>".into()), |r| {
+                            (r.repository, r.tag.unwrap_or_default())
+                        })
+                    })
+                    .collect()
+            };
+            for (repository, tag) in names {
+                rows.push(Summary {
+                    repository,
+                    tag,
+                    id: img.id.clone(),
+                    created: created.clone(),
+                    size,
+                });
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.created
+                .cmp(&a.created)
+                .then(a.repository.cmp(&b.repository))
+        });
+        Ok(rows)
+    }
+
+    /// `rwasm image inspect NAME`: Docker's image inspect object (Id, RepoTags, Created,
+    /// Config, Architecture, Os, Size, RootFS, ...), plus the manifest digest.
+    pub fn inspect(&self, name: &str) -> Result<Value, ImageError> {
+        let img: Image = self.image(&self.find(name)?)?;
+        let size: u64 = img.diff_ids().iter().map(|d| self.layer_size(d)).sum();
+        let c = &img.config;
+        let config = serde_json::to_value(c.config()).unwrap_or(Value::Null);
+        Ok(json!({
+            "Id": img.id,
+            "RepoTags": img.tags,
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": c.history().as_ref().and_then(|h| h.last()).and_then(|h| h.comment().clone()).unwrap_or_default(),
+            "Created": c.created().clone().unwrap_or_default(),
+            "Author": c.author().clone().unwrap_or_default(),
+            "Config": config,
+            "Architecture": c.architecture().to_string(),
+            "Os": c.os().to_string(),
+            "Size": size,
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids()},
+            "Metadata": {"LastTagTime": ""},
+            "Descriptor": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": img.manifest_digest,
+                "size": img.manifest_size,
+            },
+        }))
+    }
+}
