@@ -708,3 +708,54 @@ fn fifty_detached_containers_started_in_parallel_all_run_and_are_listed() {
     assert_eq!(d.containers_left(), 0);
     assert!(ids.iter().all(|id| cgroup_dirs_named(id).is_empty()));
 }
+
+#[test]
+fn pause_freezes_a_counter_and_unpause_lets_it_go_on() {
+    let d = Docker::new();
+    let id = d.detach(&[
+        "--name",
+        "ctr",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done",
+    ]);
+    let counter = d.w.data.join("containers").join(&id).join("rootfs/tmp/n");
+    let read = || {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    d.until("the counter runs", || read().is_some_and(|n| n > 2));
+    assert_eq!(d.ok(&["pause", "ctr"]), "ctr\n");
+    assert_eq!(d.ok(&["ps", "--format", "{{.State}}"]), "paused\n");
+    assert!(
+        d.ok(&["ps", "--format", "{{.Status}}"])
+            .trim_end()
+            .ends_with("(Paused)")
+    );
+    let frozen = read().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read().unwrap(), frozen, "nothing runs while paused");
+    let out = d.run(&["pause", "ctr"]);
+    assert!(
+        stderr(&out).contains("container ctr is already paused"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.ok(&["unpause", "ctr"]), "ctr\n");
+    d.until("the counter moves again", || {
+        read().is_some_and(|n| n > frozen)
+    });
+    let out = d.run(&["unpause", "ctr"]);
+    assert!(
+        stderr(&out).contains("container ctr is not paused"),
+        "{}",
+        stderr(&out)
+    );
+    // A paused container can still be removed with -f, leaving nothing.
+    d.ok(&["pause", "ctr"]);
+    d.ok(&["rm", "-f", "ctr"]);
+    assert!(cgroup_dirs_named(&id).is_empty());
+    assert_eq!(d.containers_left(), 0);
+}

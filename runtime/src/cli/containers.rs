@@ -374,6 +374,13 @@ pub fn rm(cli: &Cli, force: bool, names: &[String]) -> anyhow::Result<i32> {
     })
 }
 
+/// `pause CONTAINER...` (`frozen`) or `unpause CONTAINER...`.
+pub fn pause(cli: &Cli, frozen: bool, names: &[String]) -> anyhow::Result<i32> {
+    with_lifecycle(cli, |l| {
+        each(cli, names, true, |id| Ok(l.pause(id, frozen)?))
+    })
+}
+
 /// `wait CONTAINER...`: each one's exit code, one per line.
 pub fn wait(cli: &Cli, names: &[String]) -> anyhow::Result<i32> {
     with_lifecycle(cli, |l| {

@@ -146,6 +146,16 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Pause all processes within containers (cgroup freezer).
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within containers.
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Rename a container.
     Rename { container: String, new_name: String },
     /// Display the processes of a container.
@@ -321,6 +331,8 @@ pub fn main() -> i32 {
                 ..
             } => containers::rm(&cli, *force, c),
             Command::Wait { containers: c } => containers::wait(&cli, c),
+            Command::Pause { containers: c } => containers::pause(&cli, true, c),
+            Command::Unpause { containers: c } => containers::pause(&cli, false, c),
             Command::Inspect {
                 format,
                 containers: c,

@@ -47,6 +47,21 @@ pub enum LifecycleError {
     /// A signal name or number that does not parse.
     #[error(transparent)]
     BadSignal(#[from] signal::BadSignal),
+    /// `unpause` of a container that is not paused (Docker's wording).
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// `pause` of a paused container (Docker's wording).
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    /// `pause` of a container that is not running (Docker's wording).
+    #[error("container {0} is not running")]
+    PauseNotRunning(String),
+    /// The container's OCI state (for its cgroup) cannot be read.
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
+    /// Freezing or thawing its cgroup failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::linux::cgroup::CgroupError),
     /// `wait` found the container exited while no monitor saw how.
     #[error("the exit code of container {0} is unknown: its monitor went away")]
     UnknownExit(String),
@@ -91,6 +106,49 @@ impl Lifecycle<'_> {
             });
         }
         self.signal_init(&r, sig)
+    }
+
+    fn set_frozen(&self, r: &ContainerRecord, frozen: bool) -> Result<(), LifecycleError> {
+        let oci = self.store.load(&r.id)?;
+        if let Some(h) = &oci.cgroup {
+            crate::linux::cgroup::Manager::from_handle(h).set_frozen(frozen)?;
+        }
+        Ok(())
+    }
+
+    /// `pause` (`frozen`) or `unpause`: freeze or thaw every process of the container
+    /// through its cgroup (freezer), and record it.
+    pub fn pause(&self, id: &str, frozen: bool) -> Result<(), LifecycleError> {
+        let r = self.records.load(id)?;
+        match (frozen, r.live()) {
+            (true, Live::Running) | (false, Live::Paused) => {}
+            (true, Live::Paused) => {
+                return Err(LifecycleError::PauseNotRunning(format!(
+                    "{} is already paused",
+                    r.name
+                )));
+            }
+            (true, _) => return Err(LifecycleError::PauseNotRunning(r.name)),
+            (false, _) => return Err(LifecycleError::NotPaused(r.name)),
+        }
+        self.set_frozen(&r, frozen)?;
+        self.records.update(id, |r| {
+            r.state = if frozen {
+                RunState::Paused
+            } else {
+                RunState::Running
+            };
+        })?;
+        Ok(())
+    }
+
+    /// Thaw a paused container so that a signal just sent reaches it (Docker does the same).
+    fn thaw_if_paused(&self, r: &ContainerRecord) {
+        if r.live() == Live::Paused
+            && let Err(e) = self.set_frozen(r, false)
+        {
+            tracing::warn!(container = %r.name, "cannot thaw: {}", crate::error_chain(&e));
+        }
     }
 
     /// Wait until the monitor has recorded the end of the run (or is gone); returns the
@@ -145,6 +203,7 @@ impl Lifecycle<'_> {
             let sig = signal::parse(r.stop_signal())?;
             let limit = Duration::from_secs(u64::from(timeout.or(r.stop_timeout).unwrap_or(10)));
             self.signal_init(&r, sig)?;
+            self.thaw_if_paused(&r);
             let t = Instant::now();
             while r.init_alive() && t.elapsed() < limit {
                 pause();
@@ -176,6 +235,7 @@ impl Lifecycle<'_> {
         self.mark_stop(id);
         if live.is_running() {
             self.signal_init(&r, libc::SIGKILL)?;
+            self.thaw_if_paused(&r);
         }
         // Let the monitor finish its round; one that hangs is killed.
         let t = Instant::now();
