@@ -759,3 +759,59 @@ fn pause_freezes_a_counter_and_unpause_lets_it_go_on() {
     assert!(cgroup_dirs_named(&id).is_empty());
     assert_eq!(d.containers_left(), 0);
 }
+
+#[test]
+fn create_makes_a_created_container_that_start_runs() {
+    let d = Docker::new();
+    let id = d
+        .ok(&[
+            "create",
+            "--name",
+            "later",
+            "-l",
+            "k=v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id:?}");
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Labels}}"]),
+        "later Created k=v\n"
+    );
+    assert_eq!(
+        d.ok(&["ps", "-q"]),
+        "",
+        "a created container is not running"
+    );
+    assert!(!d.w.root.join(&id).exists(), "nothing runs yet");
+    let out = d.run(&["start", "-a", "later"]);
+    assert_eq!(stdout(&out), "started\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        d.field("later", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 0"
+    );
+    // A command that is not there: start fails, the container stays created with the error.
+    d.ok(&["create", "--name", "broken", "busybox", "no-such-cmd"]);
+    let out = d.run(&["start", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no-such-cmd"), "{}", stderr(&out));
+    assert_eq!(
+        d.field("broken", "{{.State.Status}} {{.State.ExitCode}}"),
+        "created 127"
+    );
+    let out = d.run(&["run", "-d", "busybox", "no-such-cmd"]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "run -d follows Docker's exit codes"
+    );
+    assert!(
+        mounts_mentioning(d.w.data.to_str().unwrap()).is_empty(),
+        "failed starts leave no mount"
+    );
+}

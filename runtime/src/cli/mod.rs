@@ -74,8 +74,9 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a container from a bundle (OCI "create").
-    Create(oci::CreateArgs),
+    /// Create a container: runc's `create [--bundle B] ID` (OCI "create"), or Docker's
+    /// `create [OPTIONS] IMAGE [CMD...]` (see `run::is_runc_create` for the rule).
+    Create(Box<run::RunArgs>),
     /// Start containers: runc's `start ID` of a created OCI container, or Docker's
     /// `start [-a] CONTAINER...` of created or exited ones (see `containers::is_oci_only`).
     Start {
@@ -278,6 +279,7 @@ pub fn load_plugins(cli: &Cli) -> anyhow::Result<PluginSet> {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none())
+        || matches!(&cli.command, Command::Create(r) if !run::is_runc_create(r))
         || matches!(&cli.command, Command::Start { attach: true, .. });
     if let Err(e) = init_logging(&cli) {
         eprintln!("rwasm: {e:#}");
@@ -290,7 +292,14 @@ pub fn main() -> i32 {
         match &cli.command {
             Command::Run(args) if args.bundle.is_none() => run::docker_run(&cli, args),
             Command::Run(args) => oci::bundle_run(&cli, args),
-            Command::Create(a) => oci::create(&cli, a).map(|()| 0),
+            Command::Create(a) if run::is_runc_create(a) => oci::create(
+                &cli,
+                a.bundle.as_deref().unwrap_or(Path::new(".")),
+                &a.runc,
+                &a.positional[0],
+            )
+            .map(|()| 0),
+            Command::Create(a) => run::docker_create(&cli, a),
             Command::Start {
                 attach,
                 containers: c,

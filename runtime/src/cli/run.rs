@@ -97,7 +97,27 @@ pub struct RunArgs {
     pub positional: Vec<String>,
 }
 
+/// Whether `create` follows runc's grammar: with `--bundle`, or with one argument and a
+/// `config.json` in the current directory (runc's default bundle) — engines always pass
+/// `--bundle`. Anything else is Docker's `create IMAGE [CMD...]`.
+pub fn is_runc_create(a: &RunArgs) -> bool {
+    a.bundle.is_some() || (a.positional.len() == 1 && std::path::Path::new("config.json").is_file())
+}
+
+/// Docker's `create [OPTIONS] IMAGE [CMD...]`: prepare the container and its record
+/// (state `created`) and print its full id; `start` runs it later.
+pub fn docker_create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    if a.detach {
+        anyhow::bail!("unknown flag: --detach (create never starts the container)");
+    }
+    docker_run_inner(cli, a, false)
+}
+
 pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    docker_run_inner(cli, a, true)
+}
+
+fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> {
     let (image, args) = a
         .positional
         .split_first()
@@ -116,10 +136,10 @@ pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
         restart,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
-        detached: a.detach,
+        detached: a.detach || !start,
     };
-    if a.detach {
-        return docker_run_detached(cli, a, image, args, record);
+    if a.detach || !start {
+        return docker_run_detached(cli, a, image, args, record, start);
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
@@ -155,6 +175,7 @@ fn docker_run_detached(
     image: &str,
     args: &[String],
     record: RecordOptions,
+    start: bool,
 ) -> anyhow::Result<i32> {
     let none = rwasm::plugin::PluginSet::empty();
     let prepared = prepare(&RunRequest {
@@ -171,7 +192,9 @@ fn docker_run_detached(
     })?;
     let id = prepared.id.clone();
     prepared.keep();
-    super::monitor::launch(cli, &id)?;
+    if start {
+        super::monitor::launch(cli, &id)?;
+    }
     outln!("{id}");
     Ok(0)
 }
