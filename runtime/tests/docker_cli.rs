@@ -815,3 +815,72 @@ fn create_makes_a_created_container_that_start_runs() {
         "failed starts leave no mount"
     );
 }
+
+#[test]
+fn exec_joins_the_container_namespaces_and_cgroup() {
+    let d = Docker::new();
+    let id = d.detach(&["--name", "ex", "-h", "boxy", "busybox", "sleep", "60"]);
+    assert_eq!(d.ok(&["exec", "ex", "hostname"]), "boxy\n", "uts namespace");
+    let ps = d.ok(&["exec", "ex", "ps", "-o", "pid,args"]);
+    assert!(
+        ps.lines().any(|l| l.trim() == "1 sleep 60"),
+        "pid namespace: init is pid 1: {ps}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/tmp",
+            "-u",
+            "65534:65534",
+            "ex",
+            "sh",
+            "-c",
+            "echo $FOO; pwd; id -u; id -g"
+        ]),
+        "bar\n/tmp\n65534\n65534\n"
+    );
+    assert_eq!(
+        d.ok(&["exec", "ex", "sh", "-c", "echo $HOSTNAME"]),
+        "boxy\n",
+        "the container's environment"
+    );
+    let out = d.run(&["exec", "ex", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    let out = d.run(&["exec", "ex", "no-such-cmd"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        stderr(&out).contains("executable file not found"),
+        "{}",
+        stderr(&out)
+    );
+    // -i streams stdin; without it the command reads nothing.
+    let mut c = d.w.cmd(&["exec", "-i", "ex", "cat"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"typed\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "typed\n");
+    // -d returns at once; the process runs in the container's cgroup.
+    d.ok(&["exec", "-d", "ex", "sleep", "30"]);
+    let top = d.ok(&["top", "ex"]);
+    assert!(top.contains("sleep 30"), "{top}");
+    let procs: Vec<String> = cgroup_dirs_named(&id)
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+        .collect();
+    assert!(
+        procs.iter().all(|p| p.lines().count() == 2),
+        "init and the exec'd sleep in every hierarchy: {procs:?}"
+    );
+    d.ok(&["stop", "-t", "0", "ex"]);
+    let out = d.run(&["exec", "ex", "true"]);
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "the exec'd process went with the container"
+    );
+}

@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod containers;
+mod exec;
 mod format;
 mod monitor;
 mod oci;
@@ -147,6 +148,8 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
     /// Pause all processes within containers (cgroup freezer).
     Pause {
         #[arg(required = true)]
@@ -340,6 +343,7 @@ pub fn main() -> i32 {
                 ..
             } => containers::rm(&cli, *force, c),
             Command::Wait { containers: c } => containers::wait(&cli, c),
+            Command::Exec(a) => exec::exec(&cli, a),
             Command::Pause { containers: c } => containers::pause(&cli, true, c),
             Command::Unpause { containers: c } => containers::pause(&cli, false, c),
             Command::Inspect {
