@@ -75,11 +75,15 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a container: runc's `create [--bundle B] ID` (OCI "create"), or Docker's
-    /// `create [OPTIONS] IMAGE [CMD...]` (see `run::is_runc_create` for the rule).
+    /// Create a container: runc's `create --bundle B ID`, or Docker's `create IMAGE [CMD...]`
+    ///
+    /// runc's grammar applies with `--bundle`, or with one argument and a `config.json` in
+    /// the current directory; anything else is Docker's (run's flags, no -d).
     Create(Box<run::RunArgs>),
-    /// Start containers: runc's `start ID` of a created OCI container, or Docker's
-    /// `start [-a] CONTAINER...` of created or exited ones (see `containers::is_oci_only`).
+    /// Start containers: runc's `start ID`, or Docker's `start [-a] CONTAINER...`
+    ///
+    /// runc's grammar applies when the one argument is exactly the id of an OCI container
+    /// under --root that has no Docker record (what engines create), and -a is not given.
     Start {
         /// Docker: attach to the container's output and return its exit code.
         #[arg(short, long)]
@@ -89,8 +93,11 @@ pub enum Command {
     },
     /// Print a container's state as JSON (OCI "state").
     State { id: String },
-    /// Send a signal: runc's `kill [--all] ID [SIGNAL]` (default SIGTERM), or Docker's
-    /// `kill [-s SIGNAL] CONTAINER...` (default SIGKILL).
+    /// Send a signal: runc's `kill ID [SIGNAL]` or Docker's `kill [-s SIGNAL] CONTAINER...`
+    ///
+    /// runc's grammar (default SIGTERM) applies when the first argument is exactly the id
+    /// of an OCI container under --root that has no Docker record and -s is not given;
+    /// otherwise Docker's (default SIGKILL).
     Kill {
         /// runc: signal every process in the container's cgroup.
         #[arg(short, long)]
