@@ -718,7 +718,7 @@ fn pause_freezes_a_counter_and_unpause_lets_it_go_on() {
         "busybox",
         "sh",
         "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.02; done",
     ]);
     let counter = d.w.data.join("containers").join(&id).join("rootfs/tmp/n");
     let read = || {

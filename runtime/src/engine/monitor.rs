@@ -159,27 +159,29 @@ impl Monitor<'_> {
                     let code = failure_code(&e);
                     let message = crate::error_chain(&e);
                     let first = ready.is_some();
-                    send_ready(
-                        &mut ready,
-                        &Ready {
-                            ok: false,
-                            code,
-                            message: message.clone(),
-                        },
-                    );
                     // Docker: a container whose start failed stays `created`, with the
                     // error and its code; a failed restart leaves it exited.
-                    self.records.update(self.id, |r| {
+                    let saved = self.records.update(self.id, |r| {
                         r.state = if first {
                             RunState::Created
                         } else {
                             RunState::Exited
                         };
                         r.exit_code = Some(code);
-                        r.error = Some(message);
+                        r.error = Some(message.clone());
                         r.pid = None;
                         r.pid_start = None;
-                    })?;
+                    });
+                    // Recorded before the report, so the caller sees the error in the record.
+                    send_ready(
+                        &mut ready,
+                        &Ready {
+                            ok: false,
+                            code,
+                            message,
+                        },
+                    );
+                    saved?;
                     break Err(e);
                 }
             }
