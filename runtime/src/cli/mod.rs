@@ -10,7 +10,11 @@ macro_rules! outln {
     }};
 }
 
+mod containers;
+mod exec;
+mod format;
 mod image;
+mod monitor;
 mod oci;
 mod plugin;
 mod run;
@@ -72,21 +76,110 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a container from a bundle (OCI "create").
-    Create(oci::CreateArgs),
-    /// Start a created container (OCI "start").
-    Start { id: String },
+    /// Create a container: runc's `create --bundle B ID`, or Docker's `create IMAGE [CMD...]`
+    ///
+    /// runc's grammar applies with `--bundle`, or with one argument and a `config.json` in
+    /// the current directory; anything else is Docker's (run's flags, no -d).
+    Create(Box<run::RunArgs>),
+    /// Start containers: runc's `start ID`, or Docker's `start [-a] CONTAINER...`
+    ///
+    /// runc's grammar applies when the one argument is exactly the id of an OCI container
+    /// under --root that has no Docker record (what engines create), and -a is not given.
+    Start {
+        /// Docker: attach to the container's output and return its exit code.
+        #[arg(short, long)]
+        attach: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Print a container's state as JSON (OCI "state").
     State { id: String },
-    /// Send a signal to a container (OCI "kill"); default SIGTERM.
+    /// Send a signal: runc's `kill ID [SIGNAL]` or Docker's `kill [-s SIGNAL] CONTAINER...`
+    ///
+    /// runc's grammar (default SIGTERM) applies when the first argument is exactly the id
+    /// of an OCI container under --root that has no Docker record and -s is not given;
+    /// otherwise Docker's (default SIGKILL).
     Kill {
-        /// Signal every process in the container's cgroup.
+        /// runc: signal every process in the container's cgroup.
         #[arg(short, long)]
         all: bool,
-        id: String,
-        #[arg(default_value = "TERM")]
-        signal: String,
+        /// Docker: the signal to send (name or number).
+        #[arg(short, long)]
+        signal: Option<String>,
+        #[arg(required = true)]
+        args: Vec<String>,
     },
+    /// List Docker-style containers (`rwasm ps -a`).
+    Ps(containers::PsArgs),
+    /// Fetch a container's logs (stdout and stderr kept apart).
+    Logs(containers::LogsArgs),
+    /// Stop containers: the stop signal, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before killing the container.
+        #[arg(short, long)]
+        time: Option<u32>,
+        /// Signal to send instead of the container's stop signal.
+        #[arg(short, long)]
+        signal: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart containers.
+    Restart {
+        /// Seconds to wait before killing the container.
+        #[arg(short, long)]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers (with -f also running ones).
+    Rm {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        /// Remove anonymous volumes (rwasm makes none yet).
+        #[arg(short, long)]
+        volumes: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until containers stop, then print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Low-level information on containers, as JSON.
+    Inspect {
+        /// Format the output with a template, e.g. '{{.State.ExitCode}}'.
+        #[arg(short, long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Pause all processes within containers (cgroup freezer).
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within containers.
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Display the processes of a container.
+    Top { container: String },
+    /// Manage containers (`container prune`).
+    Container {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    },
+    /// The monitor of a detached container (internal: started by `run -d` and `start`).
+    #[command(hide = true)]
+    Monitor { id: String },
     /// Delete a container (OCI "delete").
     Delete {
         /// Kill the container first if it is not stopped.
@@ -136,6 +229,16 @@ pub enum Command {
     Plugin {
         #[command(subcommand)]
         command: plugin::PluginCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -208,7 +311,9 @@ pub fn load_plugins(cli: &Cli) -> anyhow::Result<PluginSet> {
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none());
+    let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none())
+        || matches!(&cli.command, Command::Create(r) if !run::is_runc_create(r))
+        || matches!(&cli.command, Command::Start { attach: true, .. });
     if let Err(e) = init_logging(&cli) {
         eprintln!("rwasm: {e:#}");
         return if docker_run { 125 } else { 1 };
@@ -220,10 +325,70 @@ pub fn main() -> i32 {
         match &cli.command {
             Command::Run(args) if args.bundle.is_none() => run::docker_run(&cli, args),
             Command::Run(args) => oci::bundle_run(&cli, args),
-            Command::Create(a) => oci::create(&cli, a).map(|()| 0),
-            Command::Start { id } => oci::start(&cli, id).map(|()| 0),
+            Command::Create(a) if run::is_runc_create(a) => oci::create(
+                &cli,
+                a.bundle.as_deref().unwrap_or(Path::new(".")),
+                &a.runc,
+                &a.positional[0],
+            )
+            .map(|()| 0),
+            Command::Create(a) => run::docker_create(&cli, a),
+            Command::Start {
+                attach,
+                containers: c,
+            } if !attach && c.len() == 1 && containers::is_oci_only(&cli, &c[0]) => {
+                oci::start(&cli, &c[0]).map(|()| 0)
+            }
+            Command::Start {
+                attach,
+                containers: c,
+            } => containers::start(&cli, *attach, c),
             Command::State { id } => oci::state(&cli, id).map(|()| 0),
-            Command::Kill { all, id, signal } => oci::kill(&cli, id, signal, *all).map(|()| 0),
+            Command::Kill {
+                all,
+                signal: None,
+                args,
+            } if args.len() <= 2 && containers::is_oci_only(&cli, &args[0]) => {
+                let sig = args.get(1).map_or("TERM", String::as_str);
+                oci::kill(&cli, &args[0], sig, *all).map(|()| 0)
+            }
+            Command::Kill { all: true, .. } => {
+                bail!("kill --all: only for runc-style containers (Docker's kill has no --all)")
+            }
+            Command::Kill { signal, args, .. } => containers::kill(&cli, signal.as_deref(), args),
+            Command::Ps(a) => containers::ps(&cli, a),
+            Command::Logs(a) => containers::logs(&cli, a),
+            Command::Stop {
+                time,
+                signal,
+                containers: c,
+            } => containers::stop(&cli, *time, signal.as_deref(), c),
+            Command::Restart {
+                time,
+                containers: c,
+            } => containers::restart(&cli, *time, c),
+            Command::Rm {
+                force,
+                containers: c,
+                ..
+            } => containers::rm(&cli, *force, c),
+            Command::Wait { containers: c } => containers::wait(&cli, c),
+            Command::Exec(a) => exec::exec(&cli, a),
+            Command::Pause { containers: c } => containers::pause(&cli, true, c),
+            Command::Unpause { containers: c } => containers::pause(&cli, false, c),
+            Command::Inspect {
+                format,
+                containers: c,
+            } => containers::inspect(&cli, format.as_deref(), c),
+            Command::Rename {
+                container,
+                new_name,
+            } => containers::rename(&cli, container, new_name),
+            Command::Top { container } => containers::top(&cli, container),
+            Command::Container {
+                command: ContainerCommand::Prune { force },
+            } => containers::prune(&cli, *force),
+            Command::Monitor { id } => monitor::monitor(&cli, id),
             Command::Delete { force, id } => oci::delete(&cli, id, *force).map(|()| 0),
             Command::Update(a) => update::update(&cli, a).map(|()| 0),
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
@@ -253,6 +418,12 @@ pub fn main() -> i32 {
 /// command cannot be executed, 127 when it is not found. runc's: 1.
 fn exit_code_for(e: &anyhow::Error, docker: bool) -> i32 {
     use rwasm::linux::sync::FailureKind;
+    if let Some(f) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<monitor::StartFailed>())
+    {
+        return f.code;
+    }
     let kind = e.chain().find_map(|c| {
         c.downcast_ref::<rwasm::engine::container::EngineError>()
             .and_then(|x| x.failure_kind())

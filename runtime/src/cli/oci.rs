@@ -1,6 +1,6 @@
 //! runc-compatible commands: create, start, state, kill, delete, run --bundle, list.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -12,17 +12,6 @@ use rwasm::engine::state::StateStore;
 use rwasm::linux::signal;
 
 use super::{Cli, cache_dir, load_plugins};
-
-/// `create` flags, as runc spells them.
-#[derive(Args, Debug)]
-pub struct CreateArgs {
-    /// Path to the bundle directory.
-    #[arg(short, long, default_value = ".")]
-    pub bundle: PathBuf,
-    #[command(flatten)]
-    pub runc: RuncFlags,
-    pub id: String,
-}
 
 /// The flags runc's `create` and `run` share.
 #[derive(Args, Debug)]
@@ -58,17 +47,18 @@ fn check_create_flags(f: &RuncFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<()> {
-    check_create_flags(&a.runc)?;
+/// runc's `create [--bundle B] ID` (the bundle defaults to the current directory).
+pub fn create(cli: &Cli, bundle: &Path, runc: &RuncFlags, id: &str) -> anyhow::Result<()> {
+    check_create_flags(runc)?;
     let plugins = load_plugins(cli)?;
     let store = store(cli)?;
     container::create(
         &store,
         &CreateOptions {
-            id: &a.id,
-            bundle: &a.bundle,
-            pid_file: a.runc.pid_file.as_deref(),
-            preserve_fds: a.runc.preserve_fds,
+            id,
+            bundle,
+            pid_file: runc.pid_file.as_deref(),
+            preserve_fds: runc.preserve_fds,
             plugins: &plugins,
         },
     )?;

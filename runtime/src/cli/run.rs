@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use rwasm::engine::docker::RunFlags;
-use rwasm::engine::run::{RunRequest, run_image};
+use rwasm::engine::record::RestartPolicy;
+use rwasm::engine::run::{RecordOptions, RunRequest, prepare, run_image};
 use rwasm::engine::state::StateStore;
 
 use super::{Cli, cache_dir, load_plugins};
@@ -17,7 +18,7 @@ pub struct RunArgs {
     /// OCI bundle directory: selects runc's grammar (the positional argument is the id).
     #[arg(short, long)]
     pub bundle: Option<PathBuf>,
-    /// runc: start and return without waiting.
+    /// Run in the background and print the container id (runc: start and return without waiting).
     #[arg(short, long)]
     pub detach: bool,
     #[command(flatten)]
@@ -81,22 +82,128 @@ pub struct RunArgs {
     /// Overwrite the image's default ENTRYPOINT ("" clears it; the image's CMD is dropped).
     #[arg(long, allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
+    /// Set metadata on a container (KEY=VALUE).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped (carried out by the monitor, with -d).
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container (default SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    pub stop_timeout: Option<u32>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub positional: Vec<String>,
 }
 
+/// Whether `create` follows runc's grammar: with `--bundle`, or with one argument and a
+/// `config.json` in the current directory (runc's default bundle) — engines always pass
+/// `--bundle`. Anything else is Docker's `create IMAGE [CMD...]`.
+pub fn is_runc_create(a: &RunArgs) -> bool {
+    a.bundle.is_some() || (a.positional.len() == 1 && std::path::Path::new("config.json").is_file())
+}
+
+/// Docker's `create [OPTIONS] IMAGE [CMD...]`: prepare the container and its record
+/// (state `created`) and print its full id; `start` runs it later.
+pub fn docker_create(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    if a.detach {
+        anyhow::bail!("unknown flag: --detach (create never starts the container)");
+    }
+    docker_run_inner(cli, a, false)
+}
+
 pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
+    docker_run_inner(cli, a, true)
+}
+
+fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> {
     let (image, args) = a
         .positional
         .split_first()
         .context("run: an IMAGE is required")?;
-    if a.detach {
-        anyhow::bail!("run -d: detached Docker-style containers are not supported yet");
+    let restart = RestartPolicy::parse(&a.restart).map_err(|reason| {
+        anyhow::anyhow!("invalid value {:?} for --restart: {reason}", a.restart)
+    })?;
+    if restart != RestartPolicy::No && a.rm {
+        anyhow::bail!("Conflicting options: --restart and --rm");
+    }
+    if let Some(s) = &a.stop_signal {
+        rwasm::linux::signal::parse(s)?;
+    }
+    let record = RecordOptions {
+        labels: a.label.clone(),
+        restart,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        detached: a.detach || !start,
+    };
+    if a.detach || !start {
+        return docker_run_detached(cli, a, image, args, record, start);
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
+    let flags = run_flags(a);
+    let forward = |pid: i32| {
+        if let Err(e) = rwasm::linux::signal::forward_to(pid) {
+            tracing::warn!("cannot forward signals: {e}");
+        }
+    };
+    let code = run_image(
+        &store,
+        RunRequest {
+            image,
+            args: args.to_vec(),
+            name: a.name.clone(),
+            rm: a.rm,
+            flags,
+            plugins: &plugins,
+            data_root: &cli.data_root,
+            cache_dir: &cache_dir(cli),
+            on_start: &forward,
+            record,
+        },
+    )?;
+    Ok(code)
+}
+
+/// `run -d` (and Docker's `create` with `start = false`): prepare the container, then
+/// hand it to a monitor; prints the full id once it runs.
+fn docker_run_detached(
+    cli: &Cli,
+    a: &RunArgs,
+    image: &str,
+    args: &[String],
+    record: RecordOptions,
+    start: bool,
+) -> anyhow::Result<i32> {
+    let none = rwasm::plugin::PluginSet::empty();
+    let prepared = prepare(&RunRequest {
+        image,
+        args: args.to_vec(),
+        name: a.name.clone(),
+        rm: a.rm,
+        flags: run_flags(a),
+        plugins: &none,
+        data_root: &cli.data_root,
+        cache_dir: &cache_dir(cli),
+        on_start: &|_| {},
+        record,
+    })?;
+    let id = prepared.id.clone();
+    prepared.keep();
+    if start {
+        super::monitor::launch(cli, &id)?;
+    }
+    outln!("{id}");
+    Ok(0)
+}
+
+/// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
+fn run_flags(a: &RunArgs) -> RunFlags {
     let mut flags = RunFlags {
         env: a.env.clone(),
         hostname: a.hostname.clone(),
@@ -122,26 +229,7 @@ pub fn docker_run(cli: &Cli, a: &RunArgs) -> anyhow::Result<i32> {
         );
         flags.blkio_weight = None;
     }
-    let forward = |pid: i32| {
-        if let Err(e) = rwasm::linux::signal::forward_to(pid) {
-            tracing::warn!("cannot forward signals: {e}");
-        }
-    };
-    let code = run_image(
-        &store,
-        RunRequest {
-            image,
-            args: args.to_vec(),
-            name: a.name.clone(),
-            rm: a.rm,
-            flags,
-            plugins: &plugins,
-            data_root: &cli.data_root,
-            cache_dir: &cache_dir(cli),
-            on_start: &forward,
-        },
-    )?;
-    Ok(code)
+    flags
 }
 
 /// Whether this host's cgroups can honour a block I/O weight.

@@ -19,7 +19,8 @@ use super::image::{
     EXPOSED_PORTS_ANNOTATION, IMAGE_ID_ANNOTATION, IMAGE_MANIFEST_ANNOTATION, ImageError,
     ImageStore,
 };
-use super::state::StateStore;
+use super::record::{ContainerRecord, RecordError, Records, RestartPolicy, RunState};
+use super::state::{StateStore, now_rfc3339};
 use super::storage::RootfsDriver as _;
 
 /// Annotation holding the Docker-style container name.
@@ -45,9 +46,9 @@ pub enum RunError {
     /// Mounting the overlay rootfs (image as lower, the run's `upper` and `work`) failed.
     #[error(transparent)]
     Overlay(#[from] OverlayError),
-    /// `--name` names a container whose bundle still exists under `<data-root>/containers`.
-    #[error("the container name {0:?} is already in use")]
-    NameInUse(String),
+    /// `--name` is taken, or the container record cannot be written.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// `--name` does not match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
     #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
     BadName(String),
@@ -102,6 +103,49 @@ pub struct RunRequest<'a> {
     pub cache_dir: &'a Path,
     /// Called with init's pid once the container runs (the CLI forwards signals to it).
     pub on_start: &'a dyn Fn(i32),
+    /// What the container record keeps besides the spec: labels, restart policy, stop signal.
+    pub record: RecordOptions,
+}
+
+/// The `run`/`create` flags that shape the container record rather than config.json.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOptions {
+    /// `-l/--label KEY=VALUE` (a bare `KEY` has an empty value, as in Docker).
+    pub labels: Vec<String>,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds.
+    pub stop_timeout: Option<u32>,
+    /// `-d`: a monitor will hold the container's stdio.
+    pub detached: bool,
+}
+
+/// A Docker-style container's bundle, ready for its overlay to be mounted and the OCI
+/// container created; its record is written with state `created`.
+pub struct Prepared {
+    /// The container id (64 hex digits).
+    pub id: String,
+    /// The bundle directory `<data-root>/containers/<id>`.
+    pub dir: PathBuf,
+    /// The image's unpacked layers, bottom first: the overlay's lower directories.
+    pub layers: Vec<PathBuf>,
+    guard: Bundle,
+}
+
+impl Prepared {
+    /// Keep the bundle (and record) when this value is dropped; otherwise both are removed.
+    pub fn keep(mut self) {
+        self.guard.keep = true;
+    }
+}
+
+/// Mount container `dir`'s rootfs (`dir/rootfs`) from the image's `layers` (bottom
+/// first), with `dir/upper` and `dir/work` as the writable layer, through the storage
+/// driver.
+pub fn mount_rootfs(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
+    Ok(super::storage::NativeOverlay.prepare(layers, dir, &dir.join("rootfs"))?)
 }
 
 /// A new 64-hex-digit container id (Docker's form) from the kernel's CSPRNG.
@@ -111,7 +155,8 @@ pub fn new_id() -> io::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn check_name(name: &str) -> Result<(), RunError> {
+/// Check a container name against Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn check_name(name: &str) -> Result<(), RunError> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -140,9 +185,9 @@ impl Drop for Bundle {
     }
 }
 
-/// Run a container from an image, attached; returns its exit code.
-pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunError> {
-    req.plugins.prefetch(&container::RUN_POINTS);
+/// Prepare a container from an image: its bundle (config.json, /etc/hostname and
+/// /etc/hosts), its name reserved, its record saved as `created`. Nothing is mounted.
+pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     let images = ImageStore::new(req.data_root);
     let resolved = images.resolve(req.image)?;
     let mut flags = req.flags.clone();
@@ -165,19 +210,11 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     fs::create_dir_all(&containers).map_err(io_err("create", &containers))?;
     if let Some(n) = &req.name {
         check_name(n)?;
-        for e in fs::read_dir(&containers)
-            .map_err(io_err("list", &containers))?
-            .flatten()
-        {
-            if fs::read_to_string(e.path().join("name")).ok().as_deref() == Some(n.as_str()) {
-                return Err(RunError::NameInUse(n.clone()));
-            }
-        }
     }
     let dir = containers.join(&id);
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let mut bundle = Bundle {
+    let bundle = Bundle {
         dir: dir.clone(),
         rootfs: rootfs.clone(),
         keep: false,
@@ -186,6 +223,8 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         fs::create_dir_all(dir.join(d)).map_err(io_err("create", &dir.join(d)))?;
     }
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
+    let records = Records::new(req.data_root);
+    records.reserve_name(&name, &id)?;
     fs::write(dir.join("name"), &name).map_err(io_err("write", &dir.join("name")))?;
     let hostname = req
         .flags
@@ -207,9 +246,8 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             .build()
             .expect("static mount")
     };
-    super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
     let mut annotations = HashMap::from([
-        (NAME_ANNOTATION.to_string(), name),
+        (NAME_ANNOTATION.to_string(), name.clone()),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
         (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
     ]);
@@ -225,14 +263,17 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     }
     flags.hostname = Some(hostname);
     if let Some(u) = &flags.user {
-        // Names resolve through the container's merged tree (the overlay just mounted).
+        // Names resolve through the container's merged tree, mounted for the look-up
+        // only (the bundle guard unmounts it if the look-up fails).
+        super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
         let (uid, gid) = super::docker::resolve_user(u, &rootfs)?;
+        super::storage::NativeOverlay.release(&rootfs)?;
         flags.user = Some(format!("{uid}:{gid}"));
     }
     let spec = docker_spec(
         &id,
         Path::new("rootfs"),
-        args,
+        args.clone(),
         &flags,
         vec![
             bind("hostname", "/etc/hostname"),
@@ -246,7 +287,60 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         serde_json::to_vec_pretty(&spec).expect("spec serializes"),
     )
     .map_err(io_err("write", &cfg))?;
+    let o = &req.record;
+    records.save(&ContainerRecord {
+        id: id.clone(),
+        name,
+        image: req.image.to_string(),
+        layers: resolved.layers.clone(),
+        command: args,
+        created: now_rfc3339(),
+        state: RunState::Created,
+        pid: None,
+        pid_start: None,
+        monitor_pid: None,
+        monitor_start: None,
+        exit_code: None,
+        started_at: None,
+        finished_at: None,
+        error: None,
+        restart_count: 0,
+        restart: o.restart,
+        auto_remove: req.rm,
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: o.stop_timeout,
+        ports: vec![],
+        mounts: vec![],
+        labels: o
+            .labels
+            .iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.clone(), String::new()),
+            })
+            .collect(),
+        detached: o.detached,
+    })?;
+    Ok(Prepared {
+        id,
+        dir,
+        layers: resolved.layers,
+        guard: bundle,
+    })
+}
 
+/// Run a container from an image, attached; returns its exit code. Its record follows
+/// it (`running` with this process as its monitor, then `exited`), and stays unless `rm`.
+pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunError> {
+    req.plugins.prefetch(&container::RUN_POINTS);
+    let Prepared {
+        id,
+        dir,
+        layers,
+        guard: mut bundle,
+    } = prepare(&req)?;
+    mount_rootfs(&layers, &dir)?;
+    let records = Records::new(req.data_root);
     let created = container::create(
         store,
         &CreateOptions {
@@ -260,10 +354,28 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
     .map_err(Box::new)?;
     (req.on_start)(created.record.pid.unwrap_or_default());
     let code = match container::start(store, &id, req.plugins) {
-        Ok(record) => container::wait_exit(&record),
+        Ok(record) => {
+            let me = std::process::id().cast_signed();
+            let _ = records.update(&id, |r| {
+                r.state = RunState::Running;
+                r.pid = record.pid;
+                r.pid_start = record.pid_start;
+                r.monitor_pid = Some(me);
+                r.monitor_start = crate::linux::proc::start_time(me);
+                r.started_at = Some(now_rfc3339());
+            });
+            container::wait_exit(&record)
+        }
         Err(e) => Err(e),
     };
     let deleted = container::delete(store, &id, true, req.cache_dir, Some(req.plugins));
+    if let Ok(c) = &code {
+        let _ = records.update(&id, |r| {
+            r.state = RunState::Exited;
+            r.exit_code = Some(*c);
+            r.finished_at = Some(now_rfc3339());
+        });
+    }
     bundle.keep = !req.rm;
     let code = code.map_err(Box::new)?;
     deleted.map_err(Box::new)?;

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod devices;
 pub mod exe;
 pub mod exec_hook;
+pub mod exec_in;
 pub mod init;
 pub mod launch;
 pub mod mount_opts;

@@ -289,6 +289,44 @@ impl Manager {
         dirs.into_iter().filter(|d| d.is_dir()).collect()
     }
 
+    /// Freeze (`true`) or thaw the container's processes, as `docker pause`/`unpause`:
+    /// v1 writes `FROZEN`/`THAWED` to `freezer.state`, v2 `1`/`0` to `cgroup.freeze`;
+    /// then waits (at most 2 s) until the kernel reports the new state (v1
+    /// `freezer.state`, v2 `frozen` in `cgroup.events`). A v1 host without a freezer
+    /// hierarchy is [`CgroupError::ControllerUnavailable`].
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (file, value, done, want): (PathBuf, &str, PathBuf, &str) = match self {
+            Manager::V1(_) => {
+                let dir = self.path("freezer").filter(|d| d.is_dir()).ok_or_else(|| {
+                    CgroupError::ControllerUnavailable {
+                        field: "freezer.state",
+                        controller: "freezer".into(),
+                        reason: "no freezer hierarchy is mounted for this container".into(),
+                    }
+                })?;
+                let state = dir.join("freezer.state");
+                let v = if frozen { "FROZEN" } else { "THAWED" };
+                (state.clone(), v, state, v)
+            }
+            Manager::V2(m) => (
+                m.dir().join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+                m.dir().join("cgroup.events"),
+                if frozen { "frozen 1" } else { "frozen 0" },
+            ),
+        };
+        fs::write(&file, value)?;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while done.exists() && !fs::read(&done)?.lines().any(|l| l.trim() == want) {
+            if std::time::Instant::now() > until {
+                tracing::warn!(path = %done.display(), "the cgroup did not report {want:?} within 2 s");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
     /// The handle to keep in the container's state.
     pub fn handle(&self) -> CgroupHandle {
         let repr = match self {

@@ -586,6 +586,34 @@ fn v1_destroy_freezes_kills_and_thaws() {
 }
 
 #[test]
+fn set_frozen_writes_the_freezer_files() {
+    let t = fake_v1(false);
+    let m = t.manager(None, "c1").unwrap();
+    m.create().unwrap();
+    m.set_frozen(true).unwrap();
+    assert_eq!(
+        read(m.path("freezer").unwrap().join("freezer.state")),
+        "FROZEN"
+    );
+    m.set_frozen(false).unwrap();
+    assert_eq!(
+        read(m.path("freezer").unwrap().join("freezer.state")),
+        "THAWED"
+    );
+
+    let t = fake_v2("cpu memory", true);
+    let m = t.manager(None, "c2").unwrap();
+    m.create().unwrap();
+    // The kernel's interface files exist in every v2 cgroup; the fake tree needs them made.
+    let dir = m.path("memory").unwrap();
+    stdfs::write(dir.join("cgroup.freeze"), "0").unwrap();
+    m.set_frozen(true).unwrap();
+    assert_eq!(read(m.path("memory").unwrap().join("cgroup.freeze")), "1");
+    m.set_frozen(false).unwrap();
+    assert_eq!(read(m.path("memory").unwrap().join("cgroup.freeze")), "0");
+}
+
+#[test]
 fn handle_round_trips_through_json() {
     let t = fake_v1(false);
     let m = t.manager(None, "c1").unwrap();

@@ -1,0 +1,286 @@
+//! The monitor of a detached container (conmon's role): rwasm re-executed in a hidden
+//! mode, in its own session, parent of the container's init. It holds the container's
+//! stdout and stderr pipes and writes them to the json-file log ([`super::logs`]),
+//! reaps init, records the exit code and finish time, carries out the restart policy,
+//! and with `--rm` removes everything once the container is done. It is not a daemon:
+//! one per container, gone when its container is.
+//!
+//! The process waiting for the start (`run -d`, `start`) gets one [`Ready`] line on the
+//! `ready` pipe once the container runs or its start failed.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::linux::proc::start_time;
+use crate::linux::sync::FailureKind;
+use crate::plugin::PluginSet;
+
+use super::container::{self, CreateOptions, EngineError};
+use super::logs::{LogError, LogWriter, pump};
+use super::record::{RecordError, Records, RunState};
+use super::run::{RunError, mount_rootfs};
+use super::state::{StateStore, now_rfc3339};
+
+/// File in the container's directory that asks its monitor not to restart it
+/// (`stop`, `rm -f`); removed when a monitor starts.
+pub const STOP_MARKER: &str = "stop-requested";
+
+/// A failure of the monitor, naming what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// Reading or writing the container record.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// Mounting the rootfs.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Create, start, wait or delete of the OCI container.
+    #[error(transparent)]
+    Engine(#[from] Box<EngineError>),
+    /// Opening the log file.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Making or redirecting the stdio pipes.
+    #[error("cannot {0} the container's stdio")]
+    Stdio(&'static str, #[source] nix::Error),
+}
+
+/// What the monitor reports to the process waiting for the container's start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    /// The container runs.
+    pub ok: bool,
+    /// On failure, Docker's exit code for it: 127 command not found, 126 cannot execute,
+    /// 125 anything else.
+    pub code: i32,
+    /// On failure, the error.
+    pub message: String,
+}
+
+/// What the monitor works on.
+pub struct Monitor<'a> {
+    /// The OCI state root.
+    pub store: &'a StateStore,
+    /// The container records.
+    pub records: &'a Records,
+    /// The container's full id.
+    pub id: &'a str,
+    /// The plugins its hooks run.
+    pub plugins: &'a PluginSet,
+    /// The compiled-plugin cache.
+    pub cache_dir: &'a Path,
+}
+
+/// Docker's exit code for a failed start.
+fn failure_code(e: &MonitorError) -> i32 {
+    let kind = match e {
+        MonitorError::Engine(e) => e.failure_kind(),
+        MonitorError::Run(e) => e.failure_kind(),
+        _ => None,
+    };
+    match kind {
+        Some(FailureKind::NotFound) => 127,
+        Some(FailureKind::CannotExecute) => 126,
+        _ => 125,
+    }
+}
+
+fn send_ready(ready: &mut Option<File>, r: &Ready) {
+    if let Some(mut f) = ready.take() {
+        let mut line = serde_json::to_vec(r).expect("ready serializes");
+        line.push(b'\n');
+        let _ = f.write_all(&line);
+    }
+}
+
+/// The restart delay after `n` restarts: Docker's 100 ms doubling, at most 10 s here.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10))
+}
+
+impl Monitor<'_> {
+    fn dir(&self) -> PathBuf {
+        self.records.dir(self.id)
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.dir().join(STOP_MARKER).exists()
+    }
+
+    /// Run the container until it is done for good (its exit not restarted), telling
+    /// `ready` about the first start; with `--rm`, remove it at the end.
+    pub fn run(&self, ready: File) -> Result<(), MonitorError> {
+        let mut ready = Some(ready);
+        let me = std::process::id().cast_signed();
+        let _ = std::fs::remove_file(self.dir().join(STOP_MARKER));
+        let rec = self.records.update(self.id, |r| {
+            r.monitor_pid = Some(me);
+            r.monitor_start = start_time(me);
+            r.error = None;
+        })?;
+        let log = LogWriter::open(&self.records.log_path(self.id))?;
+        let mut restarts = rec.restart_count;
+        let result = loop {
+            match self.run_once(&rec.layers, &log, &mut ready) {
+                Ok(code) => {
+                    let r = self.records.update(self.id, |r| {
+                        r.state = RunState::Exited;
+                        r.exit_code = Some(code);
+                        r.finished_at = Some(now_rfc3339());
+                        r.pid = None;
+                        r.pid_start = None;
+                    })?;
+                    if self.stop_requested() || !r.restart.wants_restart(code, restarts) {
+                        break Ok(());
+                    }
+                    restarts += 1;
+                    self.records.update(self.id, |r| {
+                        r.state = RunState::Restarting;
+                        r.restart_count = restarts;
+                    })?;
+                    let delay = backoff(restarts - 1);
+                    let mut waited = Duration::ZERO;
+                    while waited < delay && !self.stop_requested() {
+                        std::thread::sleep(Duration::from_millis(20));
+                        waited += Duration::from_millis(20);
+                    }
+                    if self.stop_requested() {
+                        self.records
+                            .update(self.id, |r| r.state = RunState::Exited)?;
+                        break Ok(());
+                    }
+                }
+                Err(e) => {
+                    let code = failure_code(&e);
+                    let message = crate::error_chain(&e);
+                    let first = ready.is_some();
+                    // Docker: a container whose start failed stays `created`, with the
+                    // error and its code; a failed restart leaves it exited.
+                    let saved = self.records.update(self.id, |r| {
+                        r.state = if first {
+                            RunState::Created
+                        } else {
+                            RunState::Exited
+                        };
+                        r.exit_code = Some(code);
+                        r.error = Some(message.clone());
+                        r.pid = None;
+                        r.pid_start = None;
+                    });
+                    // Recorded before the report, so the caller sees the error in the record.
+                    send_ready(
+                        &mut ready,
+                        &Ready {
+                            ok: false,
+                            code,
+                            message,
+                        },
+                    );
+                    saved?;
+                    break Err(e);
+                }
+            }
+        };
+        let rec = self.records.load(self.id)?;
+        if rec.auto_remove {
+            let _ = crate::linux::overlay::unmount(&self.dir().join("rootfs"));
+            self.records.remove(self.id)?;
+        }
+        result
+    }
+
+    /// One run: mount, create with our stdio pipes, start, wait, delete. Returns the
+    /// exit code (128+N for signal N).
+    fn run_once(
+        &self,
+        layers: &[PathBuf],
+        log: &LogWriter,
+        ready: &mut Option<File>,
+    ) -> Result<i32, MonitorError> {
+        let dir = self.dir();
+        mount_rootfs(layers, &dir)?;
+        let cleanup = || {
+            let _ = container::delete(
+                self.store,
+                self.id,
+                true,
+                self.cache_dir,
+                Some(self.plugins),
+            );
+            let _ = crate::linux::overlay::unmount(&dir.join("rootfs"));
+        };
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+        let (out_r, out_w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;
+        let (err_r, err_w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;
+        let saved_err = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| {
+                MonitorError::Stdio("save", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+            })?;
+        let devnull = File::open("/dev/null").map_err(|e| {
+            MonitorError::Stdio(
+                "open /dev/null for",
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        // init inherits fds 1 and 2: point them at the pipes while it is created, then
+        // back, so that only the container holds the write ends.
+        nix::unistd::dup2_stdout(&out_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
+        nix::unistd::dup2_stderr(&err_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
+        drop((out_w, err_w));
+        let created = container::create(
+            self.store,
+            &CreateOptions {
+                id: self.id,
+                bundle: &dir,
+                pid_file: None,
+                preserve_fds: 0,
+                plugins: self.plugins,
+            },
+        );
+        let _ = nix::unistd::dup2_stdout(&devnull);
+        let _ = nix::unistd::dup2_stderr(&saved_err);
+        if let Err(e) = created {
+            cleanup();
+            return Err(Box::new(e).into());
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| pump(File::from(out_r), "stdout", log));
+            s.spawn(|| pump(File::from(err_r), "stderr", log));
+            let record = match container::start(self.store, self.id, self.plugins) {
+                Ok(r) => r,
+                Err(e) => {
+                    cleanup();
+                    return Err(MonitorError::from(Box::new(e)));
+                }
+            };
+            self.records.update(self.id, |r| {
+                r.state = RunState::Running;
+                r.pid = record.pid;
+                r.pid_start = record.pid_start;
+                r.started_at = Some(now_rfc3339());
+                r.exit_code = None;
+                r.finished_at = None;
+            })?;
+            send_ready(
+                ready,
+                &Ready {
+                    ok: true,
+                    code: 0,
+                    message: String::new(),
+                },
+            );
+            let code = container::wait_exit(&record);
+            // Tears down the cgroup (killing anything left holding the pipes), so the
+            // pumps reach end of file.
+            cleanup();
+            Ok(code.map_err(Box::new)?)
+        })
+    }
+}

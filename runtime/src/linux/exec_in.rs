@@ -1,0 +1,291 @@
+//! Run a new process inside a running container (`exec`, as runc's and Docker's): join
+//! the container's cgroup and every namespace of its init (ipc, uts, net, cgroup, pid,
+//! mount; a user namespace is not joined), then fork (a pid namespace applies to
+//! children only), switch to the process's user and capabilities, and exec it.
+//!
+//! The calling process must be single-threaded: joining a mount namespace is refused to
+//! a process whose threads share its filesystem attributes (setns(2)). It stays in the
+//! container's namespaces and cgroup afterwards; it only waits for the child.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork};
+use oci_spec::runtime::Process;
+
+use super::cgroup::{CgroupError, CgroupManager, Manager};
+use super::credentials::{self, CredentialError};
+use super::sync::FailureKind;
+
+/// Errors of joining a container; each names the step and the namespace or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// This process has more than one thread, so it cannot join a mount namespace.
+    #[error("exec must run single-threaded to join the container's mount namespace ({0} threads)")]
+    Threads(usize),
+    /// A namespace file of the container's init cannot be opened.
+    #[error("cannot open {path}")]
+    OpenNs {
+        /// `/proc/PID/ns/KIND`.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// setns(2) into a namespace failed.
+    #[error("cannot join the container's {kind} namespace")]
+    Setns {
+        /// `ipc`, `uts`, `net`, `cgroup`, `pid`, `mnt`.
+        kind: &'static str,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+    /// Joining the container's cgroup failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A system call of the launch failed (`fork`, `pipe`, `waitpid`).
+    #[error("cannot {0}")]
+    Sys(&'static str, #[source] nix::Error),
+    /// The command cannot be run; carries Docker's kind (not found: 127, else 126).
+    #[error("{0}")]
+    Exec(String, FailureKind),
+}
+
+impl ExecError {
+    /// Docker's exit code for a failed exec: 127 not found, 126 cannot execute, else 126.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::Exec(_, FailureKind::NotFound) => 127,
+            _ => 126,
+        }
+    }
+}
+
+const NAMESPACES: [(&str, CloneFlags); 6] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+/// What to run and how.
+pub struct ExecRequest<'a> {
+    /// The container's init pid (host pid namespace).
+    pub init_pid: i32,
+    /// The container's cgroup.
+    pub cgroup: &'a Manager,
+    /// The process: args, env, cwd, user, capabilities, no_new_privileges.
+    pub process: &'a Process,
+    /// `-d`: return once the process runs, without waiting for it; its stdout and
+    /// stderr go to /dev/null.
+    pub detach: bool,
+    /// Whether the process keeps the caller's stdin (`-i`); otherwise it reads /dev/null.
+    pub stdin: bool,
+}
+
+/// Run `req.process` in the container; returns its exit code (128+N for signal N), or
+/// 0 at once with `detach`.
+pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
+    let n = threads();
+    if n > 1 {
+        return Err(ExecError::Threads(n));
+    }
+    let mut fds = Vec::new();
+    for (kind, flag) in NAMESPACES {
+        let path = PathBuf::from(format!("/proc/{}/ns/{kind}", req.init_pid));
+        let mine = std::fs::read_link(format!("/proc/self/ns/{kind}")).ok();
+        let theirs = std::fs::read_link(&path).ok();
+        if mine.is_some() && mine == theirs {
+            continue;
+        }
+        let f = File::open(&path).map_err(|source| ExecError::OpenNs { path, source })?;
+        fds.push((kind, flag, f));
+    }
+    let devnull = File::open("/dev/null").map_err(|e| {
+        ExecError::Sys(
+            "open /dev/null",
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    req.cgroup.add_task(std::process::id().cast_signed())?;
+    for (kind, flag, f) in &fds {
+        setns(f.as_fd(), *flag).map_err(|source| ExecError::Setns { kind, source })?;
+    }
+    let (mut r, w) = std::os::unix::net::UnixStream::pair().map_err(|e| {
+        ExecError::Sys(
+            "make a pipe",
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    // SAFETY: this process is single-threaded (checked above), so the child may run any
+    // code, allocation included, before it execs.
+    match unsafe { fork() }.map_err(|e| ExecError::Sys("fork", e))? {
+        ForkResult::Child => {
+            drop(r);
+            let Err(e) = child(req, &devnull);
+            let kind = match &e {
+                ExecError::Exec(_, k) => *k,
+                _ => FailureKind::Other,
+            };
+            let mut w = w;
+            let code = match kind {
+                FailureKind::NotFound => b'N',
+                FailureKind::CannotExecute => b'X',
+                FailureKind::Other => b'O',
+            };
+            let _ = w.write_all(&[code]);
+            let _ = w.write_all(crate::error_chain(&e).as_bytes());
+            std::process::exit(126);
+        }
+        ForkResult::Parent { child: pid } => {
+            drop(w);
+            // The socket closes on exec (CLOEXEC) with nothing written, or carries the error.
+            let mut msg = Vec::new();
+            let _ = r.read_to_end(&mut msg);
+            if let Some((&k, text)) = msg.split_first() {
+                let _ = waitpid(pid, None);
+                let kind = match k {
+                    b'N' => FailureKind::NotFound,
+                    b'X' => FailureKind::CannotExecute,
+                    _ => FailureKind::Other,
+                };
+                return Err(ExecError::Exec(
+                    String::from_utf8_lossy(text).into_owned(),
+                    kind,
+                ));
+            }
+            if req.detach {
+                return Ok(0);
+            }
+            loop {
+                match waitpid(pid, None) {
+                    Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(ExecError::Sys("wait for the process", e)),
+                }
+            }
+        }
+    }
+}
+
+fn exec_err(e: CredentialError) -> ExecError {
+    ExecError::Exec(crate::error_chain(&e), FailureKind::Other)
+}
+
+/// In the forked child: stdin, cwd, user and capabilities, then exec.
+fn child(req: &ExecRequest<'_>, devnull: &File) -> Result<Infallible, ExecError> {
+    let p = req.process;
+    if !req.stdin {
+        nix::unistd::dup2_stdin(devnull).map_err(|e| ExecError::Sys("redirect stdin", e))?;
+    }
+    if req.detach {
+        // Docker: a detached exec's output is not attached anywhere.
+        nix::unistd::dup2_stdout(devnull).map_err(|e| ExecError::Sys("redirect stdout", e))?;
+        nix::unistd::dup2_stderr(devnull).map_err(|e| ExecError::Sys("redirect stderr", e))?;
+    }
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).map_err(|e| {
+        ExecError::Exec(
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {e}",
+                cwd.display().to_string()
+            ),
+            FailureKind::Other,
+        )
+    })?;
+    let args = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let path = find(&args, &env)?;
+    credentials::switch_user_and_caps(p).map_err(exec_err)?;
+    if p.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| ExecError::Sys("set no_new_privs", e))?;
+    }
+    let cs = |v: &[String]| -> Result<Vec<CString>, ExecError> {
+        v.iter()
+            .map(|s| {
+                CString::new(s.as_bytes())
+                    .map_err(|_| ExecError::Exec(format!("{s:?} contains NUL"), FailureKind::Other))
+            })
+            .collect()
+    };
+    let (args, env) = (cs(&args)?, cs(&env)?);
+    // Rust ignores SIGPIPE and an ignored disposition survives exec: restore the default.
+    // SAFETY: installing SIG_DFL runs no handler code; this process is single-threaded.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map_err(|e| ExecError::Sys("reset SIGPIPE", e))?;
+    let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
+    let kind = if e == nix::Error::ENOENT {
+        FailureKind::NotFound
+    } else {
+        FailureKind::CannotExecute
+    };
+    Err(ExecError::Exec(format!("exec {path:?}: {e}"), kind))
+}
+
+/// `args[0]` as execvp(3) finds it, with the process's PATH (Docker's wording on failure).
+fn find(args: &[String], env: &[String]) -> Result<CString, ExecError> {
+    let cmd = args
+        .first()
+        .ok_or_else(|| ExecError::Exec("no command given".into(), FailureKind::Other))?;
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let candidates: Vec<PathBuf> = if cmd.contains('/') {
+        vec![PathBuf::from(cmd)]
+    } else {
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(cmd))
+            .collect()
+    };
+    for c in &candidates {
+        if let Ok(m) = std::fs::metadata(c)
+            && m.is_file()
+        {
+            if m.permissions().mode() & 0o111 == 0 {
+                return Err(ExecError::Exec(
+                    format!("exec: {:?}: permission denied", c.display().to_string()),
+                    FailureKind::CannotExecute,
+                ));
+            }
+            return CString::new(c.as_os_str().as_encoded_bytes())
+                .map_err(|_| ExecError::Exec(format!("{cmd:?} contains NUL"), FailureKind::Other));
+        }
+    }
+    Err(ExecError::Exec(
+        if cmd.contains('/') {
+            format!("exec: {cmd:?}: no such file or directory")
+        } else {
+            format!("exec: {cmd:?}: executable file not found in $PATH")
+        },
+        FailureKind::NotFound,
+    ))
+}
