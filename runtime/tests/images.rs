@@ -414,7 +414,7 @@ fn the_image_of_a_running_container_cannot_be_deleted_even_with_force() {
         )),
         "{err}"
     );
-    ok(&w, &["kill", &id, "KILL"]);
+    ok(&w, &["kill", "-s", "KILL", &id]);
     child.wait().unwrap();
     assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1, "still there");
     let out = ok(&w, &["rmi", "busybox"]);
