@@ -97,16 +97,10 @@ impl Blobs {
     /// (manifests and configs are small).
     pub fn read(&self, digest: &str, limit: u64) -> Result<Vec<u8>, ImageError> {
         let path = self.path(digest)?;
-        let f = fs::File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ImageError::MissingBlob(digest.to_string()),
-            _ => ImageError::Io {
-                what: "open",
-                path: path.clone(),
-                source: e,
-            },
-        })?;
+        let mut stream = self.open(digest)?;
         let mut bytes = Vec::new();
-        f.take(limit + 1)
+        (&mut stream)
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(super::io("read", &path))?;
         if bytes.len() as u64 > limit {
@@ -115,9 +109,7 @@ impl Blobs {
                 limit,
             });
         }
-        let (actual, _) = Hashing::new(&bytes[..])
-            .finish()
-            .map_err(super::io("read", &path))?;
+        let (actual, _) = stream.finish().map_err(super::io("read", &path))?;
         if actual != digest {
             return Err(ImageError::DigestMismatch {
                 what: format!("stored blob {}", path.display()),
