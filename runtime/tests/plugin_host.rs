@@ -375,7 +375,7 @@ fn a_loop_is_stopped_at_its_deadline() {
     );
     assert!(text.contains("exceeded its deadline of 100 ms"), "{text}");
     assert!(
-        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(400),
+        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_millis(2000),
         "took {elapsed:?} for a 100 ms deadline"
     );
 }

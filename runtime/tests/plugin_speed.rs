@@ -70,7 +70,7 @@ fn inline_and_worker_calls_stop_a_long_sleep_at_the_deadline() {
         let (r, took) = call(&s);
         assert_deadline(r, 100);
         assert!(
-            took >= Duration::from_millis(100) && took < Duration::from_millis(600),
+            took >= Duration::from_millis(100) && took < Duration::from_millis(2000),
             "granted={granted}: a 5 s sleep with timeout-ms = 100 took {took:?}"
         );
     }
@@ -85,7 +85,7 @@ fn inline_and_worker_calls_stop_a_loop_at_the_deadline() {
         let (r, took) = call(&s);
         assert_deadline(r, 100);
         assert!(
-            took >= Duration::from_millis(100) && took < Duration::from_millis(600),
+            took >= Duration::from_millis(100) && took < Duration::from_millis(2000),
             "granted={granted}: a loop with timeout-ms = 100 took {took:?}"
         );
     }
@@ -148,7 +148,7 @@ fn a_worker_blocked_in_a_file_operation_is_abandoned_at_its_deadline() {
     let (r, took) = call(&set);
     assert_deadline(r, 100);
     assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(100) && took < Duration::from_millis(2500),
         "a call blocked opening a FIFO took {took:?} for timeout-ms = 100"
     );
     // Unblock the abandoned call: open the FIFO for reading and drain it.
