@@ -97,9 +97,9 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Instances one process may have at once in the pool: the calls of a short-lived `rwasm`
 /// run one at a time, plus calls abandoned at their deadline that have not ended yet.
 const POOL_INSTANCES: u32 = 4;
-/// Bytes of each pooled linear memory kept mapped and zeroed with `memset` when its
-/// instance ends, instead of unmapped: the next call on the slot takes no page faults for
-/// them (a Rust guest touches well under 1 MiB in a call).
+/// Bytes of each pooled linear memory zeroed with `memset` (kept mapped) when its instance
+/// ends; the rest is reset with `madvise`. 0: in `plugin_call`, keeping 1 MiB resident
+/// made a call slower (the memset was 10 % of the samples) than the page faults it saved.
 const POOL_KEEP_RESIDENT: usize = 0;
 
 /// The pooling allocator of every plugin engine. A fresh instance per call then reuses a
