@@ -277,6 +277,44 @@ fn alive(pid: Option<i32>, start: Option<u64>) -> bool {
 }
 
 impl ContainerRecord {
+    /// A record in state `created`, made now, of the container `id` named `name` running
+    /// `command` from `image` (as the user named it) over its unpacked `layers`: never
+    /// run, no restart policy, no stop overrides, ports, mounts or labels, not detached.
+    pub fn created(
+        id: String,
+        name: String,
+        image: String,
+        layers: Vec<PathBuf>,
+        command: Vec<String>,
+    ) -> ContainerRecord {
+        ContainerRecord {
+            id,
+            name,
+            image,
+            layers,
+            command,
+            created: super::state::now_rfc3339(),
+            state: RunState::Created,
+            pid: None,
+            pid_start: None,
+            monitor_pid: None,
+            monitor_start: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            restart_count: 0,
+            restart: RestartPolicy::No,
+            auto_remove: false,
+            stop_signal: None,
+            stop_timeout: None,
+            ports: vec![],
+            mounts: vec![],
+            labels: BTreeMap::new(),
+            detached: false,
+        }
+    }
+
     /// Whether init (as recorded) is alive.
     pub fn init_alive(&self) -> bool {
         alive(self.pid, self.pid_start)
@@ -537,30 +575,14 @@ mod tests {
 
     fn rec(id: &str, name: &str) -> ContainerRecord {
         ContainerRecord {
-            id: id.into(),
-            name: name.into(),
-            image: "busybox".into(),
-            layers: vec!["/l".into()],
-            command: vec!["true".into()],
-            created: super::super::state::now_rfc3339(),
-            state: RunState::Created,
-            pid: None,
-            pid_start: None,
-            monitor_pid: None,
-            monitor_start: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-            error: None,
-            restart_count: 0,
-            restart: RestartPolicy::No,
-            auto_remove: false,
-            stop_signal: None,
-            stop_timeout: None,
-            ports: vec![],
-            mounts: vec![],
-            labels: BTreeMap::new(),
             detached: true,
+            ..ContainerRecord::created(
+                id.into(),
+                name.into(),
+                "busybox".into(),
+                vec!["/l".into()],
+                vec!["true".into()],
+            )
         }
     }
 

@@ -289,28 +289,10 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     .map_err(io_err("write", &cfg))?;
     let o = &req.record;
     records.save(&ContainerRecord {
-        id: id.clone(),
-        name,
-        image: req.image.to_string(),
-        layers: resolved.layers.clone(),
-        command: args,
-        created: now_rfc3339(),
-        state: RunState::Created,
-        pid: None,
-        pid_start: None,
-        monitor_pid: None,
-        monitor_start: None,
-        exit_code: None,
-        started_at: None,
-        finished_at: None,
-        error: None,
-        restart_count: 0,
         restart: o.restart,
         auto_remove: req.rm,
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
-        ports: vec![],
-        mounts: vec![],
         labels: o
             .labels
             .iter()
@@ -320,6 +302,13 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             })
             .collect(),
         detached: o.detached,
+        ..ContainerRecord::created(
+            id.clone(),
+            name,
+            req.image.to_string(),
+            resolved.layers.clone(),
+            args,
+        )
     })?;
     Ok(Prepared {
         id,
