@@ -289,7 +289,9 @@ impl PluginSet {
                         .filter_map(|(i, spec)| {
                             let started = Instant::now();
                             let (loaded, origin) = host.load(spec, &cache_dir).ok()?;
-                            Some((*i, loaded, origin, started.elapsed()))
+                            let elapsed = started.elapsed();
+                            host.warm(&loaded, spec);
+                            Some((*i, loaded, origin, elapsed))
                         })
                         .collect();
                     Prefetched {

@@ -23,6 +23,9 @@ pub(super) struct HostState {
     pub(super) deadline: Option<std::time::Instant>,
     /// A clock wait was cut short at the deadline (see `clock`).
     pub(super) overslept: bool,
+    /// A warm-up (`Host::warm`): the guest's `log` calls are dropped, so that a plugin
+    /// logging at configure is not heard twice.
+    pub(super) quiet: bool,
 }
 
 impl HostState {
@@ -50,6 +53,7 @@ impl HostState {
             log_calls: 0,
             deadline: None,
             overslept: false,
+            quiet: false,
         }
     }
 }
@@ -82,6 +86,9 @@ impl wit1_host::Host for HostState {
 
 impl wit_host::Host for HostState {
     fn log(&mut self, level: wit_host::Level, message: String) {
+        if self.quiet {
+            return;
+        }
         self.log_calls = self.log_calls.saturating_add(1);
         if self.log_calls > MAX_LOG_CALLS {
             if self.log_calls == MAX_LOG_CALLS + 1 {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use oci_spec::runtime::{Spec, State};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -19,6 +20,11 @@ use super::super::manifest::PluginSpec;
 use super::super::{FailureCause, HookPoint, Phase};
 use super::bindings::rwasm::plugin::types as wit;
 use super::state::HostState;
+
+/// The deadline of a warm-up ([`Host::warm`]), in milliseconds (the plugin's own
+/// `timeout-ms` if shorter): a plugin slow to configure delays the background load, and so
+/// the container's first hook point, by at most this.
+const WARM_DEADLINE_MS: u64 = 20;
 use super::{
     Call, EPOCH_TICK, EPOCH_TICK_MS, Host, Loaded, Outcome, Pre, STDERR_TAIL_BYTES,
     STDOUT_CAPACITY, Ticker, WATCHDOG_GRACE, convert, describe,
@@ -270,22 +276,70 @@ impl Host {
         }
     }
 
-    /// Prepare, configure and invoke phases of one call of `spec`'s plugin.
-    pub(crate) fn call(
+    /// Warm-up, on the background load thread (`PluginSet::prefetch`), of a plugin that
+    /// runs inline (no filesystem grants): one throwaway instance, instantiated and
+    /// configured (a phase without side effects, STYLE.md 8) under a deadline of at most
+    /// [`WARM_DEADLINE_MS`], then dropped. Every real call still gets a fresh instance; the
+    /// warm-up only moves this process's one-time costs off the container's path: the epoch
+    /// ticker and its runtime, the first touch of the component's code pages, wasmtime's
+    /// lazy per-process state. Its result is only logged (at debug level): a plugin whose
+    /// configure fails, traps or is slow fails its real call, where the error is reported.
+    pub(crate) fn warm(&self, loaded: &Loaded, spec: &PluginSpec) {
+        let Some(point) = spec.hooks.first().copied() else {
+            return;
+        };
+        if spec.has_fs_grants() || tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        let started = Instant::now();
+        let result = Call::new(point, &State::default(), &Spec::default(), None)
+            .map_err(|e| {
+                (
+                    Phase::Prepare,
+                    FailureCause::Engine {
+                        reason: e.to_string(),
+                    },
+                )
+            })
+            .and_then(|call| {
+                let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
+                let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
+                let mut spec = spec.clone();
+                spec.timeout_ms = spec.timeout_ms.min(WARM_DEADLINE_MS);
+                self.job(loaded, &spec, point, &call, &stdout, &stderr, true)
+                    .and_then(|job| match job {
+                        Some(job) => self.inline(job),
+                        None => Ok(Outcome::Allow(Box::default())),
+                    })
+            });
+        tracing::debug!(
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            failed = result.is_err(),
+            "plugin warmed up"
+        );
+    }
+
+    /// The job of one call (or warm-up) of `spec`'s plugin; `None` for a call its
+    /// package version cannot express (never registered: the manifest check refuses it).
+    #[allow(clippy::too_many_arguments)] // the parts of one call, all needed
+    fn job(
         &self,
         loaded: &Loaded,
         spec: &PluginSpec,
         point: HookPoint,
         call: &Call,
-    ) -> Result<Outcome, (Phase, FailureCause)> {
-        let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
-        let wasi = super::grants::wasi_ctx(spec, call, &stdout, &stderr)
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+        warm: bool,
+    ) -> Result<Option<Job>, (Phase, FailureCause)> {
+        let wasi = super::grants::wasi_ctx(spec, call, stdout, stderr)
             .map_err(|cause| (Phase::Prepare, cause))?;
-        let job = Job {
+        let mut state = HostState::new(wasi, spec, point);
+        state.quiet = warm;
+        Ok(Some(Job {
             engine: loaded.engine.clone(),
             pre: loaded.pre.clone(),
-            state: HostState::new(wasi, spec, point),
+            state,
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
                     spec.config.iter().map(convert::config_entry).collect(),
@@ -296,8 +350,7 @@ impl Host {
                         spec.config.iter().map(convert::config_entry_v0_1).collect(),
                         old,
                     ),
-                    // The manifest check refuses such a registration; never call it.
-                    None => return Ok(Outcome::Allow(Box::default())),
+                    None => return Ok(None),
                 },
             },
             timeout_ms: spec.timeout_ms,
@@ -308,6 +361,24 @@ impl Host {
                 None
             },
             phase: PhaseCell::new(),
+            warm,
+        }))
+    }
+
+    /// Prepare, configure and invoke phases of one call of `spec`'s plugin.
+    pub(crate) fn call(
+        &self,
+        loaded: &Loaded,
+        spec: &PluginSpec,
+        point: HookPoint,
+        call: &Call,
+    ) -> Result<Outcome, (Phase, FailureCause)> {
+        let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
+        // The manifest check refuses a registration the plugin's version cannot express;
+        // such a call is never made.
+        let Some(job) = self.job(loaded, spec, point, call, &stdout, &stderr, false)? else {
+            return Ok(Outcome::Allow(Box::default()));
         };
         let phase = job.phase.clone();
 
@@ -464,6 +535,8 @@ struct Job {
     memory_limit: u64,
     fuel: Option<u64>,
     phase: PhaseCell,
+    /// A warm-up (see [`Host::warm`]): instantiate and configure, no invoke.
+    warm: bool,
 }
 
 impl Job {
@@ -496,6 +569,7 @@ impl Job {
             memory_limit,
             fuel,
             phase,
+            warm,
         } = self;
         let classify = |store: &Store<HostState>, e: wasmtime::Error| {
             if store.data().limits.exceeded {
@@ -553,6 +627,9 @@ impl Job {
                     Ok(Err(e)) => return Err((Phase::Configure, guest(convert::error_message(e)))),
                     Err(e) => return Err((Phase::Configure, classify(&store, e))),
                 }
+                if warm {
+                    return Ok(Outcome::Allow(Box::default()));
+                }
                 phase.set(Phase::Invoke);
                 match hooks.call_invoke(&mut store, &call) {
                     Ok(Ok(wit::Verdict::Allow(adj))) => {
@@ -574,6 +651,9 @@ impl Job {
                     Ok(Ok(())) => {}
                     Ok(Err(message)) => return Err((Phase::Configure, guest(message))),
                     Err(e) => return Err((Phase::Configure, classify(&store, e))),
+                }
+                if warm {
+                    return Ok(Outcome::Allow(Box::default()));
                 }
                 phase.set(Phase::Invoke);
                 match hooks.call_invoke(&mut store, &call) {
