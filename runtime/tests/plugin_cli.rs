@@ -212,13 +212,15 @@ fn validate_lists_every_error_and_exits_1() {
             plugin("ok", &fixture("env_inject")),
             plugin("net", &fixture("net_sketch")),
             plugin("ghost", "/nonexistent/ghost.wasm"),
+            // Loads, but its configure phase refuses the config.
+            plugin("badconf", &fixture("misbehave")) + "[plugin.config]\nsize-mib = -1\n",
         ]
         .join("\n"),
     );
     let (code, out, _) = run(&w, &["plugin", "validate", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines.len(), 6, "{out}");
     assert!(
         lines[0].starts_with("error: plugin `sockets` does not load: imports `wasi:sockets/"),
         "{out}"
@@ -232,9 +234,14 @@ fn validate_lists_every_error_and_exits_1() {
         ),
         "{out}"
     );
+    assert!(
+        lines[4].starts_with("error: plugin `badconf` failed at pre-create in its configure phase")
+            && lines[4].contains("size-mib"),
+        "{out}"
+    );
     assert_eq!(
-        lines[4],
-        format!("{}: 4 of 5 plugins invalid", bad.display())
+        lines[5],
+        format!("{}: 5 of 6 plugins invalid", bad.display())
     );
 
     let broken = manifest(&w, "broken.toml", "[[plugin]]\nname = \"x\"\n");
@@ -362,6 +369,32 @@ fn test_runs_one_hook_offline_and_says_whether_the_host_accepts_it() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["adjustment"], json!({}));
     assert_eq!(v["accepted"], true);
+
+    // The hook is called once: audit appends one line per call.
+    std::fs::create_dir_all(w.path("audit")).unwrap();
+    let audit = manifest(
+        &w,
+        "audit.toml",
+        &format!(
+            r#"
+[[plugin]]
+name = "audit"
+path = {audit:?}
+kind = "hook"
+hooks = ["poststop"]
+[plugin.grants]
+dirs = {{ {log:?} = "/log:rw" }}
+"#,
+            audit = fixture("audit"),
+            log = w.path("audit").to_str().unwrap(),
+        ),
+    );
+    let mut a = args("audit", "poststop");
+    a[1] = audit.display().to_string();
+    let (code, out, err) = run(&w, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out} {err}");
+    let lines = std::fs::read_to_string(w.path("audit/audit.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
 
     let (code, _, err) = run(
         &w,

@@ -14,7 +14,7 @@ use oci_spec::runtime::{Spec, State};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::adjust::Adjustment;
+use super::adjust::{self, Adjustment};
 use super::host::{self, CacheState, Origin};
 use super::manifest::{Access, PluginSpec, ROOTFS_GUEST_PATH};
 use super::{Applied, HookPoint, OnError, PluginError, PluginSet};
@@ -298,8 +298,10 @@ impl PluginSet {
     }
 
     /// Load phase of every plugin (read, compile or load from the cache, check version,
-    /// world and imports against the grants, link), without running any: every error,
-    /// in manifest order.
+    /// world and imports against the grants, link), then its configure phase with its
+    /// manifest config, grants and limits on a throwaway instance (configure has no side
+    /// effects by contract, STYLE.md 8; a plugin without hook points is not configured),
+    /// without running any hook: every error, in manifest order.
     pub fn validate(&self) -> Vec<PluginError> {
         let host = match self.host() {
             Ok(host) => host,
@@ -308,10 +310,22 @@ impl PluginSet {
         self.plugins
             .iter()
             .filter_map(|p| {
-                host.load(&p.spec, &self.cache_dir)
+                let loaded = match host.load(&p.spec, &self.cache_dir) {
+                    Ok((loaded, _)) => loaded,
+                    Err(cause) => {
+                        return Some(PluginError::Unloadable {
+                            plugin: p.spec.name.clone(),
+                            cause,
+                        });
+                    }
+                };
+                let point = p.spec.hooks.first().copied()?;
+                host.configure(&loaded, &p.spec)
                     .err()
-                    .map(|cause| PluginError::Unloadable {
+                    .map(|(phase, cause)| PluginError::Failed {
                         plugin: p.spec.name.clone(),
+                        point,
+                        phase,
                         cause,
                     })
             })
@@ -388,10 +402,18 @@ impl PluginSet {
             Err(e) => return Err(e),
         };
         let json = adjustment_json(&adjustment);
+        // What the host makes of that one answer, by the rules of a real run (the plugin
+        // is not called a second time).
+        let selection_keys = self.selection_keys();
+        let rules = adjust::Rules {
+            plugin: &alone.plugins[0].spec,
+            cdi_spec_dirs: &alone.cdi_spec_dirs,
+            selection_keys: &selection_keys,
+        };
         let accepted = match point {
             HookPoint::PreCreate => {
-                let mut copy = spec.clone();
-                alone.pre_create(state, &mut copy)
+                adjust::apply(&rules, &adjust::Owners::default(), adjustment, spec)
+                    .map(|outcome| outcome.applied)
             }
             HookPoint::PreUpdate => {
                 let mut update = spec
@@ -399,9 +421,21 @@ impl PluginSet {
                     .as_ref()
                     .and_then(|l| l.resources().clone())
                     .unwrap_or_default();
-                alone.pre_update(state, spec, &mut update)
+                let rules = adjust::Rules {
+                    selection_keys: &[],
+                    ..rules
+                };
+                adjust::clamp_update(&rules, adjustment, &mut update)
             }
-            other => alone.invoke(other, state, spec).map(|()| Vec::new()),
+            _ if adjustment.is_empty() => Ok(Vec::new()),
+            other => Err(PluginError::InvalidAdjustment {
+                plugin: name.to_string(),
+                field: "adjustment".to_string(),
+                reason: format!(
+                    "only pre-create may adjust the spec, but {other} returned {}",
+                    adjustment.summary()
+                ),
+            }),
         };
         Ok(HookTest {
             verdict: Ok(json),

@@ -86,11 +86,12 @@ fn allowed(grants: &SandboxGrants, import: &str) -> Result<(), String> {
 }
 
 /// The WASI context of one call of `spec`'s plugin: guest output into `stdout` and
-/// `stderr`, the granted env variables, directories and rootfs. A granted directory that
-/// is missing or not a directory is a [`FailureCause::Grant`].
+/// `stderr`, the granted env variables, directories and, for a `call` about a container,
+/// its rootfs (`None`: configuring outside any container, no rootfs). A granted directory
+/// that is missing or not a directory is a [`FailureCause::Grant`].
 pub(super) fn wasi_ctx(
     spec: &PluginSpec,
-    call: &Call,
+    call: Option<&Call>,
     stdout: &MemoryOutputPipe,
     stderr: &MemoryOutputPipe,
 ) -> Result<WasiCtx, FailureCause> {
@@ -118,7 +119,7 @@ pub(super) fn wasi_ctx(
         };
         preopen(&mut builder, &grant.host, &grant.guest, access)?;
     }
-    if let Some(access) = spec.sandbox.rootfs {
+    if let (Some(access), Some(call)) = (spec.sandbox.rootfs, call) {
         let rootfs = rootfs_of(call);
         preopen(&mut builder, &rootfs, ROOTFS_GUEST_PATH, access)?;
     }

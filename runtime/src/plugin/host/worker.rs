@@ -308,7 +308,10 @@ impl Host {
                 spec.timeout_ms = spec.timeout_ms.min(WARM_DEADLINE_MS);
                 self.job(loaded, &spec, point, &call, &stdout, &stderr, true)
                     .and_then(|job| match job {
-                        Some(job) => self.inline(job),
+                        Some(mut job) => {
+                            job.state.quiet = true;
+                            self.inline(job)
+                        }
                         None => Ok(Outcome::Allow(Box::default())),
                     })
             });
@@ -319,7 +322,7 @@ impl Host {
         );
     }
 
-    /// The job of one call (or warm-up) of `spec`'s plugin; `None` for a call its
+    /// The job of one call (or, with `configure_only`, of its first two phases) of `spec`'s plugin; `None` for a call its
     /// package version cannot express (never registered: the manifest check refuses it).
     #[allow(clippy::too_many_arguments)] // the parts of one call, all needed
     fn job(
@@ -330,16 +333,16 @@ impl Host {
         call: &Call,
         stdout: &MemoryOutputPipe,
         stderr: &MemoryOutputPipe,
-        warm: bool,
+        configure_only: bool,
     ) -> Result<Option<Job>, (Phase, FailureCause)> {
-        let wasi = super::grants::wasi_ctx(spec, call, stdout, stderr)
+        // Configuring needs no container: no rootfs is preopened then.
+        let container = (!configure_only).then_some(call);
+        let wasi = super::grants::wasi_ctx(spec, container, stdout, stderr)
             .map_err(|cause| (Phase::Prepare, cause))?;
-        let mut state = HostState::new(wasi, spec, point);
-        state.quiet = warm;
         Ok(Some(Job {
             engine: loaded.engine.clone(),
             pre: loaded.pre.clone(),
-            state,
+            state: HostState::new(wasi, spec, point),
             call: match &loaded.pre {
                 Pre::V0_2(_) => Versioned::V0_2(
                     spec.config.iter().map(convert::config_entry).collect(),
@@ -361,7 +364,7 @@ impl Host {
                 None
             },
             phase: PhaseCell::new(),
-            warm,
+            configure_only,
         }))
     }
 
@@ -373,11 +376,46 @@ impl Host {
         point: HookPoint,
         call: &Call,
     ) -> Result<Outcome, (Phase, FailureCause)> {
+        self.run(loaded, spec, point, call, false)
+    }
+
+    /// The prepare and configure phases only, on a throwaway instance, with the plugin's
+    /// limits and grants as for a call at its first hook point (a plugin with no hook point
+    /// is not configured): for `rwasm plugin validate`.
+    pub(crate) fn configure(
+        &self,
+        loaded: &Loaded,
+        spec: &PluginSpec,
+    ) -> Result<(), (Phase, FailureCause)> {
+        let Some(point) = spec.hooks.first().copied() else {
+            return Ok(());
+        };
+        let call = Call::new(point, &State::default(), &Spec::default(), None).map_err(|e| {
+            (
+                Phase::Prepare,
+                FailureCause::Engine {
+                    reason: e.to_string(),
+                },
+            )
+        })?;
+        self.run(loaded, spec, point, &call, true).map(|_| ())
+    }
+
+    /// A call, or with `configure_only` its prepare and configure phases.
+    fn run(
+        &self,
+        loaded: &Loaded,
+        spec: &PluginSpec,
+        point: HookPoint,
+        call: &Call,
+        configure_only: bool,
+    ) -> Result<Outcome, (Phase, FailureCause)> {
         let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
         // The manifest check refuses a registration the plugin's version cannot express;
         // such a call is never made.
-        let Some(job) = self.job(loaded, spec, point, call, &stdout, &stderr, false)? else {
+        let Some(job) = self.job(loaded, spec, point, call, &stdout, &stderr, configure_only)?
+        else {
             return Ok(Outcome::Allow(Box::default()));
         };
         let phase = job.phase.clone();
@@ -535,8 +573,9 @@ struct Job {
     memory_limit: u64,
     fuel: Option<u64>,
     phase: PhaseCell,
-    /// A warm-up (see [`Host::warm`]): instantiate and configure, no invoke.
-    warm: bool,
+    /// Instantiate and configure only, no invoke (a warm-up, see [`Host::warm`], or
+    /// [`Host::configure`]).
+    configure_only: bool,
 }
 
 impl Job {
@@ -569,7 +608,7 @@ impl Job {
             memory_limit,
             fuel,
             phase,
-            warm,
+            configure_only,
         } = self;
         let classify = |store: &Store<HostState>, e: wasmtime::Error| {
             if store.data().limits.exceeded {
@@ -627,7 +666,7 @@ impl Job {
                     Ok(Err(e)) => return Err((Phase::Configure, guest(convert::error_message(e)))),
                     Err(e) => return Err((Phase::Configure, classify(&store, e))),
                 }
-                if warm {
+                if configure_only {
                     return Ok(Outcome::Allow(Box::default()));
                 }
                 phase.set(Phase::Invoke);
@@ -652,7 +691,7 @@ impl Job {
                     Ok(Err(message)) => return Err((Phase::Configure, guest(message))),
                     Err(e) => return Err((Phase::Configure, classify(&store, e))),
                 }
-                if warm {
+                if configure_only {
                     return Ok(Outcome::Allow(Box::default()));
                 }
                 phase.set(Phase::Invoke);
