@@ -19,7 +19,8 @@ pub struct RuncFlags {
     /// File to write the container's init pid to.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket to send a pty master to (process.terminal); not supported yet.
+    /// Unix socket (a path) to which the container's terminal master is sent, with
+    /// SCM_RIGHTS, when process.terminal is true (runc's console socket protocol).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Pass fds 3..3+N to the container process.
@@ -38,9 +39,6 @@ fn store(cli: &Cli) -> anyhow::Result<StateStore> {
 }
 
 fn check_create_flags(f: &RuncFlags) -> anyhow::Result<()> {
-    if f.console_socket.is_some() {
-        bail!("--console-socket: terminals (process.terminal) are not supported yet");
-    }
     if f.no_pivot {
         bail!("--no-pivot: rwasm always uses pivot_root");
     }
@@ -60,6 +58,7 @@ pub fn create(cli: &Cli, bundle: &Path, runc: &RuncFlags, id: &str) -> anyhow::R
             pid_file: runc.pid_file.as_deref(),
             preserve_fds: runc.preserve_fds,
             plugins: &plugins,
+            console_socket: runc.console_socket.as_deref(),
         },
     )?;
     Ok(())
@@ -189,6 +188,7 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
             pid_file: a.runc.pid_file.as_deref(),
             preserve_fds: a.runc.preserve_fds,
             plugins: &plugins,
+            console_socket: a.runc.console_socket.as_deref(),
         },
     )?;
     if a.detach {

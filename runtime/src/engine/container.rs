@@ -75,6 +75,15 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// Connecting to the console socket (`--console-socket`) failed.
+    #[error("console socket {path}")]
+    ConsoleSocket {
+        /// The socket given by the caller.
+        path: PathBuf,
+        /// The connect error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Init reported a failure, exited early, or broke the protocol; the kind maps to
     /// Docker's exit codes 127 (not found) and 126 (cannot execute).
     #[error("{0}")]
@@ -157,6 +166,10 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
     /// The loaded plugins whose hooks run at each lifecycle point; may be empty.
     pub plugins: &'a PluginSet,
+    /// The caller's console socket (runc's `--console-socket`): required with
+    /// `process.terminal: true`, refused without it; the terminal's master is sent there
+    /// (see `linux::console`).
+    pub console_socket: Option<&'a Path>,
 }
 
 /// A created container.
@@ -164,6 +177,40 @@ pub struct CreateOptions<'a> {
 pub struct Created {
     /// Its state record as saved in the store, status `created`, with init's pid.
     pub record: Record,
+}
+
+/// The console socket of a container with `process.terminal: true`, connected (runc's
+/// rule: a terminal needs `--console-socket`, and `--console-socket` needs a terminal).
+fn console_socket(
+    bundle: &Path,
+    spec: &Spec,
+    socket: Option<&Path>,
+) -> Result<Option<std::os::fd::OwnedFd>, EngineError> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let bad = |reason: &str| EngineError::Bundle {
+        path: bundle.join("config.json"),
+        reason: reason.into(),
+    };
+    match (terminal, socket) {
+        (false, None) => Ok(None),
+        (true, None) => Err(bad(
+            "process.terminal: true needs a console socket (--console-socket) to send the \
+             terminal to",
+        )),
+        (false, Some(_)) => Err(bad(
+            "process.terminal: --console-socket is given but the process has no terminal",
+        )),
+        (true, Some(path)) => UnixStream::connect(path)
+            .map(|s| Some(std::os::fd::OwnedFd::from(s)))
+            .map_err(|source| EngineError::ConsoleSocket {
+                path: path.to_path_buf(),
+                source,
+            }),
+    }
 }
 
 /// Load and check `config.json` of a bundle; returns (bundle, rootfs, spec).
@@ -187,11 +234,6 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineErro
         .ok_or_else(|| bad("process: missing (required for create)"))?;
     if process.args().as_deref().unwrap_or_default().is_empty() {
         return Err(bad("process.args: must name the program to run"));
-    }
-    if process.terminal().unwrap_or(false) {
-        return Err(bad(
-            "process.terminal: true needs --console-socket, which rwasm does not support yet",
-        ));
     }
     if !process.cwd().is_absolute() {
         return Err(bad("process.cwd: must be an absolute path"));
@@ -295,6 +337,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         return Err(StateError::Exists(opts.id.into()).into());
     }
     let (bundle, rootfs, mut spec) = load_bundle(opts.bundle)?;
+    let console = console_socket(&bundle, &spec, opts.console_socket)?;
 
     let mut record = Record {
         oci_version: OCI_VERSION.into(),
@@ -394,9 +437,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         sync: &init_fd,
         start: &listen_fd,
         new_userns: plan.new_user(),
+        console: console.as_ref(),
     })?;
     rb.pid = Some(pid);
-    drop((init_fd, listen_fd, exe));
+    drop((init_fd, listen_fd, exe, console));
     record.pid = Some(pid.as_raw());
     record.pid_start = start_time(pid.as_raw());
     store.save(&record)?;

@@ -242,6 +242,7 @@ impl Monitor<'_> {
                 pid_file: None,
                 preserve_fds: 0,
                 plugins: self.plugins,
+                console_socket: None,
             },
         );
         let _ = nix::unistd::dup2_stdout(&devnull);

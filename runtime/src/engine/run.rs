@@ -338,6 +338,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             pid_file: None,
             preserve_fds: 0,
             plugins: req.plugins,
+            console_socket: None,
         },
     )
     .map_err(Box::new)?;

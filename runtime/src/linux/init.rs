@@ -20,10 +20,11 @@ use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
 use crate::error_chain;
 
+use super::console::{self, ConsoleError};
 use super::credentials::{self, CredentialError};
 use super::devices::{self, DeviceError};
 use super::exec_hook::{self, HookError};
-use super::launch::{ENV_START_FD, ENV_SYNC_FD};
+use super::launch::{ENV_CONSOLE_FD, ENV_START_FD, ENV_SYNC_FD};
 use super::namespaces::{NamespaceError, NamespacePlan};
 use super::rootfs::{self, RootfsError};
 use super::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToInit};
@@ -35,6 +36,9 @@ pub enum InitError {
     /// open fd: `rwasm init` was run by hand rather than by the runtime.
     #[error("init must be started by rwasm ({0} is not set)")]
     NoFd(&'static str),
+    /// Setting up the terminal of `process.terminal`.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
     /// The sync socket or start socket broke, or carried a bad or oversized message.
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -136,8 +140,12 @@ pub fn main() -> ! {
             std::process::exit(1)
         }
     };
+    // Only a container with `process.terminal` gets a console socket.
+    let console = std::env::var_os(ENV_CONSOLE_FD)
+        .map(|_| fd_from_env(ENV_CONSOLE_FD))
+        .transpose();
     // Phase 1: until the container is created, failures go back over the sync socket.
-    let ready = match create(&mut sync) {
+    let ready = match console.and_then(|console| create(&mut sync, console)) {
         Ok(r) => r,
         Err(e) => {
             let _ = sync::send(
@@ -189,7 +197,7 @@ fn expect_continue(sync: &mut UnixStream) -> Result<(), InitError> {
     }
 }
 
-fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
+fn create(sync: &mut UnixStream, console: Option<OwnedFd>) -> Result<Ready, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("mark init non-dumpable"))?;
     umask(Mode::empty());
     let cfg = match sync::recv(sync)? {
@@ -262,6 +270,18 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     rootfs::pivot(&root, &cfg.rootfs)?;
     drop(root);
     rootfs::finish(spec)?;
+    if let Some(process) = spec
+        .process()
+        .as_ref()
+        .filter(|p| p.terminal() == Some(true))
+    {
+        let socket = console.ok_or(InitError::NoFd(ENV_CONSOLE_FD))?;
+        let size = process.console_size().as_ref().map(|b| console::Size {
+            height: u16::try_from(b.height()).unwrap_or(u16::MAX),
+            width: u16::try_from(b.width()).unwrap_or(u16::MAX),
+        });
+        console::setup(socket, size)?;
+    }
     for (key, value) in linux.sysctl().iter().flatten() {
         let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
         fs::write(&path, value).map_err(|source| InitError::Sysctl {

@@ -25,6 +25,8 @@ use nix::unistd::Pid;
 pub const ENV_SYNC_FD: &str = "_RWASM_INIT_SYNC_FD";
 /// Environment variable naming init's start socket (a listening unix socket) fd.
 pub const ENV_START_FD: &str = "_RWASM_INIT_START_FD";
+/// Environment variable naming init's console socket fd (only with `process.terminal`).
+pub const ENV_CONSOLE_FD: &str = "_RWASM_INIT_CONSOLE_FD";
 /// The `argv[1]` that makes the rwasm binary act as a container's init.
 pub const INIT_ARG: &str = "init";
 
@@ -62,6 +64,9 @@ pub struct Launch<'a> {
     /// sync socket (sent once the runtime wrote its uid/gid maps) and becomes uid/gid 0
     /// of the namespace, so that exec keeps its capabilities there.
     pub new_userns: bool,
+    /// The caller's console socket, connected, for a container with `process.terminal`
+    /// (see `console`): init sends the terminal's master over it.
+    pub console: Option<&'a OwnedFd>,
 }
 
 /// The byte the runtime sends once a new user namespace's id maps are written.
@@ -77,10 +82,14 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
     let exe_fd: RawFd = l.exe.as_raw_fd();
     let cstr = |s: String| CString::new(s).expect("no NUL in generated strings");
     let argv_s = [cstr("rwasm".into()), cstr(INIT_ARG.into())];
-    let envp_s = [
+    let console_fd: RawFd = l.console.map_or(-1, AsRawFd::as_raw_fd);
+    let mut envp_s = vec![
         cstr(format!("{ENV_SYNC_FD}={sync_fd}")),
         cstr(format!("{ENV_START_FD}={start_fd}")),
     ];
+    if console_fd >= 0 {
+        envp_s.push(cstr(format!("{ENV_CONSOLE_FD}={console_fd}")));
+    }
     let argv: Vec<*const c_char> = argv_s
         .iter()
         .map(|s| s.as_ptr())
@@ -111,7 +120,7 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
     let child = Box::new(move || -> isize {
         // SAFETY: runs in the cloned child, which has a private copy of the parent's memory
         // and must only make async-signal-safe calls: read, setgroups, setres[ug]id, fcntl
-        // and execveat are raw syscalls on fds, a stack byte and pointers prepared (and kept
+        // and execveat are raw syscalls on fds (the console fd only when it is set), a stack byte and pointers prepared (and kept
         // alive) by the parent before the clone.
         unsafe {
             if new_userns {
@@ -127,6 +136,9 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
             }
             libc::fcntl(sync_fd, libc::F_SETFD, 0);
             libc::fcntl(start_fd, libc::F_SETFD, 0);
+            if console_fd >= 0 {
+                libc::fcntl(console_fd, libc::F_SETFD, 0);
+            }
             libc::syscall(
                 libc::SYS_execveat,
                 exe_fd,

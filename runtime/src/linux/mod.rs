@@ -4,6 +4,7 @@
 //! `oci_spec::runtime::Spec`, paths, pids).
 
 pub mod cgroup;
+pub mod console;
 pub mod credentials;
 pub mod devices;
 pub mod exe;
