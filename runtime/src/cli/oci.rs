@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use oci_spec::runtime::ContainerState;
 
-use rwasm::engine::container::{self, CreateOptions};
+use rwasm::engine::container::{self, ConsoleSocket, CreateOptions};
 use rwasm::engine::image::ImageStore;
 use rwasm::engine::state::StateStore;
 use rwasm::linux::signal;
@@ -58,7 +58,7 @@ pub fn create(cli: &Cli, bundle: &Path, runc: &RuncFlags, id: &str) -> anyhow::R
             pid_file: runc.pid_file.as_deref(),
             preserve_fds: runc.preserve_fds,
             plugins: &plugins,
-            console_socket: runc.console_socket.as_deref(),
+            console_socket: runc.console_socket.as_deref().map(ConsoleSocket::Path),
         },
     )?;
     Ok(())
@@ -180,6 +180,20 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
     let plugins = load_plugins(cli)?;
     plugins.prefetch(&container::RUN_POINTS);
     let store = store(cli)?;
+    // Without --console-socket, a foreground run proxies a terminal itself (runc run).
+    let own_console = match (&a.runc.console_socket, a.detach) {
+        (None, false) => Some(std::os::unix::net::UnixStream::pair()?),
+        _ => None,
+    };
+    let own_end = own_console
+        .as_ref()
+        .map(|(_, theirs)| theirs.try_clone().map(std::os::fd::OwnedFd::from))
+        .transpose()?;
+    let console_socket = match (&a.runc.console_socket, &own_end) {
+        (Some(path), _) => Some(ConsoleSocket::Path(path)),
+        (None, Some(fd)) => Some(ConsoleSocket::IfTerminal(fd)),
+        (None, None) => None,
+    };
     let created = container::create(
         &store,
         &CreateOptions {
@@ -188,15 +202,30 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
             pid_file: a.runc.pid_file.as_deref(),
             preserve_fds: a.runc.preserve_fds,
             plugins: &plugins,
-            console_socket: a.runc.console_socket.as_deref(),
+            console_socket,
         },
     )?;
+    drop(own_end);
+    let proxy = match (&own_console, created.terminal) {
+        (Some((ours, _)), true) => {
+            let (master, _) = rwasm::linux::console::receive(ours)?;
+            Some(rwasm::engine::tty::Proxy::start(master, true)?)
+        }
+        _ => None,
+    };
+    drop(own_console);
     if a.detach {
         container::start(&store, id, &plugins)?;
         return Ok(0);
     }
     signal::forward_to(created.record.pid.unwrap_or_default())?;
+    if let Some(proxy) = &proxy {
+        proxy.follow_window()?;
+    }
     let code = container::start(&store, id, &plugins).and_then(|r| container::wait_exit(&r));
+    if let Some(proxy) = proxy {
+        proxy.finish();
+    }
     let deleted = container::delete(&store, id, true, &cache_dir(cli), Some(&plugins));
     // The process exits next: the kernel reclaims the plugin engine, its instance pool and
     // its threads at exit, faster than their destructors would (~0.3-0.7 ms with plugins,

@@ -166,10 +166,20 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
     /// The loaded plugins whose hooks run at each lifecycle point; may be empty.
     pub plugins: &'a PluginSet,
-    /// The caller's console socket (runc's `--console-socket`): required with
-    /// `process.terminal: true`, refused without it; the terminal's master is sent there
-    /// (see `linux::console`).
-    pub console_socket: Option<&'a Path>,
+    /// Where the terminal of a container with `process.terminal: true` goes (see
+    /// `linux::console`); `None` refuses such a container.
+    pub console_socket: Option<ConsoleSocket<'a>>,
+}
+
+/// Where a container's terminal master is sent.
+#[derive(Debug, Clone, Copy)]
+pub enum ConsoleSocket<'a> {
+    /// runc's `--console-socket PATH`: connected at create; a container without
+    /// `process.terminal` is refused, as runc does.
+    Path(&'a Path),
+    /// A socket the caller holds the other end of (a foreground run that proxies the
+    /// terminal itself); used only if the process has a terminal.
+    IfTerminal(&'a std::os::fd::OwnedFd),
 }
 
 /// A created container.
@@ -177,6 +187,9 @@ pub struct CreateOptions<'a> {
 pub struct Created {
     /// Its state record as saved in the store, status `created`, with init's pid.
     pub record: Record,
+    /// The process has a terminal (`process.terminal`): its master was sent to the
+    /// console socket.
+    pub terminal: bool,
 }
 
 /// The console socket of a container with `process.terminal: true`, connected (runc's
@@ -184,7 +197,7 @@ pub struct Created {
 fn console_socket(
     bundle: &Path,
     spec: &Spec,
-    socket: Option<&Path>,
+    socket: Option<ConsoleSocket<'_>>,
 ) -> Result<Option<std::os::fd::OwnedFd>, EngineError> {
     let terminal = spec
         .process()
@@ -196,7 +209,15 @@ fn console_socket(
         reason: reason.into(),
     };
     match (terminal, socket) {
-        (false, None) => Ok(None),
+        (false, None | Some(ConsoleSocket::IfTerminal(_))) => Ok(None),
+        (true, Some(ConsoleSocket::IfTerminal(fd))) => {
+            fd.try_clone()
+                .map(Some)
+                .map_err(|source| EngineError::ConsoleSocket {
+                    path: PathBuf::from("(the caller's terminal socket)"),
+                    source,
+                })
+        }
         (true, None) => Err(bad(
             "process.terminal: true needs a console socket (--console-socket) to send the \
              terminal to",
@@ -204,7 +225,7 @@ fn console_socket(
         (false, Some(_)) => Err(bad(
             "process.terminal: --console-socket is given but the process has no terminal",
         )),
-        (true, Some(path)) => UnixStream::connect(path)
+        (true, Some(ConsoleSocket::Path(path))) => UnixStream::connect(path)
             .map(|s| Some(std::os::fd::OwnedFd::from(s)))
             .map_err(|source| EngineError::ConsoleSocket {
                 path: path.to_path_buf(),
@@ -338,6 +359,7 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
     }
     let (bundle, rootfs, mut spec) = load_bundle(opts.bundle)?;
     let console = console_socket(&bundle, &spec, opts.console_socket)?;
+    let console_given = console.is_some();
 
     let mut record = Record {
         oci_version: OCI_VERSION.into(),
@@ -522,7 +544,10 @@ pub fn create(store: &StateStore, opts: &CreateOptions<'_>) -> Result<Created, E
         write_atomic(p, pid.as_raw().to_string().as_bytes())?;
     }
     rb.commit();
-    Ok(Created { record })
+    Ok(Created {
+        record,
+        terminal: console_given,
+    })
 }
 
 /// Call `f` with a path naming `dir/name` that fits a unix socket address (108 bytes,
