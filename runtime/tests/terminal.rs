@@ -126,3 +126,32 @@ fn a_terminal_needs_a_console_socket_and_a_socket_needs_a_terminal() {
     assert!(!w.root.join(&c).exists(), "no state left behind");
     assert!(cgroup_dirs_named(&c).is_empty(), "no cgroup left behind");
 }
+
+#[test]
+fn exec_t_runs_the_command_on_a_new_terminal_of_the_container() {
+    let w = World::new();
+    w.setup_image();
+    let name = id("exect");
+    let (code, err) = w.rwasm_detached(&["run", "-d", "--name", &name, "busybox", "sleep", "60"]);
+    assert_eq!(code, 0, "{err}");
+    let out = w.rwasm(&[
+        "exec",
+        "-t",
+        &name,
+        "sh",
+        "-c",
+        "tty; [ -t 1 ] && echo on-tty; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // The container's devpts has no other terminal; the line discipline turns \n into \r\n.
+    assert_eq!(stdout(&out), "/dev/pts/0\r\non-tty\r\n");
+
+    let out = w.rwasm(&["exec", "-d", "-t", &name, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a detached exec has no terminal to attach to"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.rwasm_detached(&["rm", "-f", &name]).0, 0);
+}

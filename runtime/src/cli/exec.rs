@@ -21,7 +21,8 @@ pub struct ExecArgs {
     /// Keep STDIN open (the command reads the caller's stdin).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet).
+    /// Allocate a pseudo-TTY: the command runs on a new terminal of the container, sized
+    /// like the caller's window (which it follows), proxied to the caller's stdio.
     #[arg(short, long)]
     pub tty: bool,
     /// Set environment variables (NAME=VALUE, or NAME to pass the caller's).
@@ -42,8 +43,8 @@ pub struct ExecArgs {
 
 /// Run `exec`; the command's exit code (126/127 when it cannot be run, as Docker).
 pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
-    if a.tty {
-        bail!("exec -t: pseudo-terminals are not supported yet");
+    if a.tty && a.detach {
+        bail!("exec -d -t: a detached exec has no terminal to attach to; drop -t");
     }
     let records = Records::new(&cli.data_root);
     let id = records.resolve(&a.container)?;
@@ -62,7 +63,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot read {}", spec_path.display()))?;
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_args(Some(a.command.clone()));
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(a.tty));
     let mut env = process.env().clone().unwrap_or_default();
     for kv in &a.env {
         let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
@@ -104,6 +105,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
         process: &process,
         detach: a.detach,
         stdin: a.interactive,
+        terminal: a.tty,
     });
     match result {
         Ok(code) => Ok(code),

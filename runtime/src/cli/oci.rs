@@ -209,7 +209,7 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
     let proxy = match (&own_console, created.terminal) {
         (Some((ours, _)), true) => {
             let (master, _) = rwasm::linux::console::receive(ours)?;
-            Some(rwasm::engine::tty::Proxy::start(master, true)?)
+            Some(rwasm::linux::tty::Proxy::start(master, true)?)
         }
         _ => None,
     };

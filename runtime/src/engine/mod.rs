@@ -11,6 +11,5 @@ pub mod record;
 pub mod run;
 pub mod state;
 pub mod storage;
-pub mod tty;
 pub mod update;
 pub mod validate;

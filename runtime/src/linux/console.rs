@@ -62,6 +62,25 @@ pub struct Size {
 /// `size`, sends the master over `socket` (then closes both), makes init a session leader
 /// with the slave as its controlling terminal, and puts the slave on fds 0, 1 and 2.
 pub fn setup(socket: OwnedFd, size: Option<Size>) -> Result<(), ConsoleError> {
+    let (master, slave) = open_pty(size)?;
+    let name = slave_name(&master);
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(ConsoleError::Send)?;
+    drop(master);
+    drop(socket);
+    controlling_stdio(slave)
+}
+
+/// A new pty from `/dev/ptmx` as this process resolves it (the container's, once in its
+/// mount namespace): (master, slave), both close-on-exec, the slave sized to `size`.
+pub fn open_pty(size: Option<Size>) -> Result<(OwnedFd, OwnedFd), ConsoleError> {
     let master = open_master()?;
     // SAFETY: TIOCSPTLCK reads one int through a pointer to a live local.
     let unlock: libc::c_int = 0;
@@ -93,20 +112,14 @@ pub fn setup(socket: OwnedFd, size: Option<Size>) -> Result<(), ConsoleError> {
             return Err(pty("set its size")(nix::Error::last()));
         }
     }
-    let name = slave_name(&master);
-    let fds = [master.as_raw_fd()];
-    sendmsg::<()>(
-        socket.as_raw_fd(),
-        &[IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(ConsoleError::Send)?;
-    drop(master);
-    drop(socket);
+    Ok((master, slave))
+}
+
+/// Makes the calling process a session leader with `slave` as its controlling terminal
+/// and its fds 0, 1 and 2 (then closes `slave` itself).
+pub fn controlling_stdio(slave: OwnedFd) -> Result<(), ConsoleError> {
     nix::unistd::setsid().map_err(stdio("setsid"))?;
-    // SAFETY: TIOCSCTTY takes an int by value; init is now a session leader without one.
+    // SAFETY: TIOCSCTTY takes an int by value; the caller is now a session leader without one.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(stdio("set the controlling terminal")(nix::Error::last()));
     }

@@ -57,6 +57,12 @@ pub enum ExecError {
     /// The command cannot be run; carries Docker's kind (not found: 127, else 126).
     #[error("{0}")]
     Exec(String, FailureKind),
+    /// Making the pty of `-t` in the container, or putting it on the process's stdio.
+    #[error(transparent)]
+    Console(#[from] super::console::ConsoleError),
+    /// Proxying the pty to our stdio (raw mode, threads, the window-size handler).
+    #[error("exec -t: cannot attach the terminal")]
+    Tty(#[source] std::io::Error),
 }
 
 impl ExecError {
@@ -102,6 +108,10 @@ pub struct ExecRequest<'a> {
     pub detach: bool,
     /// Whether the process keeps the caller's stdin (`-i`); otherwise it reads /dev/null.
     pub stdin: bool,
+    /// `-t`: the process runs on a new pty of the container's devpts (its controlling
+    /// terminal, sized like the caller's window), which this process proxies to its own
+    /// stdio until the process exits (see `tty`). Not with `detach`.
+    pub terminal: bool,
 }
 
 /// Run `req.process` in the container; returns its exit code (128+N for signal N), or
@@ -132,6 +142,14 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
     for (kind, flag, f) in &fds {
         setns(f.as_fd(), *flag).map_err(|source| ExecError::Setns { kind, source })?;
     }
+    // In the container's mount namespace now: /dev/ptmx is the container's.
+    let pty = if req.terminal && !req.detach {
+        let size =
+            super::tty::window_size().map(|(height, width)| super::console::Size { height, width });
+        Some(super::console::open_pty(size)?)
+    } else {
+        None
+    };
     let (mut r, w) = std::os::unix::net::UnixStream::pair().map_err(|e| {
         ExecError::Sys(
             "make a pipe",
@@ -143,7 +161,16 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
     match unsafe { fork() }.map_err(|e| ExecError::Sys("fork", e))? {
         ForkResult::Child => {
             drop(r);
-            let Err(e) = child(req, &devnull);
+            let on_tty = match pty {
+                Some((master, slave)) => {
+                    drop(master);
+                    super::console::controlling_stdio(slave).map(|()| true)
+                }
+                None => Ok(false),
+            };
+            let Err(e) = on_tty
+                .map_err(ExecError::from)
+                .and_then(|on_tty| child(req, &devnull, on_tty));
             let kind = match &e {
                 ExecError::Exec(_, k) => *k,
                 _ => FailureKind::Other,
@@ -160,6 +187,12 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
         }
         ForkResult::Parent { child: pid } => {
             drop(w);
+            // This process joined the container's pid namespace: it cannot start threads,
+            // so a terminal is proxied by a poll loop until the process exits.
+            let master = pty.map(|(master, slave)| {
+                drop(slave);
+                File::from(master)
+            });
             // The socket closes on exec (CLOEXEC) with nothing written, or carries the error.
             let mut msg = Vec::new();
             let _ = r.read_to_end(&mut msg);
@@ -178,14 +211,20 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
             if req.detach {
                 return Ok(0);
             }
-            loop {
-                match waitpid(pid, None) {
-                    Ok(WaitStatus::Exited(_, c)) => return Ok(c),
-                    Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
-                    Ok(_) | Err(nix::Error::EINTR) => continue,
-                    Err(e) => return Err(ExecError::Sys("wait for the process", e)),
-                }
+            if let Some(master) = master {
+                let pidfd = pidfd(pid)?;
+                super::tty::pump(master, req.stdin, pidfd.as_fd(), TTY_DRAIN)
+                    .map_err(ExecError::Tty)?;
             }
+            let code = loop {
+                match waitpid(pid, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break Ok(c),
+                    Ok(WaitStatus::Signaled(_, s, _)) => break Ok(128 + s as i32),
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(e) => break Err(ExecError::Sys("wait for the process", e)),
+                }
+            };
+            code
         }
     }
 }
@@ -194,10 +233,28 @@ fn exec_err(e: CredentialError) -> ExecError {
     ExecError::Exec(crate::error_chain(&e), FailureKind::Other)
 }
 
-/// In the forked child: stdin, cwd, user and capabilities, then exec.
-fn child(req: &ExecRequest<'_>, devnull: &File) -> Result<Infallible, ExecError> {
+/// A pidfd of `pid` (pidfd_open(2)): readable once the process has exited.
+fn pidfd(pid: nix::unistd::Pid) -> Result<std::os::fd::OwnedFd, ExecError> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(ExecError::Sys("open a pidfd", nix::Error::last()));
+    }
+    let fd = std::os::fd::RawFd::try_from(fd)
+        .map_err(|_| ExecError::Sys("open a pidfd", nix::Error::EBADF))?;
+    // SAFETY: the kernel just returned `fd`, owned by nothing else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// How long the output of an exec on a terminal is still copied after the process exited,
+/// if something it left behind keeps the terminal open.
+const TTY_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// In the forked child: stdin (unless `on_tty`: the terminal is stdio), cwd, user and
+/// capabilities, then exec.
+fn child(req: &ExecRequest<'_>, devnull: &File, on_tty: bool) -> Result<Infallible, ExecError> {
     let p = req.process;
-    if !req.stdin {
+    if !req.stdin && !on_tty {
         nix::unistd::dup2_stdin(devnull).map_err(|e| ExecError::Sys("redirect stdin", e))?;
     }
     if req.detach {

@@ -21,3 +21,4 @@ pub mod proc;
 pub mod rootfs;
 pub mod signal;
 pub mod sync;
+pub mod tty;

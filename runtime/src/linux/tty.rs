@@ -19,6 +19,8 @@ use nix::sys::termios::{self, SetArg, Termios};
 /// A running proxy; [`Proxy::finish`] waits for the container's output to end.
 pub struct Proxy {
     output: Option<JoinHandle<()>>,
+    /// Gets a message when the output copy ends.
+    done: Option<std::sync::mpsc::Receiver<()>>,
     restore: Option<Termios>,
 }
 
@@ -76,6 +78,7 @@ impl Proxy {
         // From here on, dropping the proxy restores the terminal.
         let mut proxy = Proxy {
             output: None,
+            done: None,
             restore,
         };
         RESIZE_MASTER.store(master.as_raw_fd(), Ordering::Relaxed);
@@ -95,6 +98,7 @@ impl Proxy {
                 })?;
         }
         let mut from = master;
+        let (tell, done) = std::sync::mpsc::channel();
         let output = std::thread::Builder::new()
             .name("rwasm-tty-out".to_string())
             .spawn(move || {
@@ -107,8 +111,10 @@ impl Proxy {
                     }
                 }
                 RESIZE_MASTER.store(-1, Ordering::Relaxed);
+                let _ = tell.send(());
             })?;
         proxy.output = Some(output);
+        proxy.done = Some(done);
         Ok(proxy)
     }
 
@@ -127,10 +133,22 @@ impl Proxy {
         Ok(())
     }
 
-    /// Waits until the container's terminal output has ended, then restores the caller's
-    /// terminal mode.
+    /// Waits until the container's terminal output has ended (every slave fd closed),
+    /// then restores the caller's terminal mode.
     pub fn finish(mut self) {
         if let Some(output) = self.output.take() {
+            let _ = output.join();
+        }
+    }
+
+    /// Like [`Proxy::finish`] once the process on the terminal has exited: what it wrote
+    /// is copied out, but a process it left behind holding the terminal is waited for at
+    /// most `grace`.
+    pub fn finish_within(mut self, grace: std::time::Duration) {
+        if let Some(done) = self.done.take()
+            && done.recv_timeout(grace).is_ok()
+            && let Some(output) = self.output.take()
+        {
             let _ = output.join();
         }
     }
@@ -140,6 +158,124 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         RESIZE_MASTER.store(-1, Ordering::Relaxed);
         if let Some(saved) = self.restore.take() {
+            // SAFETY: fd 0 stays open for the life of the process.
+            let fd = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
+            let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &saved);
+        }
+    }
+}
+
+/// The single-threaded proxy, for a process that cannot start threads (one that joined a
+/// container's pid namespace, `exec_in`): puts the caller's terminal in raw mode (with
+/// `stdin`), follows its window size, and copies master → stdout and (with `stdin`) stdin
+/// → master until `exited` (a pidfd of the process on the terminal) is readable; then what
+/// is left is copied for at most `grace`.
+pub fn pump(
+    master: File,
+    stdin: bool,
+    exited: BorrowedFd<'_>,
+    grace: std::time::Duration,
+) -> io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let restore = RawMode::enter(stdin)?;
+    RESIZE_MASTER.store(master.as_raw_fd(), Ordering::Relaxed);
+    on_winch(libc::SIGWINCH);
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_winch),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only loads an atomic and makes ioctl(2) calls, which are
+    // async-signal-safe.
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action) }?;
+    let mut master = master;
+    let mut buf = [0u8; 8192];
+    let mut stdin_open = stdin;
+    let mut deadline: Option<std::time::Instant> = None;
+    let result = loop {
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break Ok(());
+                }
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let input = io::stdin();
+        let mut fds = vec![
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+            PollFd::new(exited, PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => break Err(e.into()),
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (out_ready, gone, in_ready) = (ready(0), ready(1), ready(2));
+        drop(fds);
+        if gone && deadline.is_none() {
+            deadline = Some(std::time::Instant::now() + grace);
+            stdin_open = false;
+        }
+        if out_ready {
+            match master.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    let mut out = io::stdout().lock();
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                        break Ok(());
+                    }
+                }
+                // EIO: every slave fd is closed.
+                Err(_) => break Ok(()),
+            }
+        }
+        if in_ready {
+            match input.lock().read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    if master.write_all(&buf[..n]).is_err() {
+                        stdin_open = false;
+                    }
+                }
+            }
+        }
+    };
+    RESIZE_MASTER.store(-1, Ordering::Relaxed);
+    drop(restore);
+    result
+}
+
+/// The caller's terminal in raw mode while it lives (when asked for and stdin is one).
+struct RawMode(Option<Termios>);
+
+impl RawMode {
+    fn enter(wanted: bool) -> io::Result<RawMode> {
+        if !wanted || !io::stdin().is_terminal() {
+            return Ok(RawMode(None));
+        }
+        let fd = io::stdin();
+        let saved = termios::tcgetattr(fd.as_fd())?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &raw)?;
+        Ok(RawMode(Some(saved)))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0.take() {
             // SAFETY: fd 0 stays open for the life of the process.
             let fd = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
             let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &saved);
