@@ -104,6 +104,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
         process: &process,
         detach: a.detach,
         stdin: a.interactive,
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     });
     match result {
         Ok(code) => Ok(code),

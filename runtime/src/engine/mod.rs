@@ -9,6 +9,7 @@ pub mod logs;
 pub mod monitor;
 pub mod record;
 pub mod run;
+pub mod seccomp_profile;
 pub mod state;
 pub mod storage;
 pub mod update;

@@ -26,6 +26,7 @@ use super::exec_hook::{self, HookError};
 use super::launch::{ENV_START_FD, ENV_SYNC_FD};
 use super::namespaces::{NamespaceError, NamespacePlan};
 use super::rootfs::{self, RootfsError};
+use super::seccomp::{self, SeccompError};
 use super::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToInit};
 
 /// Why init gave up; reported to the runtime (or to `start`) before init exits.
@@ -71,6 +72,9 @@ pub enum InitError {
     /// Setting rlimits, the OOM score, the user, groups or capabilities failed.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// `linux.seccomp` cannot be compiled or loaded.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// Writing a `linux.sysctl` entry under `/proc/sys` failed.
     #[error("linux.sysctl: cannot set {key}")]
     Sysctl {
@@ -179,6 +183,8 @@ pub fn main() -> ! {
 struct Ready {
     cfg: Box<InitConfig>,
     path: CString,
+    /// `linux.seccomp`, compiled at create so that a bad profile fails `create`.
+    filter: Option<seccomp::Filter>,
 }
 
 fn expect_continue(sync: &mut UnixStream) -> Result<(), InitError> {
@@ -286,8 +292,9 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
         source,
     })?;
     let path = resolve_exec(&process)?;
+    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     sync::send(sync, &FromInit::Created)?;
-    Ok(Ready { cfg, path })
+    Ok(Ready { cfg, path, filter })
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {
@@ -396,7 +403,6 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
     umask(Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022),
     ));
-    credentials::switch_user_and_caps(&process)?;
     let args = c_strings(
         "process.args",
         process.args().as_deref().unwrap_or_default(),
@@ -426,6 +432,17 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(sys("reset SIGPIPE"))?;
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(sys("clear the signal mask"))?;
+    // runc's order: without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN, so it
+    // goes in before the user and capabilities change; with it, as late as possible, so
+    // that the profile needs to allow the fewest of the runtime's own syscalls.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = ready.filter.as_ref().filter(|_| !nnp) {
+        f.load()?;
+    }
+    credentials::switch_user_and_caps(&process)?;
+    if let Some(f) = ready.filter.as_ref().filter(|_| nnp) {
+        f.load()?;
+    }
     sync::send(conn, &FromInit::Exec)?;
     let err = nix::unistd::execve(&ready.path, &args, &env).unwrap_err();
     let kind = match err {

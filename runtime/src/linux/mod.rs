@@ -18,5 +18,6 @@ pub mod overlay;
 pub mod path_in_root;
 pub mod proc;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod sync;
