@@ -13,8 +13,8 @@
 use std::collections::HashSet;
 
 use oci_spec::runtime::{
-    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator,
-    LinuxSyscall,
+    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
 };
 
 /// System calls refused unless the container holds a capability, by capability (Docker's
@@ -139,12 +139,13 @@ fn rule(names: &[&str], errno: u32, args: Vec<LinuxSeccompArg>) -> LinuxSyscall 
 }
 
 fn masked(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
-    let mut a = LinuxSeccompArg::default();
-    a.set_index(index);
-    a.set_value(mask);
-    a.set_value_two(Some(value));
-    a.set_op(LinuxSeccompOperator::ScmpCmpMaskedEq);
-    a
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .value(mask)
+        .value_two(value)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .build()
+        .expect("static seccomp argument")
 }
 
 /// Rules refusing `personality(x)` unless x is 0xffffffff or only has allowed bits.
