@@ -13,6 +13,7 @@ macro_rules! outln {
 mod containers;
 mod exec;
 mod format;
+mod host_flags;
 mod image;
 mod monitor;
 mod oci;

@@ -94,6 +94,8 @@ pub struct RunArgs {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long)]
     pub stop_timeout: Option<u32>,
+    #[command(flatten)]
+    pub host: super::host_flags::HostFlags,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -146,7 +148,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
-    let flags = run_flags(a);
+    let flags = run_flags(a)?;
     let forward = |pid: i32| {
         if let Err(e) = rwasm::linux::signal::forward_to(pid) {
             tracing::warn!("cannot forward signals: {e}");
@@ -186,7 +188,7 @@ fn docker_run_detached(
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
-        flags: run_flags(a),
+        flags: run_flags(a)?,
         plugins: &none,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
@@ -203,9 +205,12 @@ fn docker_run_detached(
 }
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
-fn run_flags(a: &RunArgs) -> RunFlags {
+fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+    // Docker: --env-file entries first, -e entries after them (and winning).
+    let mut env = a.host.env_file_entries()?;
+    env.extend(a.env.iter().cloned());
     let mut flags = RunFlags {
-        env: a.env.clone(),
+        env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
@@ -221,6 +226,7 @@ fn run_flags(a: &RunArgs) -> RunFlags {
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
         entrypoint: a.entrypoint.clone(),
+        host: a.host.host_config()?,
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.
@@ -229,7 +235,7 @@ fn run_flags(a: &RunArgs) -> RunFlags {
         );
         flags.blkio_weight = None;
     }
-    flags
+    Ok(flags)
 }
 
 /// Whether this host's cgroups can honour a block I/O weight.

@@ -3,6 +3,7 @@
 pub mod container;
 pub mod docker;
 pub mod hooks;
+pub mod host_config;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;

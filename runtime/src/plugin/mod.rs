@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod adjust;
+pub(crate) use adjust::cdi::{KindDevice, devices_of_kind};
 mod bench;
 mod cache;
 mod error;
