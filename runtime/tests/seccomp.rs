@@ -1,6 +1,7 @@
 //! `linux.seccomp` applied by the runtime: a blocked syscall fails with the profile's errno
-//! inside containers started through the OCI CLI (`run --bundle`, `create` + `start`) and
-//! `rwasm exec`, with and without noNewPrivileges; bad profiles fail naming the field.
+//! inside containers started through the OCI CLI (`run --bundle`, `create` + `start`),
+//! with and without noNewPrivileges; bad profiles fail naming the field. (`rwasm run`'s
+//! default profile and `exec` under a profile: `docker_flags.rs`.)
 //! Root only (they fail, never skip, otherwise).
 
 mod common;
@@ -136,72 +137,4 @@ fn bad_profiles_fail_create_naming_the_field() {
     );
     assert!(!w.root.join(&c).exists(), "a failed create leaves nothing");
     assert!(cgroup_dirs_named(&c).is_empty());
-}
-
-#[test]
-fn docker_run_applies_the_default_profile_and_exec_inherits_it() {
-    let w = World::new();
-    w.setup_image();
-    // The default profile refuses unshare(2) and mount(2) without CAP_SYS_ADMIN.
-    let out = w.rwasm(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        "unshare -m true; echo unshare=$?; grep Seccomp: /proc/self/status",
-    ]);
-    let (o, e) = (stdout(&out), stderr(&out));
-    assert!(
-        o.contains("unshare=1") && o.contains("Seccomp:\t2"),
-        "{o}{e}"
-    );
-    assert!(e.contains("Operation not permitted"), "{e}");
-
-    // unconfined and privileged: the same call works.
-    let out = w.rwasm(&[
-        "run",
-        "--rm",
-        "--privileged",
-        "--security-opt",
-        "seccomp=unconfined",
-        "busybox",
-        "sh",
-        "-c",
-        "unshare -m true; echo unshare=$?; grep Seccomp: /proc/self/status",
-    ]);
-    let (o, e) = (stdout(&out), stderr(&out));
-    assert!(
-        o.contains("unshare=0") && o.contains("Seccomp:\t0"),
-        "{o}{e}"
-    );
-
-    // A profile file: mkdir refused with EACCES, in the container and in `exec`.
-    let profile = w.path("p.json");
-    std::fs::write(
-        &profile,
-        serde_json::to_vec(&deny_mkdir(Some(13))["linux"]["seccomp"]).unwrap(),
-    )
-    .unwrap();
-    let name = format!("sc-{}", rand_suffix());
-    let (code, err) = w.rwasm_detached(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--security-opt",
-        &format!("seccomp={}", profile.display()),
-        "busybox",
-        "sleep",
-        "30",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let out = w.rwasm(&["exec", &name, "sh", "-c", "mkdir /x; echo rc=$?"]);
-    assert!(stdout(&out).contains("rc=1"), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("Permission denied"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(w.rwasm_detached(&["rm", "-f", &name]).0, 0);
 }

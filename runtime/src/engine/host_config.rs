@@ -22,7 +22,7 @@ use super::docker::{DEFAULT_CAPS, FlagError, parse_bytes};
 
 /// Annotation asking the runtime to keep its init as PID 1, reaping zombies and
 /// forwarding signals to the user process (`--init`); value `"true"`.
-pub const INIT_ANNOTATION: &str = "org.rwasm.init";
+pub use crate::linux::init::INIT_ANNOTATION;
 
 /// A namespace flag's value: `--pid`, `--ipc`, `--uts`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

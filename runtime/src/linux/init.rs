@@ -297,6 +297,54 @@ fn create(sync: &mut UnixStream) -> Result<Ready, InitError> {
     Ok(Ready { cfg, path, filter })
 }
 
+/// Annotation (set by `rwasm run --init`) asking init to stay as PID 1: the user process
+/// runs as its child, and init reaps every orphan and forwards signals to it.
+pub const INIT_ANNOTATION: &str = "org.rwasm.init";
+
+/// `--init` (tini's job, done by init itself so that nothing is added to the container's
+/// filesystem): fork; the child returns and goes on to exec the user process; this process
+/// never returns. It keeps the user's credentials and seccomp filter, stays non-dumpable
+/// (so the container cannot ptrace it or write through `/proc/1/exe`, which is the sealed
+/// read-only binary), waits for signals with all of them blocked, forwards each to the
+/// child, reaps every exited process on SIGCHLD, and exits with the child's status
+/// (128+N when signal N ended it) once the child is gone.
+fn stay_as_reaper(conn: &mut UnixStream) -> Result<(), InitError> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::os::fd::AsRawFd;
+    let all = SigSet::all();
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None).map_err(sys("block signals"))?;
+    // SAFETY: init is single-threaded, so the child may run any code before it execs.
+    let child = match unsafe { nix::unistd::fork() }.map_err(sys("fork the user process"))? {
+        nix::unistd::ForkResult::Child => {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(sys("clear the signal mask"))?;
+            return Ok(());
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    // Only the child reports to `start` (its exec closes the socket); close our copy.
+    // SAFETY: this process never returns from here and never touches `conn` again, so
+    // the fd is not used or closed twice.
+    unsafe { libc::close(conn.as_raw_fd()) };
+    loop {
+        let Ok(sig) = all.wait() else { continue };
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => {
+                    std::process::exit(128 + s as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 fn set_domainname(d: &str) -> Result<(), InitError> {
     // SAFETY: setdomainname reads exactly `len` bytes from a valid, live buffer.
     let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
@@ -442,6 +490,14 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
     credentials::switch_user_and_caps(&process)?;
     if let Some(f) = ready.filter.as_ref().filter(|_| nnp) {
         f.load()?;
+    }
+    if spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+    {
+        stay_as_reaper(conn)?;
     }
     sync::send(conn, &FromInit::Exec)?;
     let err = nix::unistd::execve(&ready.path, &args, &env).unwrap_err();
