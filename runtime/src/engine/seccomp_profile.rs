@@ -292,7 +292,11 @@ pub fn load_profile(
             obj.insert("architectures".into(), serde_json::Value::Array(arches));
         }
     }
-    let cap_names: HashSet<String> = caps.iter().map(|c| c.to_string()).collect();
+    let cap_names: HashSet<String> = caps
+        .iter()
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     let arch_short = std::env::consts::ARCH
         .replace("x86_64", "amd64")
         .replace("aarch64", "arm64");
