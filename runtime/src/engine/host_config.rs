@@ -682,7 +682,7 @@ pub fn apply(spec: &mut Spec, h: &HostConfig) -> Result<(), FlagError> {
         resources.set_block_io(Some(b));
     }
     if h.oom_kill_disable {
-        let mut m = resources.memory().clone().unwrap_or_default();
+        let mut m = resources.memory().unwrap_or_default();
         m.set_disable_oom_killer(Some(true));
         resources.set_memory(Some(m));
     }
