@@ -18,6 +18,7 @@ mod image;
 mod monitor;
 mod oci;
 mod plugin;
+mod resource_flags;
 mod run;
 mod update;
 

@@ -45,39 +45,11 @@ pub struct RunArgs {
     /// UID[:GID] to run as.
     #[arg(short, long)]
     pub user: Option<String>,
-    /// Memory limit (e.g. 256m, 1g).
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    /// Memory plus swap limit; -1 for unlimited swap.
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit.
-    #[arg(long)]
-    pub memory_reservation: Option<String>,
+    #[command(flatten)]
+    pub resources: super::resource_flags::ResourceFlags,
     /// Number of CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<u64>,
-    /// CFS period in microseconds.
-    #[arg(long)]
-    pub cpu_period: Option<u64>,
-    /// CFS quota in microseconds.
-    #[arg(long, allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPUs allowed (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
-    /// Memory nodes allowed (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_mems: Option<String>,
-    /// Process limit (-1 for unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// Block I/O weight, 10 to 1000 (0 disables).
-    #[arg(long)]
-    pub blkio_weight: Option<u16>,
 
     /// Overwrite the image's default ENTRYPOINT ("" clears it; the image's CMD is dropped).
     #[arg(long, allow_hyphen_values = true)]
@@ -214,17 +186,17 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        memory: a.memory.clone(),
-        memory_swap: a.memory_swap.clone(),
-        memory_reservation: a.memory_reservation.clone(),
+        memory: a.resources.memory.clone(),
+        memory_swap: a.resources.memory_swap.clone(),
+        memory_reservation: a.resources.memory_reservation.clone(),
         cpus: a.cpus.clone(),
-        cpu_shares: a.cpu_shares,
-        cpu_period: a.cpu_period,
-        cpu_quota: a.cpu_quota,
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        cpuset_mems: a.cpuset_mems.clone(),
-        pids_limit: a.pids_limit,
-        blkio_weight: a.blkio_weight,
+        cpu_shares: a.resources.cpu_shares,
+        cpu_period: a.resources.cpu_period,
+        cpu_quota: a.resources.cpu_quota,
+        cpuset_cpus: a.resources.cpuset_cpus.clone(),
+        cpuset_mems: a.resources.cpuset_mems.clone(),
+        pids_limit: a.resources.pids_limit,
+        blkio_weight: a.resources.blkio_weight,
         entrypoint: a.entrypoint.clone(),
         host: a.host.host_config()?,
     };
