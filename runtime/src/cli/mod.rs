@@ -20,6 +20,7 @@ mod oci;
 mod plugin;
 mod resource_flags;
 mod run;
+mod stats;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -174,6 +175,8 @@ pub enum Command {
     Rename { container: String, new_name: String },
     /// Display the processes of a container.
     Top { container: String },
+    /// Live resource usage of containers (CPU %, memory, network and block I/O, pids).
+    Stats(stats::StatsArgs),
     /// Manage containers (`container prune`).
     Container {
         #[command(subcommand)]
@@ -387,6 +390,7 @@ pub fn main() -> i32 {
                 new_name,
             } => containers::rename(&cli, container, new_name),
             Command::Top { container } => containers::top(&cli, container),
+            Command::Stats(a) => stats::stats(&cli, a),
             Command::Container {
                 command: ContainerCommand::Prune { force },
             } => containers::prune(&cli, *force),
