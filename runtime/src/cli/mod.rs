@@ -21,6 +21,7 @@ mod plugin;
 mod resource_flags;
 mod run;
 mod stats;
+mod system;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -177,6 +178,10 @@ pub enum Command {
     Top { container: String },
     /// Live resource usage of containers (CPU %, memory, network and block I/O, pids).
     Stats(stats::StatsArgs),
+    /// Show the rwasm version and what it is built with.
+    Version(system::FormatArgs),
+    /// Display system-wide information (cgroups, drivers, plugins, containers, images).
+    Info(system::FormatArgs),
     /// Manage containers (`container prune`).
     Container {
         #[command(subcommand)]
@@ -391,6 +396,8 @@ pub fn main() -> i32 {
             } => containers::rename(&cli, container, new_name),
             Command::Top { container } => containers::top(&cli, container),
             Command::Stats(a) => stats::stats(&cli, a),
+            Command::Version(a) => system::version(a),
+            Command::Info(a) => system::info(&cli, a),
             Command::Container {
                 command: ContainerCommand::Prune { force },
             } => containers::prune(&cli, *force),

@@ -90,6 +90,13 @@ impl Filter {
     }
 }
 
+/// The version of the libseccomp library in use, e.g. `2.5.4`.
+pub fn library_version() -> Option<String> {
+    libseccomp::ScmpVersion::current()
+        .ok()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+}
+
 /// The action of `field` (`…defaultAction` or `…syscalls[i].action`) with its `errnoRet`.
 pub fn action(
     field: &str,

@@ -246,6 +246,11 @@ impl PluginSet {
         })
     }
 
+    /// The plugins' names, in manifest order (for `rwasm info`).
+    pub fn names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.spec.name.as_str()).collect()
+    }
+
     /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].
     pub fn manifest_path(&self) -> Option<&Path> {
         self.manifest.as_deref()

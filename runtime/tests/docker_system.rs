@@ -1,5 +1,5 @@
-//! `rwasm stats` of a real container: the memory it holds is reported inside its limit.
-//! Root only (it fails, never skips, otherwise).
+//! `rwasm stats` of a real container (the memory it holds is reported inside its limit),
+//! `version` and `info`. Root only (they fail, never skip, otherwise).
 
 mod common;
 
@@ -68,6 +68,34 @@ fn stats_no_stream_reports_memory_inside_the_limit() {
     assert!(
         table.starts_with("CONTAINER ID   NAME") && table.contains("MEM USAGE / LIMIT"),
         "{table}"
+    );
+    assert!(w.rwasm(&["rm", "-f", &name]).status.success());
+}
+
+#[test]
+fn version_and_info_describe_the_build_and_the_host() {
+    let w = World::new();
+    w.setup_image();
+    let v: serde_json::Value =
+        serde_json::from_slice(&w.rwasm(&["version", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["OciVersion"], "1.2.0");
+    assert!(v["Libseccomp"].as_str().unwrap().starts_with("2."), "{v}");
+    let name = format!("info-{}", rand_suffix());
+    let out = w.rwasm(&["run", "-d", "--name", &name, "busybox", "sleep", "30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i: serde_json::Value =
+        serde_json::from_slice(&w.rwasm(&["info", "--format", "json"]).stdout).unwrap();
+    assert_eq!(i["Containers"], 1, "{i}");
+    assert_eq!(i["ContainersRunning"], 1, "{i}");
+    assert!(i["Images"].as_u64().unwrap() >= 1, "{i}");
+    let layout = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1 = layout.lines().any(|l| l.contains(" - cgroup "));
+    assert_eq!(i["CgroupVersion"], if v1 { "1" } else { "2" }, "{i}");
+    let text = stdout(&w.rwasm(&["info"]));
+    assert!(
+        text.contains(" Cgroup Driver: cgroupfs") && text.contains("   Running: 1"),
+        "{text}"
     );
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
 }
