@@ -91,8 +91,11 @@ fn host_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// A reading of every watched container plus the host's CPU time.
-fn sample(ws: &[Watched]) -> (Vec<Option<(Usage, (u64, u64))>>, Option<u64>) {
+/// A container's cgroup usage and its network's (received, sent) bytes.
+type Reading = (Usage, (u64, u64));
+
+/// A reading of every watched container (`None` when not running) plus the host's CPU time.
+fn sample(ws: &[Watched]) -> (Vec<Option<Reading>>, Option<u64>) {
     let u = ws
         .iter()
         .map(|w| w.live.as_ref().map(|(m, pid)| (m.usage(), net_io(*pid))))
@@ -103,8 +106,8 @@ fn sample(ws: &[Watched]) -> (Vec<Option<(Usage, (u64, u64))>>, Option<u64>) {
 #[allow(clippy::cast_precision_loss)] // percentages of byte and nanosecond counts
 fn row(
     w: &Watched,
-    before: Option<&(Usage, (u64, u64))>,
-    now: Option<&(Usage, (u64, u64))>,
+    before: Option<&Reading>,
+    now: Option<&Reading>,
     host_delta: Option<u64>,
     trunc: bool,
 ) -> Value {
