@@ -265,6 +265,15 @@ fn init_reaps_zombies_that_a_plain_pid_1_leaves() {
     assert_eq!(zombies(&init), 0, "--init reaps it");
     let (o, _) = exec(&w, &init, "cat /proc/1/comm");
     assert_eq!(o.trim(), "rwasm", "PID 1 is rwasm's init");
+    // The host's binary cannot be reached through PID 1, even privileged.
+    for flags in [&[][..], &["--privileged"][..]] {
+        let (_, o, e) = sh(
+            &w,
+            &[&["--init"], flags].concat(),
+            "echo x >> /proc/1/exe; echo rc=$?",
+        );
+        assert!(o.contains("rc=1"), "{flags:?}: {o}{e}");
+    }
     // Signals are forwarded: stop's SIGTERM ends sleep (not PID 1) at once: 128+15.
     let out = w.rwasm(&["stop", "-t", "20", &init]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -97,20 +97,28 @@ pub struct HostConfig {
 /// The CDI kind `--gpus` draws from (the one `nvidia-ctk cdi generate` writes).
 pub const GPU_CDI_KIND: &str = "nvidia.com/gpu";
 
-/// The CDI devices `--gpus VALUE` selects, or an error naming the missing CDI spec.
+/// The CDI devices `--gpus VALUE` selects from the default CDI spec directories.
 fn gpu_devices(v: &str) -> Result<Vec<crate::plugin::KindDevice>, FlagError> {
     let dirs: Vec<PathBuf> = crate::plugin::manifest::DEFAULT_CDI_SPEC_DIRS
         .iter()
         .map(PathBuf::from)
         .collect();
-    let all = crate::plugin::devices_of_kind(&dirs, GPU_CDI_KIND);
+    gpu_devices_in(&dirs, v)
+}
+
+/// The CDI devices `--gpus VALUE` selects from `dirs`, or an error naming the missing spec.
+fn gpu_devices_in(dirs: &[PathBuf], v: &str) -> Result<Vec<crate::plugin::KindDevice>, FlagError> {
+    let all = crate::plugin::devices_of_kind(dirs, GPU_CDI_KIND);
     let missing = |what: String| {
         invalid(
             "--gpus",
             v,
             format!(
                 "no CDI spec in {} defines {what} (write one, e.g. with `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`)",
-                crate::plugin::manifest::DEFAULT_CDI_SPEC_DIRS.join(" or ")
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         )
     };
@@ -838,5 +846,44 @@ mod tests {
         assert_eq!(opts.no_new_privileges, Some(true));
         assert_eq!(opts.seccomp.as_deref(), Some("unconfined"));
         assert!(security_opts(&["selinux".into()]).is_err());
+    }
+
+    #[test]
+    fn gpus_pick_cdi_devices_by_count_name_or_all() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs = vec![d.path().to_path_buf()];
+        let e = gpu_devices_in(&dirs, "all").unwrap_err().to_string();
+        assert!(
+            e.contains("--gpus") && e.contains("nvidia.com/gpu") && e.contains("no CDI spec"),
+            "{e}"
+        );
+        std::fs::write(
+            d.path().join("nvidia.json"),
+            r#"{"cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
+                "containerEdits": {"env": ["NVIDIA_VISIBLE=1"]},
+                "devices": [
+                  {"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0", "hostPath": "/dev/null"}]}},
+                  {"name": "1", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia1", "hostPath": "/dev/zero"}]}}]}"#,
+        )
+        .unwrap();
+        let all = gpu_devices_in(&dirs, "all").unwrap();
+        assert_eq!(
+            all.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+            ["0", "1"]
+        );
+        assert_eq!(all[0].env, ["NVIDIA_VISIBLE=1"]);
+        assert_eq!(
+            all[1].nodes,
+            [("/dev/nvidia1".into(), "/dev/zero".into(), "rwm".into())]
+        );
+        assert_eq!(gpu_devices_in(&dirs, "1").unwrap().len(), 1);
+        assert_eq!(gpu_devices_in(&dirs, "device=1").unwrap()[0].name, "1");
+        assert!(gpu_devices_in(&dirs, "3").is_err());
+        assert!(
+            gpu_devices_in(&dirs, "device=7")
+                .unwrap_err()
+                .to_string()
+                .contains("nvidia.com/gpu=7")
+        );
     }
 }
