@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use rwasm::engine::record::Records;
 use rwasm::engine::state::StateStore;
 use rwasm::linux::cgroup::Manager;
-use rwasm::linux::cgroup::usage::{Usage, host_cpu_ns, net_io};
+use rwasm::linux::cgroup::usage::{Usage, host_cpu_ns, host_memory, net_io};
 
 use super::Cli;
 use super::format::{bytes_size, columns, header, human_size, render};
@@ -77,18 +77,6 @@ fn watched(cli: &Cli, a: &StatsArgs) -> anyhow::Result<Vec<Watched>> {
         });
     }
     Ok(out)
-}
-
-/// The host's memory in bytes (`MemTotal`), Docker's limit of an unlimited container.
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// A container's cgroup usage and its network's (received, sent) bytes.

@@ -124,14 +124,7 @@ pub fn info(cli: &Cli, a: &FormatArgs) -> anyhow::Result<i32> {
                 .map(|v| v.trim_matches('"').to_string())
         })
         .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024);
+    let mem = rwasm::linux::cgroup::usage::host_memory();
     let v = json!({
         "Containers": records.len(),
         "ContainersRunning": count(Live::Running),

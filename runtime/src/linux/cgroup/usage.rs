@@ -132,6 +132,19 @@ pub fn net_io(pid: i32) -> (u64, u64) {
     rx_tx
 }
 
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`); 0 when unreadable. Docker
+/// shows it as the limit of a container without one.
+pub fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Total CPU time of the host so far, in nanoseconds (`/proc/stat` line `cpu`, in
 /// USER_HZ ticks), the denominator of Docker's CPU %.
 pub fn host_cpu_ns() -> Option<u64> {
