@@ -330,9 +330,14 @@ fn pid_host_and_pid_container_share_pid_namespaces() {
             "--ipc",
             &format!("container:{a}"),
         ],
-        "ps -o pid,args",
+        "ps -o pid,args; readlink /proc/self/ns/ipc",
     );
     assert!(o.contains("sleep 31"), "joins {a}'s pid namespace: {o}{e}");
+    let (ipc, _) = exec(&w, &a, "readlink /proc/self/ns/ipc");
+    assert!(
+        ipc.starts_with("ipc:[") && o.contains(ipc.trim()),
+        "joins {a}'s ipc namespace: {o} vs {ipc}"
+    );
     rm(&w, &a);
     let (code, _, e) = sh(&w, &["--pid", "container:no-such"], "true");
     assert_eq!(code, 125);

@@ -483,6 +483,16 @@ fn set_ns(
     Ok(())
 }
 
+/// The /dev/shm a container shares: the host's with `--ipc host`, as Docker binds it.
+/// (With `--ipc container:X` the IPC namespace is shared but /dev/shm is the container's
+/// own: X's tmpfs lives in X's mount namespace, which a bind mount cannot reach.)
+fn shared_shm(ipc: &NsMode) -> Option<PathBuf> {
+    match ipc {
+        NsMode::Host => Some("/dev/shm".into()),
+        _ => None,
+    }
+}
+
 /// Shape Docker's default `spec` (from [`super::docker::docker_spec`]) by the flags.
 pub fn apply(spec: &mut Spec, h: &HostConfig) -> Result<(), FlagError> {
     if let Some(u) = h.userns.as_deref()
@@ -736,9 +746,9 @@ pub fn apply(spec: &mut Spec, h: &HostConfig) -> Result<(), FlagError> {
             .into_iter()
             .map(|mut m| {
                 if m.destination() == Path::new("/dev/shm") {
-                    if h.ipc == NsMode::Host {
+                    if let Some(src) = shared_shm(&h.ipc) {
                         m.set_typ(Some("bind".into()));
-                        m.set_source(Some("/dev/shm".into()));
+                        m.set_source(Some(src));
                         m.set_options(Some(vec!["rbind".into(), "rprivate".into()]));
                     } else if let Some(n) = shm {
                         let opts = m
