@@ -635,6 +635,27 @@ pub fn apply(spec: &mut Spec, h: &HostConfig) -> Result<(), FlagError> {
                 );
             }
             spec.set_mounts(Some(mounts));
+            let mut hooks = spec.hooks().clone().unwrap_or_default();
+            for (name, hook) in &g.hooks {
+                #[allow(deprecated, reason = "CDI may still name prestart hooks")]
+                let list = match name.as_str() {
+                    "prestart" => hooks.prestart_mut(),
+                    "createRuntime" => hooks.create_runtime_mut(),
+                    "createContainer" => hooks.create_container_mut(),
+                    "startContainer" => hooks.start_container_mut(),
+                    "poststart" => hooks.poststart_mut(),
+                    "poststop" => hooks.poststop_mut(),
+                    other => {
+                        return Err(invalid(
+                            "--gpus",
+                            v,
+                            format!("{}: unknown hookName {other:?}", g.file.display()),
+                        ));
+                    }
+                };
+                list.get_or_insert_with(Vec::new).push(hook.clone());
+            }
+            spec.set_hooks(Some(hooks));
         }
     }
     if h.privileged {
@@ -872,7 +893,8 @@ mod tests {
             r#"{"cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
                 "containerEdits": {"env": ["NVIDIA_VISIBLE=1"]},
                 "devices": [
-                  {"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0", "hostPath": "/dev/null"}]}},
+                  {"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0", "hostPath": "/dev/null"}],
+                   "hooks": [{"hookName": "createContainer", "path": "/usr/bin/nvidia-ctk", "args": ["nvidia-ctk", "hook"]}]}},
                   {"name": "1", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia1", "hostPath": "/dev/zero"}]}}]}"#,
         )
         .unwrap();
@@ -882,6 +904,8 @@ mod tests {
             ["0", "1"]
         );
         assert_eq!(all[0].env, ["NVIDIA_VISIBLE=1"]);
+        assert_eq!(all[0].hooks[0].0, "createContainer");
+        assert_eq!(all[0].hooks[0].1.path(), Path::new("/usr/bin/nvidia-ctk"));
         assert_eq!(
             all[1].nodes,
             [("/dev/nvidia1".into(), "/dev/zero".into(), "rwm".into())]

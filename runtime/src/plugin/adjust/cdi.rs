@@ -330,6 +330,9 @@ pub(crate) struct KindDevice {
     pub mounts: Vec<(String, String, Vec<String>)>,
     /// `additionalGids`.
     pub gids: Vec<u32>,
+    /// OCI hooks by CDI `hookName` (`createRuntime`, `createContainer`, `startContainer`,
+    /// `poststart`, `poststop`, `prestart`).
+    pub hooks: Vec<(String, oci_spec::runtime::Hook)>,
 }
 
 /// Every device of `kind` in the CDI spec directories `dirs`, sorted by name; a device in
@@ -378,6 +381,18 @@ pub(crate) fn devices_of_kind(dirs: &[PathBuf], kind: &str) -> Vec<KindDevice> {
                             m.container_path.clone(),
                             m.options.clone(),
                         ));
+                    }
+                    for h in &e.hooks {
+                        let mut hook = oci_spec::runtime::Hook::default();
+                        hook.set_path(PathBuf::from(&h.path));
+                        hook.set_args(Some(if h.args.is_empty() {
+                            vec![h.path.clone()]
+                        } else {
+                            h.args.clone()
+                        }));
+                        hook.set_env((!h.env.is_empty()).then(|| h.env.clone()));
+                        hook.set_timeout(h.timeout.map(i64::from));
+                        d.hooks.push((h.hook_name.clone(), hook));
                     }
                 }
                 out.retain(|x| x.name != d.name);
