@@ -158,7 +158,7 @@ fn root_block_device() -> (String, String) {
 }
 
 #[test]
-fn device_throttles_land_in_the_containers_blkio_cgroup() {
+fn device_throttles_and_oom_kill_disable_land_in_the_containers_cgroup() {
     let w = world();
     let (dev, majmin) = root_block_device();
     let name = detach(
@@ -168,6 +168,9 @@ fn device_throttles_land_in_the_containers_blkio_cgroup() {
             &format!("{dev}:1mb"),
             "--device-write-iops",
             &format!("{dev}:300"),
+            "-m",
+            "64m",
+            "--oom-kill-disable",
         ],
         &["sleep", "30"],
     );
@@ -194,6 +197,13 @@ fn device_throttles_land_in_the_containers_blkio_cgroup() {
         iops.contains(&format!("{majmin} 300")) || iops.contains("wiops=300"),
         "{iops}"
     );
+    // cgroup v1 only (v2 has no switch for the OOM killer; the runtime warns there).
+    if let Some(oom) = dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("memory.oom_control")).ok())
+    {
+        assert!(oom.contains("oom_kill_disable 1"), "{oom}");
+    }
     rm(&w, &name);
     let (code, _, e) = sh(&w, &["--device-read-bps", "/etc/passwd:1mb"], "true");
     assert_eq!(code, 125);
