@@ -13,6 +13,8 @@ export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+# linux.seccomp: the libseccomp crate links the system library (headers and pkg-config file).
+APT_PACKAGES += libseccomp-dev pkg-config
 
 .PHONY: setup build plugins demo test lint bench bench-plugins clean
 

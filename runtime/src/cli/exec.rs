@@ -106,6 +106,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
         detach: a.detach,
         stdin: a.interactive,
         terminal: a.tty,
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     });
     match result {
         Ok(code) => Ok(code),

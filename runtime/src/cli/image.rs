@@ -372,31 +372,7 @@ fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
-/// go-units' `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    #[allow(clippy::cast_precision_loss)] // sizes are shown to 3 digits
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    // %.3g: 3 significant digits, trailing zeros dropped.
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", UNITS[i])
-}
+use super::format::human_size;
 
 #[cfg(test)]
 mod tests {

@@ -13,11 +13,15 @@ macro_rules! outln {
 mod containers;
 mod exec;
 mod format;
+mod host_flags;
 mod image;
 mod monitor;
 mod oci;
 mod plugin;
+mod resource_flags;
 mod run;
+mod stats;
+mod system;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -172,6 +176,12 @@ pub enum Command {
     Rename { container: String, new_name: String },
     /// Display the processes of a container.
     Top { container: String },
+    /// Live resource usage of containers (CPU %, memory, network and block I/O, pids).
+    Stats(stats::StatsArgs),
+    /// Show the rwasm version and what it is built with.
+    Version(system::FormatArgs),
+    /// Display system-wide information (cgroups, drivers, plugins, containers, images).
+    Info(system::FormatArgs),
     /// Manage containers (`container prune`).
     Container {
         #[command(subcommand)]
@@ -385,6 +395,9 @@ pub fn main() -> i32 {
                 new_name,
             } => containers::rename(&cli, container, new_name),
             Command::Top { container } => containers::top(&cli, container),
+            Command::Stats(a) => stats::stats(&cli, a),
+            Command::Version(a) => system::version(a),
+            Command::Info(a) => system::info(&cli, a),
             Command::Container {
                 command: ContainerCommand::Prune { force },
             } => containers::prune(&cli, *force),

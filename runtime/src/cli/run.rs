@@ -45,39 +45,11 @@ pub struct RunArgs {
     /// UID[:GID] to run as.
     #[arg(short, long)]
     pub user: Option<String>,
-    /// Memory limit (e.g. 256m, 1g).
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    /// Memory plus swap limit; -1 for unlimited swap.
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit.
-    #[arg(long)]
-    pub memory_reservation: Option<String>,
+    #[command(flatten)]
+    pub resources: super::resource_flags::ResourceFlags,
     /// Number of CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<u64>,
-    /// CFS period in microseconds.
-    #[arg(long)]
-    pub cpu_period: Option<u64>,
-    /// CFS quota in microseconds.
-    #[arg(long, allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPUs allowed (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
-    /// Memory nodes allowed (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_mems: Option<String>,
-    /// Process limit (-1 for unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// Block I/O weight, 10 to 1000 (0 disables).
-    #[arg(long)]
-    pub blkio_weight: Option<u16>,
 
     /// Overwrite the image's default ENTRYPOINT ("" clears it; the image's CMD is dropped).
     #[arg(long, allow_hyphen_values = true)]
@@ -94,6 +66,8 @@ pub struct RunArgs {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long)]
     pub stop_timeout: Option<u32>,
+    #[command(flatten)]
+    pub host: super::host_flags::HostFlags,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -146,7 +120,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
-    let flags = run_flags(a);
+    let flags = run_flags(a)?;
     let forward = |pid: i32| {
         if let Err(e) = rwasm::linux::signal::forward_to(pid) {
             tracing::warn!("cannot forward signals: {e}");
@@ -186,7 +160,7 @@ fn docker_run_detached(
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
-        flags: run_flags(a),
+        flags: run_flags(a)?,
         plugins: &none,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
@@ -203,24 +177,28 @@ fn docker_run_detached(
 }
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
-fn run_flags(a: &RunArgs) -> RunFlags {
+fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+    // Docker: --env-file entries first, -e entries after them (and winning).
+    let mut env = a.host.env_file_entries()?;
+    env.extend(a.env.iter().cloned());
     let mut flags = RunFlags {
-        env: a.env.clone(),
+        env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        memory: a.memory.clone(),
-        memory_swap: a.memory_swap.clone(),
-        memory_reservation: a.memory_reservation.clone(),
+        memory: a.resources.memory.clone(),
+        memory_swap: a.resources.memory_swap.clone(),
+        memory_reservation: a.resources.memory_reservation.clone(),
         cpus: a.cpus.clone(),
-        cpu_shares: a.cpu_shares,
-        cpu_period: a.cpu_period,
-        cpu_quota: a.cpu_quota,
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        cpuset_mems: a.cpuset_mems.clone(),
-        pids_limit: a.pids_limit,
-        blkio_weight: a.blkio_weight,
+        cpu_shares: a.resources.cpu_shares,
+        cpu_period: a.resources.cpu_period,
+        cpu_quota: a.resources.cpu_quota,
+        cpuset_cpus: a.resources.cpuset_cpus.clone(),
+        cpuset_mems: a.resources.cpuset_mems.clone(),
+        pids_limit: a.resources.pids_limit,
+        blkio_weight: a.resources.blkio_weight,
         entrypoint: a.entrypoint.clone(),
+        host: a.host.host_config()?,
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.
@@ -229,7 +207,7 @@ fn run_flags(a: &RunArgs) -> RunFlags {
         );
         flags.blkio_weight = None;
     }
-    flags
+    Ok(flags)
 }
 
 /// Whether this host's cgroups can honour a block I/O weight.

@@ -21,68 +21,41 @@ pub struct UpdateArgs {
     /// A file holding a linux.resources JSON object, or `-` for stdin.
     #[arg(short, long, value_name = "FILE|-")]
     pub resources: Option<PathBuf>,
-    /// Memory limit (bytes or a size such as 256m, 1g; -1 for unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory: Option<String>,
-    /// Memory soft limit (size, or -1).
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory_reservation: Option<String>,
-    /// Memory plus swap limit (size, or -1 for unlimited swap).
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// CPU shares (relative weight, 2 to 262144).
-    #[arg(long, visible_alias = "cpu-share")]
-    pub cpu_shares: Option<u64>,
-    /// CFS quota in microseconds per period (-1 for none).
-    #[arg(long, allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CFS period in microseconds.
-    #[arg(long)]
-    pub cpu_period: Option<u64>,
-    /// CPUs the container may use (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
-    /// Memory nodes the container may use (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_mems: Option<String>,
-    /// Maximum number of tasks (0 or less: unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// Block I/O weight, 10 to 1000.
-    #[arg(long)]
-    pub blkio_weight: Option<u16>,
+    #[command(flatten)]
+    pub limits: super::resource_flags::ResourceFlags,
     pub id: String,
 }
 
 impl UpdateArgs {
     fn flags(&self) -> UpdateFlags {
+        let r = &self.limits;
         UpdateFlags {
-            memory: self.memory.clone(),
-            memory_reservation: self.memory_reservation.clone(),
-            memory_swap: self.memory_swap.clone(),
-            cpu_shares: self.cpu_shares,
-            cpu_quota: self.cpu_quota,
-            cpu_period: self.cpu_period,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            cpuset_mems: self.cpuset_mems.clone(),
-            pids_limit: self.pids_limit,
-            blkio_weight: self.blkio_weight,
+            memory: r.memory.clone(),
+            memory_reservation: r.memory_reservation.clone(),
+            memory_swap: r.memory_swap.clone(),
+            cpu_shares: r.cpu_shares,
+            cpu_quota: r.cpu_quota,
+            cpu_period: r.cpu_period,
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            cpuset_mems: r.cpuset_mems.clone(),
+            pids_limit: r.pids_limit,
+            blkio_weight: r.blkio_weight,
         }
     }
 
     /// The flags given on the command line, by their `linux.resources` field.
     fn given(&self) -> Vec<(&'static str, &'static str)> {
         let set = [
-            self.memory.is_some(),
-            self.memory_reservation.is_some(),
-            self.memory_swap.is_some(),
-            self.cpu_shares.is_some(),
-            self.cpu_quota.is_some(),
-            self.cpu_period.is_some(),
-            self.cpuset_cpus.is_some(),
-            self.cpuset_mems.is_some(),
-            self.pids_limit.is_some(),
-            self.blkio_weight.is_some(),
+            self.limits.memory.is_some(),
+            self.limits.memory_reservation.is_some(),
+            self.limits.memory_swap.is_some(),
+            self.limits.cpu_shares.is_some(),
+            self.limits.cpu_quota.is_some(),
+            self.limits.cpu_period.is_some(),
+            self.limits.cpuset_cpus.is_some(),
+            self.limits.cpuset_mems.is_some(),
+            self.limits.pids_limit.is_some(),
+            self.limits.blkio_weight.is_some(),
         ];
         FLAG_FIELDS
             .iter()

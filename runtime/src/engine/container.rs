@@ -241,9 +241,22 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, PathBuf, Spec), EngineErro
         reason: format!("bundle directory: {e}"),
     })?;
     let path = bundle.join("config.json");
-    let spec = Spec::load(&path).map_err(|source| EngineError::Config {
-        path: path.clone(),
-        source,
+    let spec = Spec::load(&path).map_err(|source| {
+        // serde names neither the field nor its place: say which seccomp field is wrong.
+        let why = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| crate::linux::seccomp::explain_json(&v));
+        match why {
+            Some(reason) => EngineError::Bundle {
+                path: path.clone(),
+                reason,
+            },
+            None => EngineError::Config {
+                path: path.clone(),
+                source,
+            },
+        }
     })?;
     let bad = |reason: &str| EngineError::Bundle {
         path: path.clone(),

@@ -108,6 +108,8 @@ pub struct RunFlags {
     /// `--entrypoint`: replaces the image's Entrypoint and drops its Cmd; `""` clears it
     /// (see [`crate::engine::image::defaults::apply`]).
     pub entrypoint: Option<String>,
+    /// Security, device and namespace flags (`--cap-add`, `--privileged`, `--device`, ...).
+    pub host: super::host_config::HostConfig,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).
@@ -216,6 +218,22 @@ pub fn resolve_user(s: &str, rootfs: &Path) -> Result<(u32, u32), FlagError> {
         ));
     }
     Ok((uid, gid))
+}
+
+/// Resolve `--group-add` entries: numbers as they are, names through the image's
+/// /etc/group (Docker's behaviour); an unknown name is an error naming the flag.
+pub fn resolve_groups(groups: &[String], rootfs: &Path) -> Result<Vec<String>, FlagError> {
+    groups
+        .iter()
+        .map(|g| {
+            if g.parse::<u32>().is_ok() {
+                return Ok(g.clone());
+            }
+            lookup(&rootfs.join("etc/group"), g)
+                .map(|(n, _)| n.to_string())
+                .ok_or_else(|| invalid("--group-add", g, "no such group in the image's /etc/group"))
+        })
+        .collect()
 }
 
 /// Parse a resolved `-u UID:GID`.
@@ -523,7 +541,7 @@ pub fn docker_spec(
         .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(e)?;
-    SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version(super::state::OCI_VERSION)
         .root(
             RootBuilder::default()
@@ -538,7 +556,9 @@ pub fn docker_spec(
         .linux(linux)
         .annotations(annotations)
         .build()
-        .map_err(e)
+        .map_err(e)?;
+    super::host_config::apply(&mut spec, &flags.host)?;
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 pub mod container;
 pub mod docker;
 pub mod hooks;
+pub mod host_config;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod record;
 pub mod run;
+pub mod seccomp_profile;
 pub mod state;
 pub mod storage;
 pub mod update;

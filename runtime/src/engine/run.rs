@@ -262,14 +262,23 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         }
     }
     flags.hostname = Some(hostname);
-    if let Some(u) = &flags.user {
+    let group_names = flags
+        .host
+        .group_add
+        .iter()
+        .any(|g| g.parse::<u32>().is_err());
+    if flags.user.is_some() || group_names {
         // Names resolve through the container's merged tree, mounted for the look-up
         // only (the bundle guard unmounts it if the look-up fails).
         super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
-        let (uid, gid) = super::docker::resolve_user(u, &rootfs)?;
+        if let Some(u) = &flags.user {
+            let (uid, gid) = super::docker::resolve_user(u, &rootfs)?;
+            flags.user = Some(format!("{uid}:{gid}"));
+        }
+        flags.host.group_add = super::docker::resolve_groups(&flags.host.group_add, &rootfs)?;
         super::storage::NativeOverlay.release(&rootfs)?;
-        flags.user = Some(format!("{uid}:{gid}"));
     }
+    resolve_namespaces(&records, &mut flags.host)?;
     let spec = docker_spec(
         &id,
         Path::new("rootfs"),
@@ -316,6 +325,34 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         layers: resolved.layers,
         guard: bundle,
     })
+}
+
+/// Turn `--pid/--ipc container:NAME` into the namespace files of that container's init;
+/// the container must be running.
+fn resolve_namespaces(
+    records: &Records,
+    h: &mut super::host_config::HostConfig,
+) -> Result<(), RunError> {
+    use super::host_config::NsMode;
+    for (mode, kind, flag) in [(&mut h.pid, "pid", "--pid"), (&mut h.ipc, "ipc", "--ipc")] {
+        let NsMode::Container(name) = mode else {
+            continue;
+        };
+        let id = records.resolve(name)?;
+        let r = records.load(&id)?;
+        let pid = match (r.live(), r.pid) {
+            (super::record::Live::Running, Some(pid)) => pid,
+            _ => {
+                return Err(RunError::Flag(FlagError::Invalid {
+                    flag,
+                    value: format!("container:{name}"),
+                    reason: format!("container {} is not running", r.name),
+                }));
+            }
+        };
+        *mode = NsMode::Path(PathBuf::from(format!("/proc/{pid}/ns/{kind}")));
+    }
+    Ok(())
 }
 
 /// Run a container from an image, attached; returns its exit code. Its record follows

@@ -22,6 +22,7 @@ use oci_spec::runtime::Process;
 
 use super::cgroup::{CgroupError, CgroupManager, Manager};
 use super::credentials::{self, CredentialError};
+use super::seccomp::{self, SeccompError};
 use super::sync::FailureKind;
 
 /// Errors of joining a container; each names the step and the namespace or file.
@@ -48,6 +49,9 @@ pub enum ExecError {
         #[source]
         source: nix::Error,
     },
+    /// The container's `linux.seccomp` cannot be compiled.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// Joining the container's cgroup failed.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -112,6 +116,9 @@ pub struct ExecRequest<'a> {
     /// terminal, sized like the caller's window), which this process proxies to its own
     /// stdio until the process exits (see `tty`). Not with `detach`.
     pub terminal: bool,
+    /// The container's `linux.seccomp`: the process runs under the same filter as the
+    /// container's init (runc and Docker do the same for exec).
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Run `req.process` in the container; returns its exit code (128+N for signal N), or
@@ -132,6 +139,7 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
         let f = File::open(&path).map_err(|source| ExecError::OpenNs { path, source })?;
         fds.push((kind, flag, f));
     }
+    let filter = req.seccomp.map(seccomp::compile).transpose()?;
     let devnull = File::open("/dev/null").map_err(|e| {
         ExecError::Sys(
             "open /dev/null",
@@ -170,7 +178,7 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
             };
             let Err(e) = on_tty
                 .map_err(ExecError::from)
-                .and_then(|on_tty| child(req, &devnull, on_tty));
+                .and_then(|on_tty| child(req, &devnull, on_tty, filter.as_ref()));
             let kind = match &e {
                 ExecError::Exec(_, k) => *k,
                 _ => FailureKind::Other,
@@ -251,8 +259,13 @@ fn pidfd(pid: nix::unistd::Pid) -> Result<std::os::fd::OwnedFd, ExecError> {
 const TTY_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// In the forked child: stdin (unless `on_tty`: the terminal is stdio), cwd, user and
-/// capabilities, then exec.
-fn child(req: &ExecRequest<'_>, devnull: &File, on_tty: bool) -> Result<Infallible, ExecError> {
+/// capabilities, the seccomp `filter`, then exec.
+fn child(
+    req: &ExecRequest<'_>,
+    devnull: &File,
+    on_tty: bool,
+    filter: Option<&seccomp::Filter>,
+) -> Result<Infallible, ExecError> {
     let p = req.process;
     if !req.stdin && !on_tty {
         nix::unistd::dup2_stdin(devnull).map_err(|e| ExecError::Sys("redirect stdin", e))?;
@@ -275,10 +288,6 @@ fn child(req: &ExecRequest<'_>, devnull: &File, on_tty: bool) -> Result<Infallib
     let args = p.args().clone().unwrap_or_default();
     let env = p.env().clone().unwrap_or_default();
     let path = find(&args, &env)?;
-    credentials::switch_user_and_caps(p).map_err(exec_err)?;
-    if p.no_new_privileges() == Some(true) {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| ExecError::Sys("set no_new_privs", e))?;
-    }
     let cs = |v: &[String]| -> Result<Vec<CString>, ExecError> {
         v.iter()
             .map(|s| {
@@ -297,6 +306,21 @@ fn child(req: &ExecRequest<'_>, devnull: &File, on_tty: bool) -> Result<Infallib
         )
     }
     .map_err(|e| ExecError::Sys("reset SIGPIPE", e))?;
+    // As init does (runc's order): without noNewPrivileges the filter goes in while the
+    // process still holds CAP_SYS_ADMIN; with it, after the user and capabilities change.
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    let load = |f: &seccomp::Filter| {
+        f.load()
+            .map_err(|e| ExecError::Exec(crate::error_chain(&e), FailureKind::Other))
+    };
+    if let Some(f) = filter.filter(|_| !nnp) {
+        load(f)?;
+    }
+    // Sets no_new_privs last when the process asks for it.
+    credentials::switch_user_and_caps(p).map_err(exec_err)?;
+    if let Some(f) = filter.filter(|_| nnp) {
+        load(f)?;
+    }
     let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
     let kind = if e == nix::Error::ENOENT {
         FailureKind::NotFound

@@ -27,6 +27,7 @@ use super::exec_hook::{self, HookError};
 use super::launch::{ENV_CONSOLE_FD, ENV_START_FD, ENV_SYNC_FD};
 use super::namespaces::{NamespaceError, NamespacePlan};
 use super::rootfs::{self, RootfsError};
+use super::seccomp::{self, SeccompError};
 use super::sync::{self, FailureKind, FromInit, InitConfig, Pause, SyncError, ToInit};
 
 /// Why init gave up; reported to the runtime (or to `start`) before init exits.
@@ -75,6 +76,9 @@ pub enum InitError {
     /// Setting rlimits, the OOM score, the user, groups or capabilities failed.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// `linux.seccomp` cannot be compiled or loaded.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// Writing a `linux.sysctl` entry under `/proc/sys` failed.
     #[error("linux.sysctl: cannot set {key}")]
     Sysctl {
@@ -187,6 +191,8 @@ pub fn main() -> ! {
 struct Ready {
     cfg: Box<InitConfig>,
     path: CString,
+    /// `linux.seccomp`, compiled at create so that a bad profile fails `create`.
+    filter: Option<seccomp::Filter>,
 }
 
 fn expect_continue(sync: &mut UnixStream) -> Result<(), InitError> {
@@ -306,8 +312,57 @@ fn create(sync: &mut UnixStream, console: Option<OwnedFd>) -> Result<Ready, Init
         source,
     })?;
     let path = resolve_exec(&process)?;
+    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     sync::send(sync, &FromInit::Created)?;
-    Ok(Ready { cfg, path })
+    Ok(Ready { cfg, path, filter })
+}
+
+/// Annotation (set by `rwasm run --init`) asking init to stay as PID 1: the user process
+/// runs as its child, and init reaps every orphan and forwards signals to it.
+pub const INIT_ANNOTATION: &str = "org.rwasm.init";
+
+/// `--init` (tini's job, done by init itself so that nothing is added to the container's
+/// filesystem): fork; the child returns and goes on to exec the user process; this process
+/// never returns. It keeps the user's credentials and seccomp filter, stays non-dumpable
+/// (so the container cannot ptrace it or write through `/proc/1/exe`, which is the sealed
+/// read-only binary), waits for signals with all of them blocked, forwards each to the
+/// child, reaps every exited process on SIGCHLD, and exits with the child's status
+/// (128+N when signal N ended it) once the child is gone.
+fn stay_as_reaper(conn: &mut UnixStream) -> Result<(), InitError> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::os::fd::AsRawFd;
+    let all = SigSet::all();
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None).map_err(sys("block signals"))?;
+    // SAFETY: init is single-threaded, so the child may run any code before it execs.
+    let child = match unsafe { nix::unistd::fork() }.map_err(sys("fork the user process"))? {
+        nix::unistd::ForkResult::Child => {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(sys("clear the signal mask"))?;
+            return Ok(());
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    // Only the child reports to `start` (its exec closes the socket); close our copy.
+    // SAFETY: this process never returns from here and never touches `conn` again, so
+    // the fd is not used or closed twice.
+    unsafe { libc::close(conn.as_raw_fd()) };
+    loop {
+        let Ok(sig) = all.wait() else { continue };
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => {
+                    std::process::exit(128 + s as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {
@@ -416,7 +471,6 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
     umask(Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022),
     ));
-    credentials::switch_user_and_caps(&process)?;
     let args = c_strings(
         "process.args",
         process.args().as_deref().unwrap_or_default(),
@@ -446,6 +500,25 @@ fn exec(ready: Ready, state: &str, conn: &mut UnixStream) -> Result<Infallible, 
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(sys("reset SIGPIPE"))?;
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(sys("clear the signal mask"))?;
+    // runc's order: without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN, so it
+    // goes in before the user and capabilities change; with it, as late as possible, so
+    // that the profile needs to allow the fewest of the runtime's own syscalls.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = ready.filter.as_ref().filter(|_| !nnp) {
+        f.load()?;
+    }
+    credentials::switch_user_and_caps(&process)?;
+    if let Some(f) = ready.filter.as_ref().filter(|_| nnp) {
+        f.load()?;
+    }
+    if spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+    {
+        stay_as_reaper(conn)?;
+    }
     sync::send(conn, &FromInit::Exec)?;
     let err = nix::unistd::execve(&ready.path, &args, &env).unwrap_err();
     let kind = match err {

@@ -19,6 +19,7 @@ pub mod overlay;
 pub mod path_in_root;
 pub mod proc;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod sync;
 pub mod tty;

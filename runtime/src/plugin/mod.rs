@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod adjust;
+pub(crate) use adjust::cdi::{KindDevice, devices_of_kind};
 mod bench;
 mod cache;
 mod error;
@@ -243,6 +244,11 @@ impl PluginSet {
             host: OnceCell::new(),
             prefetch: RefCell::new(None),
         })
+    }
+
+    /// The plugins' names, in manifest order (for `rwasm info`).
+    pub fn names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.spec.name.as_str()).collect()
     }
 
     /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].

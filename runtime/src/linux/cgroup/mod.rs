@@ -23,6 +23,7 @@ mod error;
 mod fs;
 mod layout;
 pub mod resources;
+pub mod usage;
 mod v1;
 mod v2;
 

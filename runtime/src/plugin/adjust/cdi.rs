@@ -314,6 +314,96 @@ fn find(dirs: &[PathBuf], kind: &str, name: &str) -> Result<(PathBuf, Vec<Edits>
     })
 }
 
+/// A device of one CDI kind, with the edits `run --gpus` applies: its spec's top-level
+/// `containerEdits` then the device's, flattened.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KindDevice {
+    /// The device name (`0`, `gpu0`, `all`).
+    pub name: String,
+    /// The spec file it came from.
+    pub file: PathBuf,
+    /// Device nodes: (container path, host path, cgroup permissions).
+    pub nodes: Vec<(String, String, String)>,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    /// Bind mounts: (host path, container path, options).
+    pub mounts: Vec<(String, String, Vec<String>)>,
+    /// `additionalGids`.
+    pub gids: Vec<u32>,
+    /// OCI hooks by CDI `hookName` (`createRuntime`, `createContainer`, `startContainer`,
+    /// `poststart`, `poststop`, `prestart`).
+    pub hooks: Vec<(String, oci_spec::runtime::Hook)>,
+}
+
+/// Every device of `kind` in the CDI spec directories `dirs`, sorted by name; a device in
+/// a later directory replaces one of the same name in an earlier one (CDI's priority).
+/// Files that do not parse are skipped.
+pub(crate) fn devices_of_kind(dirs: &[PathBuf], kind: &str) -> Vec<KindDevice> {
+    let mut out: Vec<KindDevice> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("json" | "yaml" | "yml")
+                )
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            let Ok(spec) = read_spec(&file) else { continue };
+            if spec.kind != kind {
+                continue;
+            }
+            for dev in &spec.devices {
+                let mut d = KindDevice {
+                    name: dev.name.clone(),
+                    file: file.clone(),
+                    ..Default::default()
+                };
+                for e in [&spec.container_edits, &dev.container_edits] {
+                    d.env.extend(e.env.iter().cloned());
+                    d.gids.extend(e.additional_gids.iter().copied());
+                    for n in &e.device_nodes {
+                        d.nodes.push((
+                            n.path.clone(),
+                            n.host_path.clone().unwrap_or_else(|| n.path.clone()),
+                            n.permissions.clone().unwrap_or_else(|| "rwm".into()),
+                        ));
+                    }
+                    for m in &e.mounts {
+                        d.mounts.push((
+                            m.host_path.clone(),
+                            m.container_path.clone(),
+                            m.options.clone(),
+                        ));
+                    }
+                    for h in &e.hooks {
+                        let mut hook = oci_spec::runtime::Hook::default();
+                        hook.set_path(PathBuf::from(&h.path));
+                        hook.set_args(Some(if h.args.is_empty() {
+                            vec![h.path.clone()]
+                        } else {
+                            h.args.clone()
+                        }));
+                        hook.set_env((!h.env.is_empty()).then(|| h.env.clone()));
+                        hook.set_timeout(h.timeout.map(i64::from));
+                        d.hooks.push((h.hook_name.clone(), hook));
+                    }
+                }
+                out.retain(|x| x.name != d.name);
+                out.push(d);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// Applies one plugin's `cdi-devices`.
 pub(super) fn apply(
     e: &mut Edit<'_>,

@@ -1,0 +1,101 @@
+//! `rwasm stats` of a real container (the memory it holds is reported inside its limit),
+//! `version` and `info`. Root only (they fail, never skip, otherwise).
+
+mod common;
+
+use common::*;
+
+/// "12.5MiB" → bytes.
+fn binary_size(s: &str) -> f64 {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+    let mul = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other}"),
+    };
+    num.parse::<f64>().unwrap() * mul
+}
+
+#[test]
+fn stats_no_stream_reports_memory_inside_the_limit() {
+    let w = World::new();
+    w.setup_image();
+    let name = format!("st-{}", rand_suffix());
+    // 10 MiB in /dev/shm (tmpfs pages are charged to the container's memory cgroup).
+    let out = w.rwasm(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-m",
+        "64m",
+        "--shm-size",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/shm/f bs=1M count=10 2>/dev/null; touch /tmp/ready; sleep 60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = std::time::Instant::now();
+    while !w
+        .rwasm(&["exec", &name, "test", "-e", "/tmp/ready"])
+        .status
+        .success()
+    {
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "the container never wrote its 10 MiB"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["Name"], name.as_str());
+    let (usage, limit) = v["MemUsage"].as_str().unwrap().split_once(" / ").unwrap();
+    let (usage, limit) = (binary_size(usage), binary_size(limit));
+    assert_eq!(limit, 64.0 * 1024.0 * 1024.0, "{v}");
+    assert!(usage >= 10.0 * 1024.0 * 1024.0 && usage < limit, "{v}");
+    assert!(
+        v["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1,
+        "{v}"
+    );
+    assert!(v["CPUPerc"].as_str().unwrap().ends_with('%'), "{v}");
+    let table = stdout(&w.rwasm(&["stats", "--no-stream", &name]));
+    assert!(
+        table.starts_with("CONTAINER ID   NAME") && table.contains("MEM USAGE / LIMIT"),
+        "{table}"
+    );
+    assert!(w.rwasm(&["rm", "-f", &name]).status.success());
+}
+
+#[test]
+fn version_and_info_describe_the_build_and_the_host() {
+    let w = World::new();
+    w.setup_image();
+    let v: serde_json::Value =
+        serde_json::from_slice(&w.rwasm(&["version", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["OciVersion"], "1.2.0");
+    assert!(v["Libseccomp"].as_str().unwrap().starts_with("2."), "{v}");
+    let name = format!("info-{}", rand_suffix());
+    let out = w.rwasm(&["run", "-d", "--name", &name, "busybox", "sleep", "30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i: serde_json::Value =
+        serde_json::from_slice(&w.rwasm(&["info", "--format", "json"]).stdout).unwrap();
+    assert_eq!(i["Containers"], 1, "{i}");
+    assert_eq!(i["ContainersRunning"], 1, "{i}");
+    assert!(i["Images"].as_u64().unwrap() >= 1, "{i}");
+    let layout = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1 = layout.lines().any(|l| l.contains(" - cgroup "));
+    assert_eq!(i["CgroupVersion"], if v1 { "1" } else { "2" }, "{i}");
+    let text = stdout(&w.rwasm(&["info"]));
+    assert!(
+        text.contains(" Cgroup Driver: cgroupfs") && text.contains("   Running: 1"),
+        "{text}"
+    );
+    assert!(w.rwasm(&["rm", "-f", &name]).status.success());
+}
