@@ -151,7 +151,7 @@ pub enum FailureCause {
         exports: String,
         /// The world that interface belongs to, e.g. `network-driver`.
         world: String,
-        /// The interface the kind needs, e.g. `rwasm:plugin/hooks@0.2.0`.
+        /// The interface the kind needs, e.g. `rwasm:plugin/hooks@0.3.0`.
         missing: String,
     },
     /// The thread that runs the call could not be started.
@@ -164,7 +164,7 @@ pub enum FailureCause {
 }
 
 /// The versions of `rwasm:plugin` this host runs, as messages print them.
-pub(crate) const HOSTED_VERSIONS: &str = "0.1.0 and 0.2.0";
+pub(crate) const HOSTED_VERSIONS: &str = "0.1.0, 0.2.0 and 0.3.0";
 
 fn version_message(found: &str, newer: bool) -> String {
     if newer {
@@ -175,7 +175,7 @@ fn version_message(found: &str, newer: bool) -> String {
     } else {
         format!(
             "built for rwasm:plugin {found}, this rwasm hosts {HOSTED_VERSIONS}: rebuild it \
-             against rwasm:plugin@0.2.0"
+             against rwasm:plugin@0.3.0"
         )
     }
 }

@@ -8,6 +8,7 @@ use super::super::HookPoint;
 use super::super::manifest::PluginSpec;
 use super::bindings::rwasm::plugin::{host as wit_host, types as wit};
 use super::bindings_v0_1::rwasm::plugin::{host as wit1_host, types as wit1};
+use super::bindings_v0_2::rwasm::plugin::host as wit2_host;
 use super::worker::truncate;
 use super::{MAX_LOG_BYTES, MAX_LOG_CALLS, MAX_MEMORIES, MAX_TABLE_ELEMENTS};
 
@@ -75,6 +76,19 @@ impl wit1_host::Host for HostState {
             wit1_host::Level::Info => wit_host::Level::Info,
             wit1_host::Level::Warn => wit_host::Level::Warn,
             wit1_host::Level::Error => wit_host::Level::Error,
+        };
+        wit_host::Host::log(self, level, message);
+    }
+}
+
+impl wit2_host::Host for HostState {
+    fn log(&mut self, level: wit2_host::Level, message: String) {
+        let level = match level {
+            wit2_host::Level::Trace => wit_host::Level::Trace,
+            wit2_host::Level::Debug => wit_host::Level::Debug,
+            wit2_host::Level::Info => wit_host::Level::Info,
+            wit2_host::Level::Warn => wit_host::Level::Warn,
+            wit2_host::Level::Error => wit_host::Level::Error,
         };
         wit_host::Host::log(self, level, message);
     }
