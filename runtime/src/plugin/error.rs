@@ -285,6 +285,27 @@ pub enum PluginError {
         /// The name asked for.
         name: String,
     },
+    /// `--network NAME` names no network: no `network-driver` plugin of that name.
+    #[error("no network driver named `{name}`{}: list a `network-driver` plugin of that name in the manifest", manifest.as_ref().map(|m| format!(" in {}", m.display())).unwrap_or_default())]
+    NoNetworkDriver {
+        /// The network asked for.
+        name: String,
+        /// The manifest searched, if any.
+        manifest: Option<PathBuf>,
+    },
+    /// A network driver call failed (load, configure, prepare or invoke phase).
+    #[error("network driver `{plugin}` failed to {op} in its {phase} phase")]
+    NetworkFailed {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// `setup`, `teardown` or `check`.
+        op: &'static str,
+        /// The phase that failed.
+        phase: Phase,
+        /// What went wrong.
+        #[source]
+        cause: FailureCause,
+    },
     /// The spec could not be encoded as JSON for the plugins.
     #[error("cannot encode the container spec as JSON for plugins")]
     EncodeSpec {
@@ -301,11 +322,13 @@ impl PluginError {
             PluginError::Denied { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::InvalidAdjustment { plugin, .. }
-            | PluginError::Unloadable { plugin, .. } => Some(plugin),
+            | PluginError::Unloadable { plugin, .. }
+            | PluginError::NetworkFailed { plugin, .. } => Some(plugin),
             PluginError::Conflict { second, .. } => Some(second),
             PluginError::ManifestRead { .. }
             | PluginError::Manifest { .. }
             | PluginError::UnknownPlugin { .. }
+            | PluginError::NoNetworkDriver { .. }
             | PluginError::EncodeSpec { .. } => None,
         }
     }

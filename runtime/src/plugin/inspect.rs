@@ -277,11 +277,16 @@ impl PluginSet {
             .map_err(unloadable)?;
         let (world, wit_version) = world_of(&names.exports);
         let load_error = match plugin {
-            Some(p) => host.load(&p.spec, &self.cache_dir).err(),
+            Some(p) => host.load_any(&p.spec, &self.cache_dir).err(),
             None => {
                 let mut spec = PluginSpec::for_file(&path);
-                spec.hooks = vec![HookPoint::PreCreate];
-                host.load(&spec, &self.cache_dir).err()
+                if world.as_deref() == Some("network-driver") {
+                    spec.kind = super::manifest::PluginKind::NetworkDriver;
+                    spec.network = Some(super::manifest::NetworkGrant::default());
+                } else {
+                    spec.hooks = vec![HookPoint::PreCreate];
+                }
+                host.load_any(&spec, &self.cache_dir).err()
             }
         }
         .map(|cause| cause.to_string());
@@ -308,7 +313,7 @@ impl PluginSet {
         self.plugins
             .iter()
             .filter_map(|p| {
-                host.load(&p.spec, &self.cache_dir)
+                host.load_any(&p.spec, &self.cache_dir)
                     .err()
                     .map(|cause| PluginError::Unloadable {
                         plugin: p.spec.name.clone(),
@@ -335,8 +340,8 @@ impl PluginSet {
             .map(|p| {
                 let started = Instant::now();
                 let result = host
-                    .load(&p.spec, &self.cache_dir)
-                    .map(|(_, origin)| (origin_name(origin), started.elapsed()))
+                    .load_any(&p.spec, &self.cache_dir)
+                    .map(|origin| (origin_name(origin), started.elapsed()))
                     .map_err(|cause| PluginError::Unloadable {
                         plugin: p.spec.name.clone(),
                         cause,
@@ -415,6 +420,7 @@ impl PluginSpec {
     fn for_file(path: &Path) -> PluginSpec {
         PluginSpec {
             name: "file".to_string(),
+            kind: super::manifest::PluginKind::Hook,
             path: path.to_path_buf(),
             hooks: Vec::new(),
             on_error: OnError::Fail,
@@ -431,6 +437,7 @@ impl PluginSpec {
             loosen_resources: false,
             grant_hooks: false,
             grant_devices: false,
+            network: None,
         }
     }
 }

@@ -138,7 +138,7 @@ fn rootfs_of(call: &Call) -> PathBuf {
     }
 }
 
-fn preopen(
+pub(super) fn preopen(
     builder: &mut WasiCtxBuilder,
     host: &Path,
     guest: &str,

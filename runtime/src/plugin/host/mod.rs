@@ -59,11 +59,14 @@ mod clock;
 mod convert;
 mod grants;
 mod limits;
+mod net_ctx;
+mod network;
 mod state;
 mod ticker;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
+pub(crate) use network::NetCtx;
 use state::HostState;
 use ticker::Ticker;
 use worker::Worker;
@@ -305,6 +308,7 @@ impl Host {
             .map_err(engine_err)?;
         bindings_v0_1::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        network::add_to_linker(&mut linker).map_err(engine_err)?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {

@@ -24,6 +24,8 @@ pub(super) struct HostState {
     pub(super) deadline: Option<std::time::Instant>,
     /// A clock wait was cut short at the deadline (see `clock`).
     pub(super) overslept: bool,
+    /// The `net-host` capability of a network driver call; `None` for hooks.
+    pub(super) net: Option<super::NetCtx>,
 }
 
 impl HostState {
@@ -51,6 +53,7 @@ impl HostState {
             log_calls: 0,
             deadline: None,
             overslept: false,
+            net: None,
         }
     }
 }

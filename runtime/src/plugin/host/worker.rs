@@ -367,7 +367,7 @@ impl Host {
     }
 
     /// The epoch ticker, started on first use.
-    fn ticker(&self) -> std::io::Result<&Ticker> {
+    pub(super) fn ticker(&self) -> std::io::Result<&Ticker> {
         if let Some(t) = self.ticker.get() {
             return Ok(t);
         }
