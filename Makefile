@@ -7,12 +7,15 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
-PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user
+PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user \
+	net-bridge net-hostile
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+# Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`.
+APT_PACKAGES += nftables
 
 .PHONY: setup build plugins demo test lint bench bench-plugins clean
 

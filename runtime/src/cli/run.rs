@@ -94,6 +94,12 @@ pub struct RunArgs {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long)]
     pub stop_timeout: Option<u32>,
+    /// Connect to a network: none (default), host, bridge, or a network driver's name.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (on a driver's network).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -146,7 +152,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
-    let flags = run_flags(a);
+    let flags = run_flags(a)?;
     let forward = |pid: i32| {
         if let Err(e) = rwasm::linux::signal::forward_to(pid) {
             tracing::warn!("cannot forward signals: {e}");
@@ -186,7 +192,7 @@ fn docker_run_detached(
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
-        flags: run_flags(a),
+        flags: run_flags(a)?,
         plugins: &none,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
@@ -203,8 +209,15 @@ fn docker_run_detached(
 }
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
-fn run_flags(a: &RunArgs) -> RunFlags {
+fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+    let publish = a
+        .publish
+        .iter()
+        .map(|p| rwasm::engine::network::parse_publish(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut flags = RunFlags {
+        network: a.network.clone(),
+        publish,
         env: a.env.clone(),
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),
@@ -229,7 +242,7 @@ fn run_flags(a: &RunArgs) -> RunFlags {
         );
         flags.blkio_weight = None;
     }
-    flags
+    Ok(flags)
 }
 
 /// Whether this host's cgroups can honour a block I/O weight.

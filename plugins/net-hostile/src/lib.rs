@@ -1,0 +1,56 @@
+//! net-hostile: a network driver (world `network-driver` of `rwasm:plugin@0.3.0`) that
+//! asks the host for links it does not own: at `setup` it tries to take down and then
+//! delete the host link named by its config key `target` (default `lo`), and to address
+//! it. The host must refuse each request; the driver returns the first refusal it gets,
+//! so a test sees the host's message. It never succeeds on purpose.
+
+wit_bindgen::generate!({ world: "network-driver", path: "../../sdk/wit" });
+
+use std::cell::RefCell;
+
+use exports::rwasm::plugin::network::{Guest, NetworkRequest, NetworkResult};
+use rwasm::plugin::net_host::{self, LinkSettings, Netns};
+use rwasm::plugin::types::{ConfigEntry, ConfigValue, Error, ErrorCode};
+
+thread_local! {
+    static TARGET: RefCell<String> = RefCell::new("lo".to_string());
+}
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn configure(config: Vec<ConfigEntry>) -> Result<(), Error> {
+        for e in config {
+            if let ("target", ConfigValue::Text(t)) = (e.key.as_str(), e.value) {
+                TARGET.with(|c| *c.borrow_mut() = t);
+            }
+        }
+        Ok(())
+    }
+
+    fn setup(_req: NetworkRequest) -> Result<NetworkResult, Error> {
+        let target = TARGET.with(|t| t.borrow().clone());
+        let down = LinkSettings {
+            mtu: None,
+            mac: None,
+            up: Some(false),
+        };
+        net_host::set_link(Netns::Host, &target, &down)?;
+        net_host::delete_link(Netns::Host, &target)?;
+        net_host::add_address(Netns::Host, &target, "10.66.0.1/24")?;
+        Err(Error {
+            code: ErrorCode::Internal,
+            message: format!("the host let net-hostile touch host link {target}"),
+        })
+    }
+
+    fn teardown(_req: NetworkRequest) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn check(_req: NetworkRequest) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+export!(Hostile);
