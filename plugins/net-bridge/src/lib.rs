@@ -345,9 +345,13 @@ impl Guest for NetBridge {
 
     fn teardown(req: NetworkRequest) -> Result<(), Error> {
         let s = call_settings(&req)?;
-        net_host::remove_rules()?;
-        net_host::delete_link(Netns::Host, &veth_name(&s, &req.container_id))?;
-        release(&s, &req.container_id)
+        // Every step runs even when one fails; the first failure is returned.
+        let results = [
+            net_host::remove_rules().map(|_| ()),
+            net_host::delete_link(Netns::Host, &veth_name(&s, &req.container_id)),
+            release(&s, &req.container_id),
+        ];
+        results.into_iter().collect()
     }
 
     fn check(req: NetworkRequest) -> Result<(), Error> {

@@ -252,8 +252,9 @@ pub fn remove_rules(id: &str) -> Result<u32, NetError> {
     let deletes = rules
         .into_iter()
         .map(|(chain, handle)| {
+            // `expr` is ignored by a delete but required by the crate's `Rule`.
             json!({"delete": {"rule": {"family": "inet", "table": TABLE, "chain": chain,
-                "handle": handle}}})
+                "handle": handle, "expr": []}}})
         })
         .collect();
     apply(format!("remove the rules of container {id}"), deletes)?;
@@ -279,6 +280,8 @@ mod tests {
         ]});
         let mut all = base();
         all.extend(doc["nftables"].as_array().unwrap().iter().cloned());
+        all.push(json!({"delete": {"rule": {"family": "inet", "table": TABLE,
+            "chain": "postrouting", "handle": 7, "expr": []}}}));
         let parsed: Result<Nftables<'static>, _> =
             serde_json::from_value(json!({ "nftables": all }));
         parsed.expect("schema");
