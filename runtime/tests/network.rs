@@ -477,3 +477,95 @@ fn a_published_port_answers_from_the_hosts_loopback() {
     );
     assert!(net.leases().is_empty(), "leases left: {:?}", net.leases());
 }
+
+#[test]
+fn bridge_is_the_builtin_driver_without_a_manifest() {
+    let w = World::new();
+    w.setup_image();
+    let out = w.rwasm(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route",
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("inet 10.88."), "{text}");
+    assert!(text.contains("default via 10.88.0.1 dev eth0"), "{text}");
+    assert!(w.data.join("net/bridge.toml").is_file());
+    let kind = std::fs::read_to_string("/sys/class/net/rwasm0/uevent").unwrap_or_default();
+    assert!(kind.contains("DEVTYPE=bridge"), "rwasm0: {kind:?}");
+}
+
+#[test]
+fn killing_rwasm_mid_setup_then_rm_f_leaves_nothing() {
+    let w = World::new();
+    w.setup_image();
+    let r = rand_suffix();
+    let prefix = format!("rk{}", &r[..4]);
+    let source = format!("10.252.{}.9", u8::from_str_radix(&r[4..6], 16).unwrap());
+    let m = manifest(
+        &w,
+        "stall.toml",
+        &format!(
+            r#"[[plugin]]
+name = "stall"
+path = "{}"
+kind = "network-driver"
+timeout-ms = 30000
+[plugin.config]
+mode = "stall"
+link-prefix = "{prefix}"
+source = "{source}"
+[plugin.grants.network]
+subnets = ["10.252.0.0/16"]
+link-prefix = "{prefix}"
+nat = true
+"#,
+            plugin_wasm("net_hostile").display(),
+        ),
+    );
+    let name = format!("stall-{r}");
+    let mut child = w
+        .cmd(&[
+            "--plugins",
+            m.to_str().unwrap(),
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            "stall",
+            "busybox",
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let veth = format!("{prefix}stall");
+    wait_for("the stalled driver's veth and rule", || {
+        host_links().contains(&veth) && !nft_rules_with(&format!("saddr {source} ")).is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = w.rwasm(&["--plugins", m.to_str().unwrap(), "rm", "-f", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("the veth to go with the container's namespace", || {
+        !host_links().contains(&veth)
+    });
+    assert!(
+        nft_rules_with(&format!("saddr {source} ")).is_empty(),
+        "rule left: {:?}",
+        nft_rules_with(&source)
+    );
+    assert_eq!(
+        std::fs::read_dir(w.data.join("containers")).map_or(0, |d| d.count()),
+        0,
+        "bundle left"
+    );
+}

@@ -3,6 +3,10 @@
 //! delete the host link named by its config key `target` (default `lo`), and to address
 //! it. The host must refuse each request; the driver returns the first refusal it gets,
 //! so a test sees the host's message. It never succeeds on purpose.
+//!
+//! With `mode = "stall"` it instead does what it may (a veth `<link-prefix>stall` into
+//! the container, a masquerade rule for its config `source`) and then spins until its
+//! deadline: a test kills rwasm meanwhile and checks that `rm -f` leaves nothing.
 
 wit_bindgen::generate!({ world: "network-driver", path: "../../sdk/wit" });
 
@@ -14,21 +18,38 @@ use rwasm::plugin::types::{ConfigEntry, ConfigValue, Error, ErrorCode};
 
 thread_local! {
     static TARGET: RefCell<String> = RefCell::new("lo".to_string());
+    static STALL: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 struct Hostile;
 
 impl Guest for Hostile {
     fn configure(config: Vec<ConfigEntry>) -> Result<(), Error> {
+        let mut stall = false;
+        let (mut prefix, mut source) = (String::new(), String::new());
         for e in config {
-            if let ("target", ConfigValue::Text(t)) = (e.key.as_str(), e.value) {
-                TARGET.with(|c| *c.borrow_mut() = t);
+            match (e.key.as_str(), e.value) {
+                ("target", ConfigValue::Text(t)) => TARGET.with(|c| *c.borrow_mut() = t),
+                ("mode", ConfigValue::Text(m)) => stall = m == "stall",
+                ("link-prefix", ConfigValue::Text(p)) => prefix = p,
+                ("source", ConfigValue::Text(s)) => source = s,
+                _ => {}
             }
+        }
+        if stall {
+            STALL.with(|s| *s.borrow_mut() = Some((prefix, source)));
         }
         Ok(())
     }
 
-    fn setup(_req: NetworkRequest) -> Result<NetworkResult, Error> {
+    fn setup(req: NetworkRequest) -> Result<NetworkResult, Error> {
+        if let Some((prefix, source)) = STALL.with(|s| s.borrow().clone()) {
+            net_host::create_veth(&format!("{prefix}stall"), &req.ifname)?;
+            let subnet = format!("{source}/24");
+            net_host::masquerade(&source, &subnet)?;
+            #[allow(clippy::empty_loop)] // spinning until the deadline is the point
+            loop {}
+        }
         let target = TARGET.with(|t| t.borrow().clone());
         let down = LinkSettings {
             mtu: None,

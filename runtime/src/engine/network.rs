@@ -34,6 +34,10 @@ pub const DEFAULT_MODE: &str = "none";
 pub const IFNAME: &str = "eth0";
 /// The file in the bundle that records what a driver set up.
 const STATE_FILE: &str = "network.json";
+/// The built-in `bridge` network's leases. Host-wide, not under `--data-root`: the
+/// bridge `rwasm0` and its subnet are one per host, so every rwasm on the host must lease
+/// from the same directory.
+pub const BRIDGE_STATE_DIR: &str = "/var/lib/rwasm/net/bridge";
 /// Where the built-in `bridge` driver's component is looked for after
 /// `$RWASM_PLUGIN_DIR/net_bridge.wasm` and the directory of the `rwasm` binary.
 pub const BRIDGE_WASM_PATH: &str = "/usr/local/lib/rwasm/plugins/net_bridge.wasm";
@@ -200,7 +204,7 @@ fn data_root_of(bundle: &Path) -> Option<&Path> {
 
 /// The first-party `bridge` network: a manifest for `net_bridge.wasm` written to
 /// `<data-root>/net/bridge.toml`, with bridge `rwasm0`, subnet 10.88.0.0/16, host links
-/// `rwv*`, NAT, and its leases in `<data-root>/net/bridge/`. The component is
+/// `rwv*`, NAT, and its leases in [`BRIDGE_STATE_DIR`]. The component is
 /// `$RWASM_PLUGIN_DIR/net_bridge.wasm`, or beside the `rwasm` binary, or
 /// [`BRIDGE_WASM_PATH`].
 pub fn builtin_bridge(data_root: &Path) -> Result<PathBuf, NetworkError> {
@@ -219,7 +223,8 @@ pub fn builtin_bridge(data_root: &Path) -> Result<PathBuf, NetworkError> {
         return Err(NetworkError::NoBridge { searched });
     };
     let dir = data_root.join("net");
-    let state = dir.join("bridge");
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let state = PathBuf::from(BRIDGE_STATE_DIR);
     fs::create_dir_all(&state).map_err(io_err("create", &state))?;
     let text = format!(
         r#"# Written by rwasm: the first-party `bridge` network (net-bridge driver).

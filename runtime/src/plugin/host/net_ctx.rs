@@ -378,7 +378,7 @@ mod tests {
             "c1",
             None,
             NetworkGrant {
-                bridges: vec!["rwt0".to_string()],
+                bridges: vec!["rwb0".to_string()],
                 subnets: vec![(Ipv4Addr::new(10, 99, 0, 0), 16)],
                 link_prefix: Some("rwt".to_string()),
                 nat: false,
@@ -403,8 +403,9 @@ mod tests {
         let m = refusal(c.set_link(Side::Host, "eth0", &settings));
         assert!(m.contains("host link `eth0` is not the driver's"), "{m}");
         assert!(m.contains("links starting with `rwt`"), "{m}");
-        let m = refusal(c.delete_link(Side::Host, "rwt0"));
-        assert!(m.contains("`rwt0` is not the driver's"), "{m}");
+        // A granted bridge is shared: the driver may use it, never delete it.
+        let m = refusal(c.delete_link(Side::Host, "rwb0"));
+        assert!(m.contains("`rwb0` is not the driver's"), "{m}");
         let m = refusal(c.delete_link(Side::Host, "rwt"));
         assert!(m.contains("not the driver's"), "{m}");
         let m = refusal(c.ensure_bridge("docker0"));
@@ -416,12 +417,12 @@ mod tests {
     #[test]
     fn addresses_routes_and_nat_stay_in_the_grant() {
         let mut c = ctx();
-        let m = refusal(c.add_address(Side::Host, "rwt0", "192.168.1.1/24"));
+        let m = refusal(c.add_address(Side::Host, "rwb0", "192.168.1.1/24"));
         assert!(
             m.contains("outside the driver's subnets (granted: 10.99.0.0/16)"),
             "{m}"
         );
-        let m = refusal(c.add_route(Side::Host, "0.0.0.0/0", None, Some("rwt0")));
+        let m = refusal(c.add_route(Side::Host, "0.0.0.0/0", None, Some("rwb0")));
         assert!(m.contains("outside the driver's subnets"), "{m}");
         let m = refusal(c.masquerade("10.99.0.2", "10.99.0.0/16"));
         assert!(m.contains("NAT is not granted"), "{m}");
@@ -437,7 +438,7 @@ mod tests {
             ("net.ipv4.conf.eth0.route_localnet", "1"),
             ("net.ipv4.conf.all.forwarding", "1"),
             ("kernel.panic", "1"),
-            ("net.ipv4.conf.rwt0.route_localnet", "2"),
+            ("net.ipv4.conf.rwb0.route_localnet", "2"),
         ] {
             refusal(c.set_sysctl(name, value));
         }
