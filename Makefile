@@ -14,10 +14,11 @@ export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
-# Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`.
-APT_PACKAGES += nftables
+# Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`;
+# the reference CNI plugins for bench/network.sh (and the CNI driver to come); bc for its sums.
+APT_PACKAGES += nftables containernetworking-plugins bc
 
-.PHONY: setup build plugins demo test lint bench bench-plugins clean
+.PHONY: setup build plugins demo test lint bench bench-plugins bench-network clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -68,6 +69,10 @@ bench: setup build
 bench-plugins: setup build
 	cargo build --release -p rwasm --example plugin_call
 	bench/plugins.sh
+
+## bench-network: network setup + teardown per container, rwasm's bridge driver vs CNI's bridge
+bench-network: setup build
+	bench/network.sh
 
 clean:
 	cargo clean
