@@ -569,3 +569,54 @@ nat = true
         "bundle left"
     );
 }
+
+#[test]
+fn plugin_commands_show_network_drivers_and_their_grants() {
+    let w = World::new();
+    let net = Net::new(&w);
+    let m = net.manifest.to_str().unwrap();
+    let out = w.rwasm(&["--plugins", m, "plugin", "ls"]);
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&net.name) && l.contains(" network-driver ")),
+        "{text}{}",
+        stderr(&out)
+    );
+    let out = w.rwasm(&["--plugins", m, "plugin", "inspect", &net.name]);
+    let text = stdout(&out);
+    for line in [
+        "world:       network-driver".to_string(),
+        "exports:     rwasm:plugin/network@0.3.0".to_string(),
+        format!(
+            "             network bridges {}; subnets {}; links {}*; nat",
+            net.bridge,
+            net.cidr(),
+            net.prefix
+        ),
+        "loads:       yes".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in\n{text}"
+        );
+    }
+    let out = w.rwasm(&["plugin", "validate", m]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The 0.2.0 sketch of the world is refused as a network driver, saying what to do.
+    let old = manifest(
+        &w,
+        "old.toml",
+        &format!(
+            "[[plugin]]\nname = \"old\"\npath = \"{}\"\nkind = \"network-driver\"\n",
+            plugin_wasm("net_sketch").display()
+        ),
+    );
+    let out = w.rwasm(&["plugin", "validate", old.to_str().unwrap()]);
+    assert!(
+        stdout(&out).contains("cannot link as a network driver: the component exports `rwasm:plugin/network@0.2.0`, whose network interface was only sketched; rebuild it against rwasm:plugin@0.3.0"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -96,6 +96,12 @@ pub enum FailureCause {
         /// wasmtime's explanation.
         reason: String,
     },
+    /// The component's imports or exports do not match the `network-driver` world.
+    #[error("cannot link as a network driver: {reason}")]
+    NetworkLink {
+        /// What does not match, or wasmtime's explanation.
+        reason: String,
+    },
     /// The wasmtime engine could not be created.
     #[error("cannot create the wasm engine: {reason}")]
     Engine {

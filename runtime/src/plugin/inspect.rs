@@ -24,7 +24,7 @@ use super::{Applied, HookPoint, OnError, PluginError, PluginSet};
 pub struct PluginInfo {
     /// The manifest name.
     pub name: String,
-    /// The manifest `kind` (`hook`).
+    /// The manifest `kind` (`hook`, `network-driver`).
     pub kind: String,
     /// Absolute path of the component.
     pub path: PathBuf,
@@ -61,6 +61,9 @@ pub struct GrantInfo {
     pub random: bool,
     /// The adjustment grants held, of `args`, `loosen-resources`, `hooks`, `devices`.
     pub adjust: Vec<String>,
+    /// A network driver's `[plugin.grants.network]`, one line:
+    /// `network bridges rwasm0; subnets 10.88.0.0/16; links rwv*; nat`.
+    pub network: Option<String>,
 }
 
 /// One preopened directory.
@@ -104,6 +107,26 @@ impl GrantInfo {
             .filter(|(held, _)| *held)
             .map(|(_, name)| name.to_string())
             .collect(),
+            network: spec.network.as_ref().map(|g| {
+                let none = |v: Vec<String>| {
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                let subnets = g.subnets.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+                let links = g
+                    .link_prefix
+                    .as_ref()
+                    .map_or("none".to_string(), |p| format!("{p}*"));
+                format!(
+                    "network bridges {}; subnets {}; links {links}{}",
+                    none(g.bridges.clone()),
+                    none(subnets),
+                    if g.nat { "; nat" } else { "" }
+                )
+            }),
         }
     }
 
@@ -127,6 +150,7 @@ impl GrantInfo {
             lines.push("random".to_string());
         }
         lines.extend(self.adjust.iter().cloned());
+        lines.extend(self.network.iter().cloned());
         if lines.is_empty() {
             lines.push("nothing".to_string());
         }
@@ -243,7 +267,11 @@ impl PluginSet {
                 };
                 PluginInfo {
                     name: s.name.clone(),
-                    kind: "hook".to_string(),
+                    kind: match s.kind {
+                        super::manifest::PluginKind::Hook => "hook",
+                        super::manifest::PluginKind::NetworkDriver => "network-driver",
+                    }
+                    .to_string(),
                     path: s.path.clone(),
                     hooks: s.hooks.iter().map(|h| h.to_string()).collect(),
                     on_error: match s.on_error {

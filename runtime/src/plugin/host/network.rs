@@ -220,7 +220,7 @@ fn check_exports(exports: &[String]) -> Result<(), FailureCause> {
         .iter()
         .find(|e| e.starts_with("rwasm:plugin/network@"))
     {
-        return Err(FailureCause::Link {
+        return Err(FailureCause::NetworkLink {
             reason: format!(
                 "the component exports `{old}`, whose network interface was only sketched; \
                  rebuild it against rwasm:plugin@0.3.0 (`{NETWORK_EXPORT}`)"
@@ -238,7 +238,7 @@ fn check_exports(exports: &[String]) -> Result<(), FailureCause> {
             missing: NETWORK_EXPORT.to_string(),
         });
     }
-    Err(FailureCause::Link {
+    Err(FailureCause::NetworkLink {
         reason: format!(
             "the component does not export `{NETWORK_EXPORT}` (a network driver of world \
              rwasm:plugin/network-driver); it exports: {}",
@@ -343,7 +343,7 @@ impl Host {
                 .map(String::as_str)
                 .filter(|i| *i != NET_HOST_IMPORT),
         )?;
-        let link = |e: wasmtime::Error| FailureCause::Link {
+        let link = |e: wasmtime::Error| FailureCause::NetworkLink {
             reason: describe(&e),
         };
         let instance = self.linker.instantiate_pre(&component).map_err(link)?;
