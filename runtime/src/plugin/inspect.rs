@@ -62,7 +62,9 @@ pub struct GrantInfo {
     /// The adjustment grants held, of `args`, `loosen-resources`, `hooks`, `devices`.
     pub adjust: Vec<String>,
     /// A network driver's `[plugin.grants.network]`, one line:
-    /// `network bridges rwasm0; subnets 10.88.0.0/16; links rwv*; nat`.
+    /// `network bridges rwasm0; subnets 10.88.0.0/16; links rwv*; nat` (absent in JSON
+    /// for hooks).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
 }
 
