@@ -210,6 +210,9 @@ fn docker_run_detached(
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
 fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+    if let Some(n) = &a.network {
+        rwasm::engine::network::Mode::parse(n)?;
+    }
     let publish = a
         .publish
         .iter()
