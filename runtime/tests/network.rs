@@ -193,6 +193,11 @@ fn none_has_only_loopback_and_is_the_default() {
         "{}",
         stderr(&out)
     );
+    assert_eq!(
+        std::fs::read_dir(w.data.join("containers")).map_or(0, |d| d.count()),
+        0,
+        "a refused --network leaves no bundle"
+    );
 }
 
 #[test]
