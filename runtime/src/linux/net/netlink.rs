@@ -12,7 +12,6 @@ use std::fs::File;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::Path;
 
 use futures_util::TryStreamExt;
 use nix::sched::{CloneFlags, setns};
@@ -172,13 +171,6 @@ fn kind_of(link: &LinkMessage) -> String {
     "device".to_string()
 }
 
-/// Whether a link named `name` exists in `ns`, and its kind.
-pub fn link_kind(ns: Ns<'_>, name: &str) -> Result<Option<String>, NetError> {
-    run(ns, |h| async move {
-        Ok(get(&h, name).await?.as_ref().map(kind_of))
-    })
-}
-
 /// Creates the bridge `name` in the host's namespace (up), or reuses it; returns whether
 /// it was created. An existing link of another kind is [`NetError::WrongKind`].
 pub fn ensure_bridge(name: &str) -> Result<bool, NetError> {
@@ -334,15 +326,6 @@ pub fn delete_link(ns: Ns<'_>, link: &str) -> Result<(), NetError> {
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
             r => r.map_err(nl(format!("delete link {link}"))),
         }
-    })
-}
-
-/// Opens a network namespace file (`/proc/PID/ns/net`).
-pub fn open_netns(path: &Path) -> Result<File, NetError> {
-    File::open(path).map_err(|source| NetError::File {
-        what: "open",
-        path: path.to_path_buf(),
-        source,
     })
 }
 
