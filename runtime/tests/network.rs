@@ -431,6 +431,9 @@ fn a_published_port_answers_from_the_hosts_loopback() {
     let port = 20000 + u16::from_str_radix(&r[..4], 16).unwrap() % 20000;
     let name = format!("web-{r}");
     let publish = format!("127.0.0.1:{port}:8000");
+    // The same server on every host address, one port up: another container reaches it
+    // through the gateway's address (hairpin).
+    let publish_all = format!("{}:8000", port + 1);
     let (code, err) = w.rwasm_detached(&[
         "--plugins",
         &m,
@@ -440,6 +443,8 @@ fn a_published_port_answers_from_the_hosts_loopback() {
         &net.name,
         "-p",
         &publish,
+        "-p",
+        &publish_all,
         "--name",
         &name,
         "busybox",
@@ -451,8 +456,8 @@ fn a_published_port_answers_from_the_hosts_loopback() {
     wait_for("the server's lease", || net.leases().len() == 1);
     let (_, id) = net.leases().remove(0);
     assert_eq!(
-        nft_rules_with(&format!("rwasm:{id} tcp/{port}")).len(),
-        3,
+        nft_rules_with(&format!("rwasm:{id} tcp/{port}\"")).len(),
+        4,
         "{:?}",
         nft_rules_with(&id)
     );
@@ -472,9 +477,21 @@ fn a_published_port_answers_from_the_hosts_loopback() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let gw = format!("10.{}.{}.1", net.subnet.0, net.subnet.1);
+    let fetch = format!(
+        "for i in $(seq 50); do printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {gw} {} | grep published && exit 0; sleep 0.1; done; exit 1",
+        port + 1
+    );
+    let hairpin = net.run(&w, &["--rm", "busybox", "sh", "-c", &fetch]);
     let out = w.rwasm(&["--plugins", &m, "rm", "-f", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(body.contains("published-hello"), "answer: {body:?}");
+    assert_eq!(
+        stdout(&hairpin),
+        "published-hello\n",
+        "from another container: {}",
+        stderr(&hairpin)
+    );
     assert!(
         nft_rules_with(&id).is_empty(),
         "rules left: {:?}",

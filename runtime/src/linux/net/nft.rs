@@ -137,6 +137,10 @@ pub struct Forward {
     pub container_ip: Ipv4Addr,
     /// The container's port.
     pub container_port: u16,
+    /// The container's network: connections from it to a published port (hairpin, e.g.
+    /// another container on the bridge dialling the gateway's address) are masqueraded
+    /// too, so the reply goes back through the host and is un-DNATed.
+    pub hairpin: Option<Net4>,
 }
 
 /// The comment of the rules of one forward: `rwasm:<id> tcp/8080`.
@@ -149,7 +153,9 @@ fn forward_tag(id: &str, f: &Forward) -> String {
 /// to local destination addresses only (`fib daddr type local`, as Docker's
 /// `ADDRTYPE --dst-type LOCAL`), and a masquerade of loopback-sourced traffic to the
 /// container (a reply to 127.0.0.1 could not leave the container otherwise; the bridge
-/// needs `route_localnet`). Refused when some container already forwards that port.
+/// needs `route_localnet`), and, with `f.hairpin`, of DNATed traffic from the container's
+/// own network (Docker's hairpin masquerade). Refused when some container already
+/// forwards that port.
 pub fn forward_port(id: &str, f: &Forward) -> Result<(), NetError> {
     let proto = f.proto.as_str();
     let taken = list()?.into_iter().any(|(_, _, comment)| {
@@ -188,13 +194,27 @@ pub fn forward_port(id: &str, f: &Forward) -> Result<(), NetError> {
         matches(proto, "dport", "==", json!(f.container_port)),
         json!({"masquerade": null}),
     ];
+    let mut rules = vec![
+        rule("prerouting", &comment, dnat.clone()),
+        rule("output", &comment, dnat),
+        rule("postrouting", &comment, local_masq),
+    ];
+    if let Some(net) = f.hairpin {
+        rules.push(rule(
+            "postrouting",
+            &comment,
+            vec![
+                matches("ip", "saddr", "==", prefix(net)),
+                matches("ip", "daddr", "==", json!(f.container_ip.to_string())),
+                matches(proto, "dport", "==", json!(f.container_port)),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+                json!({"masquerade": null}),
+            ],
+        ));
+    }
     apply(
         format!("forward {proto}/{} to {}", f.host_port, f.container_ip),
-        vec![
-            rule("prerouting", &comment, dnat.clone()),
-            rule("output", &comment, dnat),
-            rule("postrouting", &comment, local_masq),
-        ],
+        rules,
     )
 }
 
@@ -295,6 +315,7 @@ mod tests {
             host_port: 53,
             container_ip: Ipv4Addr::new(10, 88, 0, 2),
             container_port: 5353,
+            hairpin: None,
         };
         assert_eq!(forward_tag("abc", &f), "rwasm:abc udp/53");
     }

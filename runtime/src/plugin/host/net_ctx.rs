@@ -345,9 +345,16 @@ impl NetCtx {
     }
 
     /// `forward-port`.
-    pub(crate) fn forward_port(&mut self, f: nft::Forward) -> R<()> {
+    pub(crate) fn forward_port(&mut self, mut f: nft::Forward) -> R<()> {
         self.check_nat()?;
-        if !self.in_subnet(f.container_ip) {
+        // The granted subnet the container is on: hairpin traffic from it is masqueraded.
+        f.hairpin = self
+            .grant
+            .subnets
+            .iter()
+            .find(|n| contains(**n, f.container_ip))
+            .map(|(a, l)| nft::Net4 { addr: *a, len: *l });
+        if f.hairpin.is_none() {
             return refused(format!(
                 "refused: container address {} is outside the driver's subnets ({})",
                 f.container_ip,

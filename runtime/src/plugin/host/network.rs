@@ -199,6 +199,7 @@ impl net_host::Host for HostState {
             host_port: forward.host_port,
             container_ip: ip(&forward.container_ip, "container address")?,
             container_port: forward.container_port,
+            hairpin: None,
         };
         self.net(&format!("forward-port {}", forward.host_port), |c| {
             c.forward_port(f)
