@@ -7,7 +7,8 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
-PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user
+PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user \
+	net-bridge net-hostile
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
@@ -15,8 +16,11 @@ APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
 # linux.seccomp: the libseccomp crate links the system library (headers and pkg-config file).
 APT_PACKAGES += libseccomp-dev pkg-config
+# Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`;
+# the reference CNI plugins for bench/network.sh (and the CNI driver to come); bc for its sums.
+APT_PACKAGES += nftables containernetworking-plugins bc
 
-.PHONY: setup build plugins demo test lint bench bench-plugins clean
+.PHONY: setup build plugins demo test lint bench bench-plugins bench-network clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -67,6 +71,10 @@ bench: setup build
 bench-plugins: setup build
 	cargo build --release -p rwasm --example plugin_call
 	bench/plugins.sh
+
+## bench-network: network setup + teardown per container, rwasm's bridge driver vs CNI's bridge
+bench-network: setup build
+	bench/network.sh
 
 clean:
 	cargo clean

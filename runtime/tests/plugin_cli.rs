@@ -129,9 +129,9 @@ fn inspect_shows_world_version_exports_imports_and_grants() {
         "name:        inject".to_string(),
         format!("path:        {}", fixture("env_inject")),
         "world:       hook".to_string(),
-        "wit version: rwasm:plugin@0.2.0".to_string(),
-        "exports:     rwasm:plugin/hooks@0.2.0".to_string(),
-        "imports:     rwasm:plugin/host@0.2.0".to_string(),
+        "wit version: rwasm:plugin@0.3.0".to_string(),
+        "exports:     rwasm:plugin/hooks@0.3.0".to_string(),
+        "imports:     rwasm:plugin/host@0.3.0".to_string(),
         "             wasi:cli/environment@0.2.6".to_string(),
         "             env HTTP_PROXY".to_string(),
         "             rootfs -> /rootfs (ro)".to_string(),
@@ -157,8 +157,8 @@ fn inspect_shows_world_version_exports_imports_and_grants() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["name"], Value::Null);
     assert_eq!(v["world"], "hook");
-    assert_eq!(v["wit_version"], "0.2.0");
-    assert_eq!(v["exports"], json!(["rwasm:plugin/hooks@0.2.0"]));
+    assert_eq!(v["wit_version"], "0.3.0");
+    assert_eq!(v["exports"], json!(["rwasm:plugin/hooks@0.3.0"]));
     let imports: Vec<&str> = v["imports"]
         .as_array()
         .unwrap()
@@ -181,6 +181,11 @@ fn inspect_shows_world_version_exports_imports_and_grants() {
     let (code, out, err) = run(&w, &["plugin", "inspect", &fixture("legacy_v0_1")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("wit version: rwasm:plugin@0.1.0\n"), "{out}");
+    // The C plugin's committed bindings are of the frozen 0.2.0: it inspects as such and loads.
+    let (code, out, err) = run(&w, &["plugin", "inspect", &fixture("c_plugin")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wit version: rwasm:plugin@0.2.0\n"), "{out}");
+    assert!(out.contains("\nloads:       yes"), "{out}");
     let (code, out, _) = run(&w, &["plugin", "inspect", &fixture("socket_user")]);
     assert_eq!(code, 0);
     assert!(
@@ -226,7 +231,7 @@ fn validate_lists_every_error_and_exits_1() {
         "{out}"
     );
     assert!(lines[0].ends_with("plugins get no sockets"), "{out}");
-    assert!(lines[1].starts_with("error: plugin `major` does not load: built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0 and 0.2.0"), "{out}");
+    assert!(lines[1].starts_with("error: plugin `major` does not load: built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0, 0.2.0 and 0.3.0"), "{out}");
     assert!(lines[2].starts_with("error: plugin `net` does not load: listed as kind `hook`, but the component exports `rwasm:plugin/network@0.2.0`"), "{out}");
     assert!(
         lines[3].starts_with(

@@ -165,12 +165,12 @@ fn wrong_version_and_wrong_world_are_clear_load_errors() {
     for (wasm, expected) in [
         (
             "wrong_major",
-            "built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0 and 0.2.0",
+            "built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0, 0.2.0 and 0.3.0",
         ),
         (
             "net_sketch",
             "listed as kind `hook`, but the component exports `rwasm:plugin/network@0.2.0` \
-             (world network-driver), not `rwasm:plugin/hooks@0.2.0`",
+             (world network-driver), not `rwasm:plugin/hooks@0.3.0`",
         ),
     ] {
         let m = one_plugin(&w, "odd", wasm, "hooks = [\"pre-create\"]");

@@ -1,6 +1,6 @@
 //! Write rwasm hook plugins in a few lines of Rust.
 //!
-//! A hook plugin is a WebAssembly component of the world `rwasm:plugin/hook@0.2.0`
+//! A hook plugin is a WebAssembly component of the world `rwasm:plugin/hook@0.3.0`
 //! (`sdk/wit/plugin.wit`), built with `cargo build --target wasm32-wasip2`. rwasm calls it
 //! at the container lifecycle points its manifest lists; at `pre-create` it may change the
 //! container's spec, at any point it may refuse the container. This crate hides the
@@ -147,10 +147,12 @@
 //!
 //! # Versions
 //!
-//! This crate builds against `rwasm:plugin@0.2.0`. rwasm also loads plugins built against
-//! 0.1.0 (the same major line); a plugin for another major version, or exporting another
-//! world, is refused at load with the interface that is missing. A released WIT version is
-//! never edited.
+//! This crate builds against `rwasm:plugin@0.3.0`. rwasm also loads plugins built against
+//! 0.2.0 and 0.1.0 (the same major line; both frozen in `sdk/wit-compat/`); a plugin for
+//! another major version, or exporting another world, is refused at load with the
+//! interface that is missing. A released WIT version is never edited. Network drivers
+//! (world `network-driver`) are written against the WIT directly for now
+//! (`plugins/net-bridge`).
 //!
 //! # Testing a plugin
 //!

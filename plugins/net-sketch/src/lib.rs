@@ -1,8 +1,9 @@
-//! net-sketch: a component of the `network-driver` world of `rwasm:plugin@0.2.0` (the
+//! net-sketch: a component of the `network-driver` world of `rwasm:plugin@0.2.0` (frozen in
+//! `sdk/wit-compat/0.2.0`; the
 //! operations only sketched so far). Listed in a manifest as `kind = "hook"` it must be
 //! refused at load, naming the interface it exports and the one a hook needs.
 
-wit_bindgen::generate!({ world: "network-driver", path: "../../sdk/wit" });
+wit_bindgen::generate!({ world: "network-driver", path: "../../sdk/wit-compat/0.2.0" });
 
 use exports::rwasm::plugin::network::{Guest, NetworkRequest, NetworkResult};
 use rwasm::plugin::types::{ConfigEntry, Error, ErrorCode};

@@ -68,6 +68,12 @@ pub struct RunArgs {
     pub stop_timeout: Option<u32>,
     #[command(flatten)]
     pub host: super::host_flags::HostFlags,
+    /// Connect to a network: none (default), host, bridge, or a network driver's name.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (on a driver's network).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -178,10 +184,20 @@ fn docker_run_detached(
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
 fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+    if let Some(n) = &a.network {
+        rwasm::engine::network::Mode::parse(n)?;
+    }
+    let publish = a
+        .publish
+        .iter()
+        .map(|p| rwasm::engine::network::parse_publish(p))
+        .collect::<Result<Vec<_>, _>>()?;
     // Docker: --env-file entries first, -e entries after them (and winning).
     let mut env = a.host.env_file_entries()?;
     env.extend(a.env.iter().cloned());
     let mut flags = RunFlags {
+        network: a.network.clone(),
+        publish,
         env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),

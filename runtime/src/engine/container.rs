@@ -796,6 +796,13 @@ pub fn delete(
     if let Some(h) = &record.cgroup {
         Manager::from_handle(h).destroy()?;
     }
+    // A Docker-style container's network (its driver's teardown, then its rules and links).
+    super::network::teardown(
+        id,
+        &record.bundle,
+        cache_dir,
+        plugins.as_ref().ok().copied(),
+    );
     if record
         .annotations
         .contains_key(super::run::ROOTFS_MOUNT_ANNOTATION)

@@ -110,6 +110,11 @@ pub struct RunFlags {
     pub entrypoint: Option<String>,
     /// Security, device and namespace flags (`--cap-add`, `--privileged`, `--device`, ...).
     pub host: super::host_config::HostConfig,
+    /// `--network`: `none` (default), `host` (no network namespace), `bridge` or a network
+    /// driver's name (see [`crate::engine::network`]).
+    pub network: Option<String>,
+    /// `-p/--publish` `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, parsed.
+    pub publish: Vec<crate::plugin::network::PortMapping>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).
@@ -526,15 +531,20 @@ pub fn docker_spec(
             .build()
             .expect("static namespace")
     };
+    let mut namespaces = vec![
+        ns(LinuxNamespaceType::Pid),
+        ns(LinuxNamespaceType::Ipc),
+        ns(LinuxNamespaceType::Uts),
+        ns(LinuxNamespaceType::Mount),
+        ns(LinuxNamespaceType::Network),
+        ns(LinuxNamespaceType::Cgroup),
+    ];
+    if flags.network.as_deref() == Some("host") {
+        // `--network host`: the host's network namespace (Docker's behaviour).
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    }
     let linux = LinuxBuilder::default()
-        .namespaces(vec![
-            ns(LinuxNamespaceType::Pid),
-            ns(LinuxNamespaceType::Ipc),
-            ns(LinuxNamespaceType::Uts),
-            ns(LinuxNamespaceType::Mount),
-            ns(LinuxNamespaceType::Network),
-            ns(LinuxNamespaceType::Cgroup),
-        ])
+        .namespaces(namespaces)
         .resources(resources(flags)?)
         .cgroups_path(PathBuf::from(format!("rwasm/{id}")))
         .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())

@@ -8,6 +8,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod record;
 pub mod run;
 pub mod seccomp_profile;

@@ -45,6 +45,9 @@ pub enum MonitorError {
     /// Opening the log file.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Connecting the container's network.
+    #[error(transparent)]
+    Network(#[from] super::network::NetworkError),
     /// Making or redirecting the stdio pipes.
     #[error("cannot {0} the container's stdio")]
     Stdio(&'static str, #[source] nix::Error),
@@ -247,9 +250,23 @@ impl Monitor<'_> {
         );
         let _ = nix::unistd::dup2_stdout(&devnull);
         let _ = nix::unistd::dup2_stderr(&saved_err);
-        if let Err(e) = created {
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => {
+                cleanup();
+                return Err(Box::new(e).into());
+            }
+        };
+        if let Err(e) = super::network::setup(
+            self.id,
+            &dir,
+            created.record.pid.unwrap_or_default(),
+            &created.record.annotations,
+            self.plugins,
+            self.cache_dir,
+        ) {
             cleanup();
-            return Err(Box::new(e).into());
+            return Err(e.into());
         }
         std::thread::scope(|s| {
             s.spawn(|| pump(File::from(out_r), "stdout", log));

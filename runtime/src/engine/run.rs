@@ -43,6 +43,9 @@ pub enum RunError {
     /// Create, start, wait or delete of the container failed (boxed: the error is large).
     #[error(transparent)]
     Engine(#[from] Box<EngineError>),
+    /// `--network` is invalid, or its driver failed to connect the container.
+    #[error(transparent)]
+    Network(#[from] super::network::NetworkError),
     /// Mounting the overlay rootfs (image as lower, the run's `upper` and `work`) failed.
     #[error(transparent)]
     Overlay(#[from] OverlayError),
@@ -246,8 +249,34 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             .build()
             .expect("static mount")
     };
+    let mode = super::network::Mode::parse(
+        req.flags
+            .network
+            .as_deref()
+            .unwrap_or(super::network::DEFAULT_MODE),
+    )?;
+    let mut extra = vec![
+        bind("hostname", "/etc/hostname"),
+        bind("hosts", "/etc/hosts"),
+    ];
+    if matches!(mode, super::network::Mode::Driver(_)) {
+        // Filled in place once the driver has answered (see `network::setup`).
+        let resolv = dir.join("resolv.conf");
+        fs::write(&resolv, super::network::resolv_conf(None)).map_err(io_err("write", &resolv))?;
+        extra.push(bind("resolv.conf", "/etc/resolv.conf"));
+    } else if !req.flags.publish.is_empty() {
+        return Err(super::network::NetworkError::BadMode {
+            value: mode.as_str().to_string(),
+            reason: "-p needs a network with a driver (bridge), not none or host",
+        }
+        .into());
+    }
     let mut annotations = HashMap::from([
         (NAME_ANNOTATION.to_string(), name.clone()),
+        (
+            super::network::NETWORK_ANNOTATION.to_string(),
+            mode.as_str().to_string(),
+        ),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
         (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
     ]);
@@ -260,6 +289,12 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         if let Some(p) = super::image::defaults::exposed_ports(config) {
             annotations.insert(EXPOSED_PORTS_ANNOTATION.into(), p);
         }
+    }
+    if !req.flags.publish.is_empty() {
+        annotations.insert(
+            super::network::PORTS_ANNOTATION.into(),
+            serde_json::to_string(&req.flags.publish).expect("ports serialize"),
+        );
     }
     flags.hostname = Some(hostname);
     let group_names = flags
@@ -284,10 +319,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         Path::new("rootfs"),
         args.clone(),
         &flags,
-        vec![
-            bind("hostname", "/etc/hostname"),
-            bind("hosts", "/etc/hosts"),
-        ],
+        extra,
         annotations,
     )?;
     let cfg = dir.join("config.json");
@@ -379,6 +411,18 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         },
     )
     .map_err(Box::new)?;
+    let connected = super::network::setup(
+        &id,
+        &dir,
+        created.record.pid.unwrap_or_default(),
+        &created.record.annotations,
+        req.plugins,
+        req.cache_dir,
+    );
+    if let Err(e) = connected {
+        let _ = container::delete(store, &id, true, req.cache_dir, Some(req.plugins));
+        return Err(e.into());
+    }
     (req.on_start)(created.record.pid.unwrap_or_default());
     let code = match container::start(store, &id, req.plugins) {
         Ok(record) => {

@@ -96,6 +96,12 @@ pub enum FailureCause {
         /// wasmtime's explanation.
         reason: String,
     },
+    /// The component's imports or exports do not match the `network-driver` world.
+    #[error("cannot link as a network driver: {reason}")]
+    NetworkLink {
+        /// What does not match, or wasmtime's explanation.
+        reason: String,
+    },
     /// The wasmtime engine could not be created.
     #[error("cannot create the wasm engine: {reason}")]
     Engine {
@@ -151,7 +157,7 @@ pub enum FailureCause {
         exports: String,
         /// The world that interface belongs to, e.g. `network-driver`.
         world: String,
-        /// The interface the kind needs, e.g. `rwasm:plugin/hooks@0.2.0`.
+        /// The interface the kind needs, e.g. `rwasm:plugin/hooks@0.3.0`.
         missing: String,
     },
     /// The thread that runs the call could not be started.
@@ -164,7 +170,7 @@ pub enum FailureCause {
 }
 
 /// The versions of `rwasm:plugin` this host runs, as messages print them.
-pub(crate) const HOSTED_VERSIONS: &str = "0.1.0 and 0.2.0";
+pub(crate) const HOSTED_VERSIONS: &str = "0.1.0, 0.2.0 and 0.3.0";
 
 fn version_message(found: &str, newer: bool) -> String {
     if newer {
@@ -175,7 +181,7 @@ fn version_message(found: &str, newer: bool) -> String {
     } else {
         format!(
             "built for rwasm:plugin {found}, this rwasm hosts {HOSTED_VERSIONS}: rebuild it \
-             against rwasm:plugin@0.2.0"
+             against rwasm:plugin@0.3.0"
         )
     }
 }
@@ -285,6 +291,27 @@ pub enum PluginError {
         /// The name asked for.
         name: String,
     },
+    /// `--network NAME` names no network: no `network-driver` plugin of that name.
+    #[error("no network driver named `{name}`{}: list a `network-driver` plugin of that name in the manifest", manifest.as_ref().map(|m| format!(" in {}", m.display())).unwrap_or_default())]
+    NoNetworkDriver {
+        /// The network asked for.
+        name: String,
+        /// The manifest searched, if any.
+        manifest: Option<PathBuf>,
+    },
+    /// A network driver call failed (load, configure, prepare or invoke phase).
+    #[error("network driver `{plugin}` failed to {op} in its {phase} phase")]
+    NetworkFailed {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// `setup`, `teardown` or `check`.
+        op: &'static str,
+        /// The phase that failed.
+        phase: Phase,
+        /// What went wrong.
+        #[source]
+        cause: FailureCause,
+    },
     /// The spec could not be encoded as JSON for the plugins.
     #[error("cannot encode the container spec as JSON for plugins")]
     EncodeSpec {
@@ -301,11 +328,13 @@ impl PluginError {
             PluginError::Denied { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::InvalidAdjustment { plugin, .. }
-            | PluginError::Unloadable { plugin, .. } => Some(plugin),
+            | PluginError::Unloadable { plugin, .. }
+            | PluginError::NetworkFailed { plugin, .. } => Some(plugin),
             PluginError::Conflict { second, .. } => Some(second),
             PluginError::ManifestRead { .. }
             | PluginError::Manifest { .. }
             | PluginError::UnknownPlugin { .. }
+            | PluginError::NoNetworkDriver { .. }
             | PluginError::EncodeSpec { .. } => None,
         }
     }

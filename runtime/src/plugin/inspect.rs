@@ -24,7 +24,7 @@ use super::{Applied, HookPoint, OnError, PluginError, PluginSet};
 pub struct PluginInfo {
     /// The manifest name.
     pub name: String,
-    /// The manifest `kind` (`hook`).
+    /// The manifest `kind` (`hook`, `network-driver`).
     pub kind: String,
     /// Absolute path of the component.
     pub path: PathBuf,
@@ -61,6 +61,11 @@ pub struct GrantInfo {
     pub random: bool,
     /// The adjustment grants held, of `args`, `loosen-resources`, `hooks`, `devices`.
     pub adjust: Vec<String>,
+    /// A network driver's `[plugin.grants.network]`, one line:
+    /// `network bridges rwasm0; subnets 10.88.0.0/16; links rwv*; nat` (absent in JSON
+    /// for hooks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// One preopened directory.
@@ -104,6 +109,26 @@ impl GrantInfo {
             .filter(|(held, _)| *held)
             .map(|(_, name)| name.to_string())
             .collect(),
+            network: spec.network.as_ref().map(|g| {
+                let none = |v: Vec<String>| {
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                let subnets = g.subnets.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+                let links = g
+                    .link_prefix
+                    .as_ref()
+                    .map_or("none".to_string(), |p| format!("{p}*"));
+                format!(
+                    "network bridges {}; subnets {}; links {links}{}",
+                    none(g.bridges.clone()),
+                    none(subnets),
+                    if g.nat { "; nat" } else { "" }
+                )
+            }),
         }
     }
 
@@ -127,6 +152,7 @@ impl GrantInfo {
             lines.push("random".to_string());
         }
         lines.extend(self.adjust.iter().cloned());
+        lines.extend(self.network.iter().cloned());
         if lines.is_empty() {
             lines.push("nothing".to_string());
         }
@@ -243,7 +269,11 @@ impl PluginSet {
                 };
                 PluginInfo {
                     name: s.name.clone(),
-                    kind: "hook".to_string(),
+                    kind: match s.kind {
+                        super::manifest::PluginKind::Hook => "hook",
+                        super::manifest::PluginKind::NetworkDriver => "network-driver",
+                    }
+                    .to_string(),
                     path: s.path.clone(),
                     hooks: s.hooks.iter().map(|h| h.to_string()).collect(),
                     on_error: match s.on_error {
@@ -277,11 +307,16 @@ impl PluginSet {
             .map_err(unloadable)?;
         let (world, wit_version) = world_of(&names.exports);
         let load_error = match plugin {
-            Some(p) => host.load(&p.spec, &self.cache_dir).err(),
+            Some(p) => host.load_any(&p.spec, &self.cache_dir).err(),
             None => {
                 let mut spec = PluginSpec::for_file(&path);
-                spec.hooks = vec![HookPoint::PreCreate];
-                host.load(&spec, &self.cache_dir).err()
+                if world.as_deref() == Some("network-driver") {
+                    spec.kind = super::manifest::PluginKind::NetworkDriver;
+                    spec.network = Some(super::manifest::NetworkGrant::default());
+                } else {
+                    spec.hooks = vec![HookPoint::PreCreate];
+                }
+                host.load_any(&spec, &self.cache_dir).err()
             }
         }
         .map(|cause| cause.to_string());
@@ -310,6 +345,14 @@ impl PluginSet {
         self.plugins
             .iter()
             .filter_map(|p| {
+                if !matches!(p.spec.kind, super::manifest::PluginKind::Hook) {
+                    return host.load_any(&p.spec, &self.cache_dir).err().map(|cause| {
+                        PluginError::Unloadable {
+                            plugin: p.spec.name.clone(),
+                            cause,
+                        }
+                    });
+                }
                 let loaded = match host.load(&p.spec, &self.cache_dir) {
                     Ok((loaded, _)) => loaded,
                     Err(cause) => {
@@ -349,8 +392,8 @@ impl PluginSet {
             .map(|p| {
                 let started = Instant::now();
                 let result = host
-                    .load(&p.spec, &self.cache_dir)
-                    .map(|(_, origin)| (origin_name(origin), started.elapsed()))
+                    .load_any(&p.spec, &self.cache_dir)
+                    .map(|origin| (origin_name(origin), started.elapsed()))
                     .map_err(|cause| PluginError::Unloadable {
                         plugin: p.spec.name.clone(),
                         cause,
@@ -449,6 +492,7 @@ impl PluginSpec {
     fn for_file(path: &Path) -> PluginSpec {
         PluginSpec {
             name: "file".to_string(),
+            kind: super::manifest::PluginKind::Hook,
             path: path.to_path_buf(),
             hooks: Vec::new(),
             on_error: OnError::Fail,
@@ -465,6 +509,7 @@ impl PluginSpec {
             loosen_resources: false,
             grant_hooks: false,
             grant_devices: false,
+            network: None,
         }
     }
 }

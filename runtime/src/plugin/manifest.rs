@@ -6,8 +6,8 @@
 //! [[plugin]]
 //! name = "audit"                  # unique, [a-z0-9-]
 //! path = "audit.wasm"             # relative to the manifest's directory
-//! kind = "hook"                   # the only kind in this version
-//! hooks = ["pre-create", "poststop"]
+//! kind = "hook"                   # hook | network-driver
+//! hooks = ["pre-create", "poststop"]   # hook plugins only
 //! on-error = "fail"               # fail (default) | ignore
 //! timeout-ms = 200                # default 1000, 1..=60000
 //! memory-limit = "64MiB"          # default 64MiB, at least 1MiB, at most 4GiB
@@ -37,6 +37,22 @@
 //! loosen-resources = true         # may raise resources and rlimits (default false)
 //! hooks = true                    # may add OCI exec hooks, run as root (default false)
 //! devices = true                  # may add device nodes and their cgroup rules (default false)
+//! ```
+//!
+//! A network driver (issue 6) has no `hooks`: `rwasm run --network NAME` calls the
+//! `network-driver` plugin named NAME. What it may ask the host to do:
+//!
+//! ```toml
+//! [[plugin]]
+//! name = "bridge"
+//! kind = "network-driver"
+//! [plugin.grants]
+//! dirs = { "/var/lib/rwasm/net/bridge" = "/state:rw" }   # its IPAM leases
+//! [plugin.grants.network]
+//! bridges = ["rwasm0"]            # bridges it may create, reuse, address and attach to
+//! subnets = ["10.88.0.0/16"]      # IPv4 networks its addresses, routes and NAT must lie in
+//! link-prefix = "rwv"             # host links it creates and owns start with this (1-8 chars)
+//! nat = true                      # masquerade and port forwards (default false)
 //! ```
 //! Nothing else is granted: no sockets, no host processes, no network. The component's
 //! imports are checked against these grants at load (see `host::grants`).
@@ -87,7 +103,7 @@ struct RawPlugin {
     name: Spanned<String>,
     path: Spanned<String>,
     kind: Spanned<String>,
-    hooks: Spanned<Vec<Spanned<String>>>,
+    hooks: Option<Spanned<Vec<Spanned<String>>>>,
     on_error: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<toml::Value>>,
@@ -119,6 +135,20 @@ struct RawGrants {
     rootfs: Option<Spanned<String>>,
     clock: Option<bool>,
     random: Option<bool>,
+    network: Option<Spanned<RawNetworkGrant>>,
+}
+
+/// `[plugin.grants.network]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNetworkGrant {
+    #[serde(default)]
+    bridges: Vec<Spanned<String>>,
+    #[serde(default)]
+    subnets: Vec<Spanned<String>>,
+    link_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    nat: bool,
 }
 
 /// `[plugin.match]`.
@@ -142,10 +172,35 @@ pub(crate) struct Manifest {
     pub(crate) cdi_spec_dirs: Vec<PathBuf>,
 }
 
+/// What a plugin is: its manifest `kind`, the world its component must export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PluginKind {
+    /// World `hook`: called at its `hooks`.
+    Hook,
+    /// World `network-driver`: called by `rwasm run --network NAME`.
+    NetworkDriver,
+}
+
+/// `[plugin.grants.network]`: what a network driver may ask of the host (the plugin
+/// host checks every `net-host` call against it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NetworkGrant {
+    /// Bridges it may create or reuse, address, bring up and attach links to.
+    pub(crate) bridges: Vec<String>,
+    /// IPv4 networks (address, prefix length) its addresses, routes and NAT must lie in.
+    pub(crate) subnets: Vec<(std::net::Ipv4Addr, u8)>,
+    /// Host links it creates (veth host ends) start with this; it owns those only.
+    pub(crate) link_prefix: Option<String>,
+    /// It may masquerade and forward ports.
+    pub(crate) nat: bool,
+}
+
 /// One validated `[[plugin]]` entry.
 #[derive(Debug, Clone)]
 pub(crate) struct PluginSpec {
     pub(crate) name: String,
+    /// `kind`.
+    pub(crate) kind: PluginKind,
     /// Absolute path of the `.wasm` component.
     pub(crate) path: PathBuf,
     pub(crate) hooks: Vec<HookPoint>,
@@ -174,6 +229,8 @@ pub(crate) struct PluginSpec {
     pub(crate) sandbox: SandboxGrants,
     /// `max-answer`: bytes of strings one answer (adjustment or deny reason) may hold.
     pub(crate) max_answer: u64,
+    /// `[plugin.grants.network]`, network drivers only.
+    pub(crate) network: Option<NetworkGrant>,
 }
 
 /// `[plugin.match]`: an empty selector matches every container.
@@ -471,14 +528,16 @@ fn plugin(
     }
     let path = dir.join(rel);
 
-    match raw.kind.get_ref().as_str() {
-        "hook" => {}
-        k @ ("network-driver" | "storage-driver" | "volume-driver") => {
+    let kind = match raw.kind.get_ref().as_str() {
+        "hook" => PluginKind::Hook,
+        "network-driver" => PluginKind::NetworkDriver,
+        k @ ("storage-driver" | "volume-driver") => {
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
                 format!(
-                    "plugin kind `{k}` is not supported yet (this version runs only `hook` plugins)"
+                    "plugin kind `{k}` is not supported yet (this version runs `hook` and \
+                     `network-driver` plugins)"
                 ),
             ));
         }
@@ -486,20 +545,38 @@ fn plugin(
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
-                format!("unknown plugin kind `{k}`, expected `hook`"),
+                format!("unknown plugin kind `{k}`, expected `hook` or `network-driver`"),
             ));
         }
-    }
+    };
 
-    if raw.hooks.get_ref().is_empty() {
-        return Err(ctx.err(
-            raw.hooks.span(),
-            key("hooks"),
-            "list at least one hook point",
-        ));
-    }
+    let no_hooks = Spanned::new(0..0, Vec::new());
+    let raw_hooks = match (&raw.hooks, kind) {
+        (Some(h), PluginKind::NetworkDriver) => {
+            return Err(ctx.err(
+                h.span(),
+                key("hooks"),
+                "a network driver has no hook points: `rwasm run --network NAME` calls the \
+                 network-driver plugin named NAME",
+            ));
+        }
+        (None, PluginKind::NetworkDriver) => &no_hooks,
+        (None, PluginKind::Hook) => {
+            return Err(ctx.err(
+                raw.name.span(),
+                key("hooks"),
+                "missing field `hooks`: a hook plugin lists the hook points it is called at",
+            ));
+        }
+        (Some(h), PluginKind::Hook) => {
+            if h.get_ref().is_empty() {
+                return Err(ctx.err(h.span(), key("hooks"), "list at least one hook point"));
+            }
+            h
+        }
+    };
     let mut hooks = Vec::new();
-    for (i, hook) in raw.hooks.get_ref().iter().enumerate() {
+    for (i, hook) in raw_hooks.get_ref().iter().enumerate() {
         let point: HookPoint = hook.get_ref().parse().map_err(|_| {
             ctx.err(
                 hook.span(),
@@ -628,7 +705,20 @@ fn plugin(
         rootfs: None,
         clock: None,
         random: None,
+        network: None,
     });
+    let network = match (raw_grants.network.take(), kind) {
+        (Some(g), PluginKind::Hook) => {
+            return Err(ctx.err(
+                g.span(),
+                format!("plugin[{index}].grants.network"),
+                "only a `network-driver` plugin may be granted network operations",
+            ));
+        }
+        (Some(g), PluginKind::NetworkDriver) => Some(network_grant(ctx, index, g.into_inner())?),
+        (None, PluginKind::NetworkDriver) => Some(NetworkGrant::default()),
+        (None, PluginKind::Hook) => None,
+    };
     let sandbox = sandbox_grants(ctx, index, &mut raw_grants)?;
     let mut dirs = Vec::new();
     let mut guests = BTreeSet::new();
@@ -681,6 +771,7 @@ fn plugin(
 
     Ok(PluginSpec {
         name: raw.name.into_inner(),
+        kind,
         path,
         hooks,
         on_error,
@@ -697,7 +788,86 @@ fn plugin(
         grant_devices,
         sandbox,
         max_answer,
+        network,
     })
+}
+
+/// Longest `link-prefix`: it leaves 7 of an interface name's 15 characters for the driver.
+const MAX_LINK_PREFIX: usize = 8;
+
+/// Validates `[plugin.grants.network]`.
+fn network_grant(
+    ctx: &Ctx<'_>,
+    index: usize,
+    raw: RawNetworkGrant,
+) -> Result<NetworkGrant, PluginError> {
+    let key = |k: &str| format!("plugin[{index}].grants.network.{k}");
+    let mut bridges = Vec::new();
+    for (i, b) in raw.bridges.iter().enumerate() {
+        if let Err(e) = crate::linux::net::netlink::check_ifname(b.get_ref()) {
+            return Err(ctx.err(b.span(), key(&format!("bridges[{i}]")), e.to_string()));
+        }
+        bridges.push(b.get_ref().clone());
+    }
+    let mut subnets = Vec::new();
+    for (i, n) in raw.subnets.iter().enumerate() {
+        let net = parse_subnet(n.get_ref())
+            .map_err(|reason| ctx.err(n.span(), key(&format!("subnets[{i}]")), reason))?;
+        subnets.push(net);
+    }
+    let link_prefix = match &raw.link_prefix {
+        None => None,
+        Some(p) => {
+            let v = p.get_ref();
+            let ok = !v.is_empty()
+                && v.len() <= MAX_LINK_PREFIX
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(ctx.err(
+                    p.span(),
+                    key("link-prefix"),
+                    format!(
+                        "invalid link prefix `{v}`: use 1 to {MAX_LINK_PREFIX} characters of \
+                         a-z, A-Z, 0-9, - and _"
+                    ),
+                ));
+            }
+            if bridges.iter().any(|b| b.starts_with(v.as_str())) {
+                return Err(ctx.err(
+                    p.span(),
+                    key("link-prefix"),
+                    format!("a granted bridge starts with the link prefix `{v}`; pick another"),
+                ));
+            }
+            Some(v.clone())
+        }
+    };
+    Ok(NetworkGrant {
+        bridges,
+        subnets,
+        link_prefix,
+        nat: raw.nat,
+    })
+}
+
+/// Parses `a.b.c.d/len` with no host bits set.
+pub(crate) fn parse_subnet(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let bad = || format!("invalid subnet `{text}`: use an IPv4 network such as 10.88.0.0/16");
+    let (addr, len) = text.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if len > 32 {
+        return Err(bad());
+    }
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    if u32::from(addr) & !mask != 0 {
+        return Err(format!(
+            "invalid subnet `{text}`: host bits are set (the network is {}/{len})",
+            std::net::Ipv4Addr::from(u32::from(addr) & mask)
+        ));
+    }
+    Ok((addr, len))
 }
 
 /// `[plugin.grants]` env, rootfs, clock and random (taken out of `raw`).

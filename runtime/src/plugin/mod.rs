@@ -29,6 +29,7 @@ mod error;
 mod host;
 mod inspect;
 pub mod manifest;
+pub mod network;
 mod select;
 
 use std::cell::{OnceCell, RefCell};

@@ -430,6 +430,7 @@ pub(crate) mod tests {
     pub(crate) fn plugin(name: &str, dirs: Vec<DirGrant>) -> PluginSpec {
         PluginSpec {
             name: name.to_string(),
+            kind: crate::plugin::manifest::PluginKind::Hook,
             path: PathBuf::from("/x.wasm"),
             hooks: vec![crate::plugin::HookPoint::PreCreate],
             on_error: OnError::Fail,
@@ -446,6 +447,7 @@ pub(crate) mod tests {
             grant_devices: false,
             sandbox: crate::plugin::manifest::SandboxGrants::default(),
             max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
+            network: None,
         }
     }
 

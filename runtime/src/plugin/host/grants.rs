@@ -9,7 +9,7 @@
 //! | `wasi:io/*`, `wasi:filesystem/*` | always (there is nothing to open without a grant) |
 //! | `wasi:clocks/*` | `clock = true` (the default) |
 //! | `wasi:random/*` | `random = true` (the default) |
-//! | `rwasm:plugin/{host,types}@0.1.0` and `@0.2.0` | always |
+//! | `rwasm:plugin/{host,types}@0.1.0`, `@0.2.0` and `@0.3.0` | always |
 //!
 //! Anything else — `wasi:sockets/*`, `wasi:http/*`, an unknown interface — is refused with
 //! [`FailureCause::ImportNotGranted`], naming the import and the reason. So a plugin has
@@ -39,6 +39,8 @@ const RWASM_IMPORTS: &[&str] = &[
     "rwasm:plugin/types@0.1.0",
     "rwasm:plugin/host@0.2.0",
     "rwasm:plugin/types@0.2.0",
+    "rwasm:plugin/host@0.3.0",
+    "rwasm:plugin/types@0.3.0",
 ];
 
 /// Checks every import name of a component against the allow-list of `grants`.
@@ -137,7 +139,7 @@ fn rootfs_of(call: &Call) -> PathBuf {
     }
 }
 
-fn preopen(
+pub(super) fn preopen(
     builder: &mut WasiCtxBuilder,
     host: &Path,
     guest: &str,

@@ -10,8 +10,8 @@
 //!   has a `fuel` budget; the others then get an unlimited budget.
 //! - Components are compiled once and cached (see [`super::cache`]); a cached artifact whose
 //!   checksum does not hold, or that no longer deserializes, is recompiled and replaced.
-//! - Load checks the component's exports (the `hook` world of a hosted version: 0.2.0 or
-//!   0.1.0; another major or a newer version, or another world's interface, is a clear
+//! - Load checks the component's exports (the `hook` world of a hosted version: 0.3.0,
+//!   0.2.0 or 0.1.0; another major or a newer version, or another world's interface, is a clear
 //!   error) and its imports against the plugin's grants (`grants`).
 //! - Every call gets a fresh store and instance: a WASI context with nothing inherited
 //!   (no env, args, network or stdin; stdout and stderr captured in memory, up to
@@ -59,18 +59,33 @@ mod clock;
 mod convert;
 mod grants;
 mod limits;
+mod net_ctx;
+mod network;
 mod state;
 mod ticker;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
+pub(crate) use network::NetCtx;
 use state::HostState;
 use ticker::Ticker;
 use worker::Worker;
 
-/// Host bindings of the current package, `rwasm:plugin@0.2.0`.
+/// Host bindings of the current package, `rwasm:plugin@0.3.0`.
 mod bindings {
     wasmtime::component::bindgen!({ world: "hook", path: "../sdk/wit" });
+}
+
+/// Host bindings of `rwasm:plugin@0.2.0`, frozen in `sdk/wit-compat/0.2.0/`. Its `types`
+/// are those of 0.3.0 but for the `protocol` enum no 0.2.0 function uses, so the 0.3.0
+/// Rust types serve both (component values are checked structurally, by field and case
+/// names, at link time) and one set of conversions does.
+mod bindings_v0_2 {
+    wasmtime::component::bindgen!({
+        world: "hook",
+        path: "../sdk/wit-compat/0.2.0",
+        with: { "rwasm:plugin/types": super::bindings::rwasm::plugin::types },
+    });
 }
 
 /// Host bindings of `rwasm:plugin@0.1.0`, frozen in `sdk/wit-compat/0.1.0/`, so that
@@ -79,9 +94,9 @@ mod bindings_v0_1 {
     wasmtime::component::bindgen!({ world: "hook", path: "../sdk/wit-compat/0.1.0" });
 }
 
-/// The export a hook plugin of the current version has (0.1.0 plugins export
-/// `rwasm:plugin/hooks@0.1.0`).
-const HOOKS_EXPORT: &str = "rwasm:plugin/hooks@0.2.0";
+/// The export a hook plugin of the current version has (older plugins export
+/// `rwasm:plugin/hooks@0.2.0` or `@0.1.0`).
+const HOOKS_EXPORT: &str = "rwasm:plugin/hooks@0.3.0";
 
 /// How often the epoch advances: the granularity of `timeout-ms`.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(EPOCH_TICK_MS);
@@ -148,7 +163,8 @@ pub(crate) struct Loaded {
 /// A linked component of one of the supported package versions.
 #[derive(Clone)]
 enum Pre {
-    V0_2(bindings::HookPre<HostState>),
+    V0_3(bindings::HookPre<HostState>),
+    V0_2(bindings_v0_2::HookPre<HostState>),
     V0_1(bindings_v0_1::HookPre<HostState>),
 }
 
@@ -186,6 +202,7 @@ pub(crate) struct Interfaces {
 /// The hosted package version a hook component was built against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HookVersion {
+    V0_3,
     V0_2,
     V0_1,
 }
@@ -209,6 +226,7 @@ fn hook_version(exports: &[String]) -> Result<HookVersion, FailureCause> {
         .collect();
     if let Some((export, _, version)) = rwasm.iter().find(|(_, iface, _)| *iface == "hooks") {
         return match *version {
+            "0.3.0" => Ok(HookVersion::V0_3),
             "0.2.0" => Ok(HookVersion::V0_2),
             "0.1.0" => Ok(HookVersion::V0_1),
             other => {
@@ -216,8 +234,8 @@ fn hook_version(exports: &[String]) -> Result<HookVersion, FailureCause> {
                     .split(['.', '-', '+'])
                     .filter_map(|p| p.parse().ok())
                     .collect();
-                let newer = matches!(parts.as_slice(), [0, minor, ..] if *minor > 2)
-                    || matches!(parts.as_slice(), [0, 2, patch, ..] if *patch > 0);
+                let newer = matches!(parts.as_slice(), [0, minor, ..] if *minor > 3)
+                    || matches!(parts.as_slice(), [0, 3, patch, ..] if *patch > 0);
                 Err(FailureCause::UnsupportedVersion {
                     found: if other.is_empty() {
                         "an unversioned package".to_string()
@@ -243,7 +261,7 @@ fn hook_version(exports: &[String]) -> Result<HookVersion, FailureCause> {
     Err(FailureCause::Link {
         reason: format!(
             "the component does not export `{HOOKS_EXPORT}` (a hook plugin of world \
-             rwasm:plugin/hook; 0.1.0 is accepted too); it exports: {}",
+             rwasm:plugin/hook; 0.2.0 and 0.1.0 are accepted too); it exports: {}",
             if exports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -281,8 +299,16 @@ impl Host {
         clock::shadow(&mut linker).map_err(engine_err)?;
         bindings::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        bindings_v0_2::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+        // The 0.2.0 `types` are the 0.3.0 Rust types (see `bindings_v0_2`), so its own
+        // type-only instance is not registered by the line above.
+        linker
+            .instance("rwasm:plugin/types@0.2.0")
+            .map_err(engine_err)?;
         bindings_v0_1::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        network::add_to_linker(&mut linker).map_err(engine_err)?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {
@@ -311,14 +337,15 @@ impl Host {
         grants::check_imports(&spec.sandbox, names.imports.iter().map(String::as_str))?;
         let instance = self.linker.instantiate_pre(&component).map_err(link)?;
         let pre = match version {
-            HookVersion::V0_2 => Pre::V0_2(bindings::HookPre::new(instance).map_err(link)?),
+            HookVersion::V0_3 => Pre::V0_3(bindings::HookPre::new(instance).map_err(link)?),
+            HookVersion::V0_2 => Pre::V0_2(bindings_v0_2::HookPre::new(instance).map_err(link)?),
             HookVersion::V0_1 => {
                 let newer = [super::HookPoint::PreUpdate, super::HookPoint::PostDelete];
                 if let Some(point) = spec.hooks.iter().find(|p| newer.contains(p)) {
                     return Err(FailureCause::Link {
                         reason: format!(
                             "the plugin is built against rwasm:plugin@0.1.0, which has no hook \
-                             point `{point}`; rebuild it against 0.2.0 or remove `{point}` from \
+                             point `{point}`; rebuild it against 0.3.0 or remove `{point}` from \
                              its hooks"
                         ),
                     });
@@ -520,6 +547,10 @@ mod tests {
     #[test]
     fn hosted_versions_load() {
         assert_eq!(
+            version(&["rwasm:plugin/hooks@0.3.0"]),
+            Ok(HookVersion::V0_3)
+        );
+        assert_eq!(
             version(&["rwasm:plugin/hooks@0.2.0"]),
             Ok(HookVersion::V0_2)
         );
@@ -533,16 +564,16 @@ mod tests {
     fn other_versions_are_refused_with_what_to_do() {
         assert_eq!(
             version(&["rwasm:plugin/hooks@1.0.0"]).unwrap_err(),
-            "built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0 and 0.2.0: rebuild it against \
-             rwasm:plugin@0.2.0"
+            "built for rwasm:plugin 1.0.0, this rwasm hosts 0.1.0, 0.2.0 and 0.3.0: rebuild it \
+             against rwasm:plugin@0.3.0"
         );
-        for newer in ["0.3.0", "0.2.1"] {
+        for newer in ["0.4.0", "0.3.1"] {
             let err = version(&[&format!("rwasm:plugin/hooks@{newer}")]).unwrap_err();
             assert_eq!(
                 err,
                 format!(
                     "built for rwasm:plugin {newer}, which is newer than this rwasm (it hosts \
-                     0.1.0 and 0.2.0): upgrade rwasm"
+                     0.1.0, 0.2.0 and 0.3.0): upgrade rwasm"
                 )
             );
         }
@@ -553,11 +584,11 @@ mod tests {
         assert_eq!(
             version(&["rwasm:plugin/storage@0.2.0"]).unwrap_err(),
             "listed as kind `hook`, but the component exports `rwasm:plugin/storage@0.2.0` \
-             (world storage-driver), not `rwasm:plugin/hooks@0.2.0`"
+             (world storage-driver), not `rwasm:plugin/hooks@0.3.0`"
         );
         let err = version(&["wasi:cli/run@0.2.6"]).unwrap_err();
         assert!(
-            err.contains("does not export `rwasm:plugin/hooks@0.2.0`"),
+            err.contains("does not export `rwasm:plugin/hooks@0.3.0`"),
             "{err}"
         );
         assert!(err.contains("wasi:cli/run@0.2.6"), "{err}");

@@ -8,6 +8,7 @@ use super::super::HookPoint;
 use super::super::manifest::PluginSpec;
 use super::bindings::rwasm::plugin::{host as wit_host, types as wit};
 use super::bindings_v0_1::rwasm::plugin::{host as wit1_host, types as wit1};
+use super::bindings_v0_2::rwasm::plugin::host as wit2_host;
 use super::worker::truncate;
 use super::{MAX_LOG_BYTES, MAX_LOG_CALLS, MAX_MEMORIES, MAX_TABLE_ELEMENTS};
 
@@ -26,6 +27,8 @@ pub(super) struct HostState {
     /// A warm-up (`Host::warm`): the guest's `log` calls are dropped, so that a plugin
     /// logging at configure is not heard twice.
     pub(super) quiet: bool,
+    /// The `net-host` capability of a network driver call; `None` for hooks.
+    pub(super) net: Option<super::NetCtx>,
 }
 
 impl HostState {
@@ -54,6 +57,7 @@ impl HostState {
             deadline: None,
             overslept: false,
             quiet: false,
+            net: None,
         }
     }
 }
@@ -79,6 +83,19 @@ impl wit1_host::Host for HostState {
             wit1_host::Level::Info => wit_host::Level::Info,
             wit1_host::Level::Warn => wit_host::Level::Warn,
             wit1_host::Level::Error => wit_host::Level::Error,
+        };
+        wit_host::Host::log(self, level, message);
+    }
+}
+
+impl wit2_host::Host for HostState {
+    fn log(&mut self, level: wit2_host::Level, message: String) {
+        let level = match level {
+            wit2_host::Level::Trace => wit_host::Level::Trace,
+            wit2_host::Level::Debug => wit_host::Level::Debug,
+            wit2_host::Level::Info => wit_host::Level::Info,
+            wit2_host::Level::Warn => wit_host::Level::Warn,
+            wit2_host::Level::Error => wit_host::Level::Error,
         };
         wit_host::Host::log(self, level, message);
     }

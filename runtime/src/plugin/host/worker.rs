@@ -344,7 +344,7 @@ impl Host {
             pre: loaded.pre.clone(),
             state: HostState::new(wasi, spec, point),
             call: match &loaded.pre {
-                Pre::V0_2(_) => Versioned::V0_2(
+                Pre::V0_3(_) | Pre::V0_2(_) => Versioned::Current(
                     spec.config.iter().map(convert::config_entry).collect(),
                     Box::new(call.call.clone()),
                 ),
@@ -476,7 +476,7 @@ impl Host {
     }
 
     /// The epoch ticker, started on first use.
-    fn ticker(&self) -> std::io::Result<&Ticker> {
+    pub(super) fn ticker(&self) -> std::io::Result<&Ticker> {
         if let Some(t) = self.ticker.get() {
             return Ok(t);
         }
@@ -556,7 +556,8 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
 
 /// The configuration and call, in the package version of the plugin.
 enum Versioned {
-    V0_2(Vec<wit::ConfigEntry>, Box<wit::HookCall>),
+    /// 0.3.0 and 0.2.0, whose hook types are the same (see `bindings_v0_2`).
+    Current(Vec<wit::ConfigEntry>, Box<wit::HookCall>),
     V0_1(
         Vec<super::bindings_v0_1::rwasm::plugin::types::ConfigEntry>,
         super::bindings_v0_1::rwasm::plugin::types::HookCall,
@@ -654,14 +655,15 @@ impl Job {
             message: truncate(message, MAX_STRING_BYTES),
         };
         let deny = |reason: String| Outcome::Deny(truncate(reason, MAX_STRING_BYTES));
-        let result = match (pre, call) {
-            (Pre::V0_2(pre), Versioned::V0_2(config, call)) => {
-                let hook = pre
-                    .instantiate(&mut store)
-                    .map_err(|e| (Phase::Prepare, classify(&store, e)))?;
-                let hooks = hook.rwasm_plugin_hooks();
+        // The configure-then-invoke sequence of 0.3.0 and 0.2.0 guests, whose bindings are
+        // distinct types over the same hook types.
+        macro_rules! current_hooks {
+            ($hooks:expr, $config:ident, $call:ident) => {{
+                let hooks = $hooks;
+                let (config, call) = (&$config, &$call);
+
                 phase.set(Phase::Configure);
-                match hooks.call_configure(&mut store, &config) {
+                match hooks.call_configure(&mut store, config) {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err((Phase::Configure, guest(convert::error_message(e)))),
                     Err(e) => return Err((Phase::Configure, classify(&store, e))),
@@ -670,7 +672,7 @@ impl Job {
                     return Ok(Outcome::Allow(Box::default()));
                 }
                 phase.set(Phase::Invoke);
-                match hooks.call_invoke(&mut store, &call) {
+                match hooks.call_invoke(&mut store, call) {
                     Ok(Ok(wit::Verdict::Allow(adj))) => {
                         Ok(Outcome::Allow(Box::new(convert::adjustment(adj))))
                     }
@@ -678,6 +680,20 @@ impl Job {
                     Ok(Err(e)) => Err((Phase::Invoke, guest(convert::error_message(e)))),
                     Err(e) => Err((Phase::Invoke, classify(&store, e))),
                 }
+            }};
+        }
+        let result = match (pre, call) {
+            (Pre::V0_3(pre), Versioned::Current(config, call)) => {
+                let hook = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| (Phase::Prepare, classify(&store, e)))?;
+                current_hooks!(hook.rwasm_plugin_hooks(), config, call)
+            }
+            (Pre::V0_2(pre), Versioned::Current(config, call)) => {
+                let hook = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| (Phase::Prepare, classify(&store, e)))?;
+                current_hooks!(hook.rwasm_plugin_hooks(), config, call)
             }
             (Pre::V0_1(pre), Versioned::V0_1(config, call)) => {
                 use super::bindings_v0_1::rwasm::plugin::types as wit1;
@@ -742,9 +758,9 @@ impl Host {
                 "the live-instance benchmark takes plugins without filesystem grants",
             ));
         }
-        let Pre::V0_2(pre) = &loaded.pre else {
+        let Pre::V0_3(pre) = &loaded.pre else {
             return Err(unsupported(
-                "the live-instance benchmark takes rwasm:plugin@0.2.0 plugins",
+                "the live-instance benchmark takes rwasm:plugin@0.3.0 plugins",
             ));
         };
         let ticker = self

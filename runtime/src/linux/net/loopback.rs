@@ -1,6 +1,5 @@
-//! The one network action of the core: bringing up loopback in a network namespace
-//! rwasm created (netdevice(7), `SIOCSIFFLAGS`). Everything else belongs to network
-//! driver plugins.
+//! Bringing up loopback in a network namespace rwasm created (netdevice(7),
+//! `SIOCSIFFLAGS`): what `--network none` is, and the start of every other mode.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
