@@ -13,8 +13,13 @@ export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+# `rwasm pull`: oci-client's TLS through the system OpenSSL (native-tls).
+APT_PACKAGES += libssl-dev pkg-config
+# The pull tests and bench-pull: a real registry on loopback, skopeo and umoci to fill it
+# and to measure against, htpasswd for the registry's basic auth.
+APT_PACKAGES += docker-registry skopeo umoci apache2-utils
 
-.PHONY: setup build plugins demo test lint bench bench-plugins clean
+.PHONY: setup build plugins demo test lint bench bench-plugins bench-pull clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -65,6 +70,10 @@ bench: setup build
 bench-plugins: setup build
 	cargo build --release -p rwasm --example plugin_call
 	bench/plugins.sh
+
+## bench-pull: pull + unpack of a ~66 MB 4-layer image from a loopback registry, rwasm vs skopeo + umoci
+bench-pull: setup build
+	bench/pull.sh
 
 clean:
 	cargo clean

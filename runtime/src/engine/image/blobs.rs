@@ -88,6 +88,14 @@ impl Blobs {
         result
     }
 
+    /// Move `file` (already verified to hash to `digest`, on the store's file system) into
+    /// the store as that blob; a blob already stored by another writer is kept.
+    pub fn install(&self, file: &Path, digest: &str) -> Result<(), ImageError> {
+        let dest = self.path(digest)?;
+        fs::create_dir_all(&self.dir).map_err(super::io("create", &self.dir))?;
+        fs::rename(file, &dest).map_err(super::io("install", &dest))
+    }
+
     /// Store `bytes`; returns their digest.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<String, ImageError> {
         Ok(self.write(bytes, None)?.0)

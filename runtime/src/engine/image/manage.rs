@@ -71,6 +71,8 @@ pub struct Summary {
     pub created: Option<String>,
     /// Bytes of file content in its unpacked layers (Docker's SIZE).
     pub size: u64,
+    /// `sha256:..` the repository's image was pulled by (Docker's DIGEST), if it was pulled.
+    pub digest: Option<String>,
 }
 
 /// The first 12 hex digits of an ID, as Docker shows it.
@@ -190,11 +192,16 @@ impl ImageStore {
     pub fn prune(&self, all: bool, users: &[ContainerUse]) -> Result<Vec<Removed>, ImageError> {
         let mut out = Vec::new();
         let used: HashSet<&str> = users.iter().map(|u| u.manifest.as_str()).collect();
+        // Dangling, as Docker means it: neither a tag nor a digest it was pulled by.
+        let pulled = self.index.repo_digests()?;
         let victims: Vec<_> = self
             .index
             .entries()?
             .into_iter()
-            .filter(|e| (all || e.tags.is_empty()) && !used.contains(e.manifest.as_str()))
+            .filter(|e| {
+                (all || (e.tags.is_empty() && !pulled.contains_key(&e.manifest)))
+                    && !used.contains(e.manifest.as_str())
+            })
             .collect();
         for e in &victims {
             let id = self
@@ -224,6 +231,16 @@ impl ImageStore {
             .into_iter()
             .map(|e| e.manifest)
             .collect();
+        let indexed: HashSet<String> = manifests.iter().cloned().collect();
+        if self
+            .index
+            .repo_digests()?
+            .keys()
+            .any(|m| !indexed.contains(m))
+        {
+            self.index
+                .update_repo_digests(|m| m.retain(|k, _| indexed.contains(k)))?;
+        }
         manifests.extend(users.iter().map(|u| u.manifest.clone()));
         let mut blobs: HashSet<String> = HashSet::new();
         let mut layers: HashSet<String> = HashSet::new();
@@ -282,11 +299,28 @@ impl ImageStore {
     /// newest first.
     pub fn list(&self) -> Result<Vec<Summary>, ImageError> {
         let mut rows = Vec::new();
+        let pulled = self.index.repo_digests()?;
         for e in self.index.entries()? {
             let img = self.image(&e)?;
             let size = img.diff_ids().iter().map(|d| self.layer_size(d)).sum();
             let created = img.config.created().clone();
-            let names: Vec<(String, String)> = if e.tags.is_empty() {
+            let digests = pulled.get(&e.manifest).cloned().unwrap_or_default();
+            let digest_of = |repo: &str| {
+                digests
+                    .iter()
+                    .find_map(|d| d.strip_prefix(repo)?.strip_prefix('@'))
+                    .map(str::to_string)
+            };
+            let names: Vec<(String, String)> = if e.tags.is_empty() && !digests.is_empty() {
+                // Pulled by digest only: the repository with tag <none>, as Docker lists it.
+                digests
+                    .iter()
+                    .map(|d| {
+                        let repo = d.split('@').next().unwrap_or(d);
+                        (repo.to_string(), "<none>".to_string())
+                    })
+                    .collect()
+            } else if e.tags.is_empty() {
                 vec![("<none>".into(), "<none>".into())]
             } else {
                 e.tags
@@ -301,6 +335,7 @@ impl ImageStore {
             };
             for (repository, tag) in names {
                 rows.push(Summary {
+                    digest: digest_of(&repository),
                     repository,
                     tag,
                     id: img.id.clone(),
@@ -321,13 +356,18 @@ impl ImageStore {
     /// Config, Architecture, Os, Size, RootFS, ...), plus the manifest digest.
     pub fn inspect(&self, name: &str) -> Result<Value, ImageError> {
         let img: Image = self.image(&self.find(name)?)?;
+        let repo_digests = self
+            .index
+            .repo_digests()?
+            .remove(&img.manifest_digest)
+            .unwrap_or_default();
         let size: u64 = img.diff_ids().iter().map(|d| self.layer_size(d)).sum();
         let c = &img.config;
         let config = serde_json::to_value(c.config()).unwrap_or(Value::Null);
         Ok(json!({
             "Id": img.id,
             "RepoTags": img.tags,
-            "RepoDigests": [],
+            "RepoDigests": repo_digests,
             "Parent": "",
             "Comment": c.history().as_ref().and_then(|h| h.last()).and_then(|h| h.comment().clone()).unwrap_or_default(),
             "Created": c.created().clone().unwrap_or_default(),
@@ -339,7 +379,10 @@ impl ImageStore {
             "RootFS": {"Type": "layers", "Layers": img.diff_ids()},
             "Metadata": {"LastTagTime": ""},
             "Descriptor": {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "mediaType": img.manifest.media_type().as_ref().map_or_else(
+                    || "application/vnd.oci.image.manifest.v1+json".to_string(),
+                    ToString::to_string,
+                ),
                 "digest": img.manifest_digest,
                 "size": img.manifest_size,
             },

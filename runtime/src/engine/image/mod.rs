@@ -6,7 +6,8 @@
 //!
 //! Modules: [`blobs`] (the blob store), [`index`] (tags, locks), [`reference`] (names),
 //! [`layer`] (safe unpacking), [`import`] (`import`, the built-in busybox image),
-//! [`archive`] (`load`, `save`), [`manage`] (`tag`, `rmi`, `image prune`, listing),
+//! [`archive`] (`load`, `save`), [`pull`] (`pull` from a registry), [`registry`] (insecure
+//! registries, credentials), [`manage`] (`tag`, `rmi`, `image prune`, listing),
 //! [`defaults`] (an image config as `run` defaults).
 
 pub mod archive;
@@ -16,7 +17,9 @@ pub mod import;
 pub mod index;
 pub mod layer;
 pub mod manage;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 
 use std::fs;
 use std::io;
@@ -290,8 +293,18 @@ impl ImageStore {
             }
         }
         let r = Reference::parse(name)?;
+        let pulled_as = match &r.digest {
+            Some(d) => Some((format!("{}@{d}", r.repository), self.index.repo_digests()?)),
+            None => None,
+        };
         let hit = entries.into_iter().find(|e| match (&r.digest, r.tagged()) {
-            (Some(d), _) => &e.manifest == d,
+            // The image's own manifest digest, or the digest it was pulled as (an index's).
+            (Some(d), _) => {
+                &e.manifest == d
+                    || pulled_as
+                        .as_ref()
+                        .is_some_and(|(rd, m)| m.get(&e.manifest).is_some_and(|v| v.contains(rd)))
+            }
             (None, Some(t)) => e.tags.contains(&t),
             (None, None) => false,
         });
