@@ -279,6 +279,8 @@ struct Session<'a> {
     given: String,
     registry: String,
     progress: &'a dyn Progress,
+    /// The partial files this pull wrote to (removed after a digest mismatch).
+    partials: std::sync::Mutex<Vec<(PathBuf, PathBuf)>>,
 }
 
 impl ImageStore {
@@ -343,6 +345,7 @@ impl ImageStore {
                 registry
             },
             progress,
+            partials: std::sync::Mutex::new(Vec::new()),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -351,12 +354,24 @@ impl ImageStore {
         self.init().map_err(store_err)?;
         let result = {
             let _gc = self.gc_lock(false).map_err(store_err)?;
-            rt.block_on(s.run(r))
+            let result = rt.block_on(s.run(r));
+            // Dropping the runtime waits for the unpacks a failure left running, so that
+            // nothing writes into the store once the collection lock is released.
+            drop(rt);
+            result
         };
         if matches!(
             result,
             Err(PullError::DigestMismatch { .. } | PullError::SizeMismatch { .. })
         ) {
+            // The image cannot be had from this registry: keep nothing of it, not even the
+            // partial downloads its failure cut short (unless another pull is on them).
+            let partials = s.partials.lock().map(|p| p.clone()).unwrap_or_default();
+            for (part, lock) in partials {
+                if let Ok(Some(_held)) = try_lock(&lock) {
+                    let _ = fs::remove_file(&part);
+                }
+            }
             self.collect_after_failure();
         }
         result
@@ -684,6 +699,9 @@ impl Session<'_> {
             return Ok(());
         }
         let part = tmp.join(format!("pull-{hex}.partial"));
+        if let Ok(mut p) = self.partials.lock() {
+            p.push((part.clone(), lock_path.clone()));
+        }
         let total = d.size();
         let mut file = fs::OpenOptions::new()
             .create(true)
