@@ -192,5 +192,9 @@ impl Drop for Bars {
                 b.abandon();
             }
         }
+        if !bars.is_empty() {
+            // indicatif leaves the cursor at the end of the last bar.
+            outln!();
+        }
     }
 }
