@@ -71,7 +71,7 @@ bench-plugins: setup build
 	cargo build --release -p rwasm --example plugin_call
 	bench/plugins.sh
 
-## bench-pull: pull + unpack of a ~66 MB 4-layer image from a loopback registry, rwasm vs skopeo + umoci
+## bench-pull: pull + unpack of a ~81 MB 4-layer image from a loopback registry, rwasm vs skopeo + umoci
 bench-pull: setup build
 	bench/pull.sh
 
