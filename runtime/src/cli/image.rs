@@ -261,10 +261,11 @@ pub fn inspect(cli: &Cli, names: &[String]) -> anyhow::Result<()> {
 /// `rwasm image prune [-a]`, with Docker's output.
 pub fn prune(cli: &Cli, all: bool) -> anyhow::Result<()> {
     let store = images(cli);
-    let removed = store.prune(all, &users(cli))?;
+    let pruned = store.prune(all, &users(cli))?;
+    let removed = &pruned.removed;
     if !removed.is_empty() {
         outln!("Deleted Images:");
-        for r in &removed {
+        for r in removed {
             match r {
                 Removed::Untagged(t) => outln!("untagged: {t}"),
                 Removed::Deleted(id) => outln!("deleted: {id}"),
@@ -272,10 +273,7 @@ pub fn prune(cli: &Cli, all: bool) -> anyhow::Result<()> {
         }
         outln!();
     }
-    outln!(
-        "Total reclaimed space: {}",
-        if removed.is_empty() { "0B" } else { "N/A" }
-    );
+    outln!("Total reclaimed space: {}", human_size(pruned.reclaimed));
     Ok(())
 }
 

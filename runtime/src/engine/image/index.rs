@@ -26,6 +26,12 @@ pub struct Lock {
     _flock: Flock<fs::File>,
 }
 
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lock")
+    }
+}
+
 /// Take `path`'s flock, exclusive or shared, waiting for it.
 pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
     if let Some(d) = path.parent() {

@@ -4,6 +4,11 @@
 //! other images are built on (their layers start with all of its layers) is a conflict;
 //! a running container's image cannot be deleted even with `-f`. Blobs and unpacked
 //! layers that no image and no container needs any more are then collected.
+//!
+//! `rmi` and `image prune` decide and collect under the store's collection lock held
+//! exclusively, and read the containers on disk once they hold it: a `run` holds the lock
+//! shared from resolving its image until its config.json names it, so it either sees the
+//! image gone or is seen as the image's user.
 
 use std::collections::HashSet;
 use std::fs;
@@ -58,6 +63,16 @@ pub enum Removed {
     Deleted(String),
 }
 
+/// What `rwasm image prune` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// `untagged:` and `deleted:` lines, in order.
+    pub removed: Vec<Removed>,
+    /// Bytes freed: blob files plus the file content of the unpacked layers removed
+    /// (Docker's `Total reclaimed space`).
+    pub reclaimed: u64,
+}
+
 /// A row of `rwasm images`.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -101,6 +116,10 @@ impl ImageStore {
         force: bool,
         users: &[ContainerUse],
     ) -> Result<Vec<Removed>, ImageError> {
+        // Decided and done under the collection lock: a `run` that resolved the image
+        // before has written its config.json by now, and is among the users.
+        let _l = self.gc_lock(true)?;
+        let users = &self.with_current_users(users);
         let entry = self.find(name)?;
         let img = self.image(&entry)?;
         let short = short_id(&img.id);
@@ -183,13 +202,26 @@ impl ImageStore {
             Ok(())
         })?;
         out.push(Removed::Deleted(img.id.clone()));
-        self.collect(users)?;
+        self.collect_locked(users)?;
         Ok(out)
     }
 
+    /// `users` plus every container on disk now (not running as far as `users` knows).
+    fn with_current_users(&self, users: &[ContainerUse]) -> Vec<ContainerUse> {
+        let mut all = users.to_vec();
+        for u in container_uses(&self.data_root, &|_| false) {
+            if !all.iter().any(|a| a.id == u.id) {
+                all.push(u);
+            }
+        }
+        all
+    }
+
     /// `rwasm image prune [-a]`: delete dangling images (with `all`, every image) that no
-    /// container uses; returns the deleted IDs.
-    pub fn prune(&self, all: bool, users: &[ContainerUse]) -> Result<Vec<Removed>, ImageError> {
+    /// container uses; returns the untagged names and deleted IDs, and the bytes freed.
+    pub fn prune(&self, all: bool, users: &[ContainerUse]) -> Result<Pruned, ImageError> {
+        let _l = self.gc_lock(true)?;
+        let users = &self.with_current_users(users);
         let mut out = Vec::new();
         let used: HashSet<&str> = users.iter().map(|u| u.manifest.as_str()).collect();
         // Dangling, as Docker means it: neither a tag nor a digest it was pulled by.
@@ -217,14 +249,25 @@ impl ImageStore {
             m.retain(|d| !gone.contains(d.digest().to_string().as_str()));
             Ok(())
         })?;
-        self.collect(users)?;
-        Ok(out)
+        let reclaimed = self.collect_locked(users)?;
+        Ok(Pruned {
+            removed: out,
+            reclaimed,
+        })
     }
 
     /// Remove every blob and unpacked layer that neither an indexed image nor a container
-    /// (`users`) needs. Holds the store's collection lock exclusively.
-    pub fn collect(&self, users: &[ContainerUse]) -> Result<(), ImageError> {
+    /// (`users`, and those on disk now) needs; returns the bytes freed (blob files plus
+    /// the file content of unpacked layers). Holds the store's collection lock exclusively.
+    pub fn collect(&self, users: &[ContainerUse]) -> Result<u64, ImageError> {
         let _l = self.gc_lock(true)?;
+        let users = self.with_current_users(users);
+        self.collect_locked(&users)
+    }
+
+    /// [`Self::collect`] with the collection lock already held exclusively.
+    fn collect_locked(&self, users: &[ContainerUse]) -> Result<u64, ImageError> {
+        let mut reclaimed = 0u64;
         let mut manifests: Vec<String> = self
             .index
             .entries()?
@@ -264,18 +307,30 @@ impl ImageStore {
         }
         for b in self.blobs.list()? {
             if !blobs.contains(&b) {
+                reclaimed += self
+                    .blobs
+                    .path(&b)
+                    .ok()
+                    .and_then(|p| fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
                 self.blobs.remove(&b)?;
             }
         }
         let dir = self.layers_dir();
         if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
+            // Directories first: a layer's size is read from its `.size` file.
+            let mut entries: Vec<_> = rd.flatten().collect();
+            entries.sort_by_key(|e| !e.path().is_dir());
+            for e in entries {
                 let n = e.file_name().to_string_lossy().into_owned();
                 let hex = n.strip_suffix(".size").unwrap_or(&n);
                 if n.starts_with('.') || layers.contains(hex) {
                     continue;
                 }
                 let p = e.path();
+                if p.is_dir() {
+                    reclaimed += self.layer_size(&format!("sha256:{n}"));
+                }
                 let r = if p.is_dir() {
                     fs::remove_dir_all(&p)
                 } else {
@@ -284,13 +339,12 @@ impl ImageStore {
                 r.map_err(io("remove", &p))?;
             }
         }
-        Ok(())
+        Ok(reclaimed)
     }
 
     /// After a failed load or import (its shared lock released): collect what it stored.
     pub(crate) fn collect_after_failure(&self) {
-        let users = container_uses(&self.data_root, &|_| false);
-        if let Err(e) = self.collect(&users) {
+        if let Err(e) = self.collect(&[]) {
             tracing::warn!("{}", crate::error_chain(&e));
         }
     }

@@ -184,12 +184,18 @@ impl Image {
 }
 
 /// What `run` needs of an image: its layers and its config.
+///
+/// While it lives it holds the store's collection lock shared (clones share it), so an
+/// `rmi` or `image prune` that would collect these layers waits until the container's
+/// config.json names the image (and so keeps it alive): keep it until that file is written.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// Unpacked layer directories, bottom layer first (a rootfs path: that one directory).
     pub layers: Vec<PathBuf>,
     /// The image; `None` for a rootfs directory given by path.
     pub image: Option<Image>,
+    /// The shared collection lock; `None` for a rootfs directory.
+    pub hold: Option<std::sync::Arc<Lock>>,
 }
 
 /// The images under `<data-root>/images`.
@@ -495,16 +501,18 @@ impl ImageStore {
                 Ok(Resolved {
                     layers: vec![p.canonicalize().map_err(io("resolve", &p))?],
                     image: None,
+                    hold: None,
                 })
             } else {
                 Err(ImageError::NotFound(image.into()))
             };
         }
-        let _l = self.gc_lock(false)?;
+        let hold = self.gc_lock(false)?;
         let img = self.image(&self.find(image)?)?;
         Ok(Resolved {
             layers: self.layer_dirs(&img)?,
             image: Some(img),
+            hold: Some(std::sync::Arc::new(hold)),
         })
     }
 }
