@@ -296,7 +296,16 @@ impl ImageStore {
             source,
         };
         let r = Reference::parse(reference).map_err(store_err)?;
-        let remote = oci_client::Reference::try_from(r.full().as_str()).map_err(|_| {
+        // A digest wins over a tag given with it, as in Docker.
+        let full = match &r.digest {
+            Some(_) => Reference {
+                tag: None,
+                ..r.clone()
+            }
+            .full(),
+            None => r.full(),
+        };
+        let remote = oci_client::Reference::try_from(full.as_str()).map_err(|_| {
             store_err(ImageError::BadReference {
                 reference: reference.to_string(),
                 reason: "invalid reference format".into(),
@@ -536,6 +545,12 @@ impl Session<'_> {
 
         // The config first: its diff IDs are what each layer unpacks to.
         let config = manifest.config().clone();
+        if config.size() > MAX_JSON_BLOB {
+            return Err(self.store_err(ImageError::TooLarge {
+                digest: config.digest().to_string(),
+                limit: MAX_JSON_BLOB,
+            }));
+        }
         self.fetch(&config, false).await?;
         let cfg_bytes = self
             .store
@@ -820,4 +835,35 @@ fn hash_prefix(file: &mut fs::File, total: u64) -> io::Result<(sha2::Sha256, u64
         n += k as u64;
     }
     Ok((hasher, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_download_hashes_the_bytes_it_had_then_the_rest() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x.partial");
+        let whole: Vec<u8> = (0..3_000_000u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        fs::write(&p, &whole[..1_234_567]).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let (mut h, have) = hash_prefix(&mut f, whole.len() as u64).unwrap();
+        assert_eq!(have, 1_234_567);
+        f.write_all(&whole[1_234_567..]).unwrap();
+        h.update(&whole[1_234_567..]);
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(format!("sha256:{hex}"), sha256_of(&whole));
+        assert_eq!(fs::read(&p).unwrap(), whole, "appended where it stopped");
+        // A partial file longer than the blob is not trusted: start over.
+        let (_, have) = hash_prefix(&mut f, 10).unwrap();
+        assert_eq!((have, fs::metadata(&p).unwrap().len()), (0, 0));
+        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
+    }
 }
