@@ -35,7 +35,8 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Client;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
@@ -395,8 +396,9 @@ impl Session<'_> {
         }
     }
 
-    /// A registry error in the words of the reference.
-    fn remote_err(&self, source: OciDistributionError) -> PullError {
+    /// A registry error in the words of the reference; a 404 is `manifest unknown` only
+    /// for a `manifest` request.
+    fn remote_err(&self, source: OciDistributionError, manifest: bool) -> PullError {
         let reference = self.given.clone();
         let codes: Vec<&OciErrorCode> = match &source {
             OciDistributionError::RegistryError { envelope, .. } => {
@@ -429,7 +431,7 @@ impl Session<'_> {
                 auth: self.auth_desc.clone(),
                 source,
             }
-        } else if unknown {
+        } else if unknown && manifest {
             PullError::ManifestUnknown { reference, source }
         } else {
             PullError::Registry {
@@ -463,12 +465,15 @@ impl Session<'_> {
             )
             .await
             .map_err(|e| match e {
-                OciDistributionError::DigestError(_) => PullError::DigestMismatch {
+                OciDistributionError::DigestError(DigestError::VerificationError {
+                    expected,
+                    actual,
+                }) => PullError::DigestMismatch {
                     reference: self.given.clone(),
-                    digest: expect.or(at.digest()).unwrap_or("(tag)").to_string(),
-                    actual: "another digest".into(),
+                    digest: expected,
+                    actual,
                 },
-                e => self.remote_err(e),
+                e => self.remote_err(e, true),
             })?;
         if bytes.len() as u64 > MAX_JSON_BLOB {
             return Err(self.store_err(ImageError::TooLarge {
@@ -739,7 +744,7 @@ impl Session<'_> {
                 .client
                 .pull_blob_stream_partial(&self.remote, &layer, have, None)
                 .await
-                .map_err(|e| self.remote_err(e))?;
+                .map_err(|e| self.remote_err(e, false))?;
             let mut stream = match resp {
                 BlobResponse::Partial(s) => s,
                 BlobResponse::Full(s) => {
