@@ -487,6 +487,25 @@ fn a_multi_platform_index_resolves_to_linux_amd64() {
         "the arm64 image's layer is not fetched"
     );
 
+    // Another platform, as asked for (stored, not run: it has no binaries).
+    let w2 = World::new();
+    let r2 = format!("{}/multi:v1", reg.host());
+    let out = w2
+        .cmd(&["pull", "--platform", "linux/arm64", &r2])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = inspect(&w2, &r2);
+    assert_eq!(
+        (
+            i["Architecture"].as_str(),
+            i["Descriptor"]["digest"].as_str()
+        ),
+        (Some("arm64"), Some(arm.digest().as_str()))
+    );
+    let e = fails(&w2, &["pull", "--platform", "arm64", &r2]);
+    assert!(e.contains("expected OS/ARCH"), "{e}");
+
     // An index without linux/amd64.
     let only_arm = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
         "manifests": [entry(&arm, "arm64")]}))

@@ -26,6 +26,10 @@ pub struct PullArgs {
     /// $DOCKER_CONFIG/config.json, ~/.docker/config.json).
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Resolve a multi-platform image to OS/ARCH (default: linux and this machine's
+    /// architecture).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     /// Print only the final reference.
     #[arg(short, long)]
     pub quiet: bool,
@@ -43,7 +47,14 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<()> {
     let r = Reference::parse(&a.reference)?;
     let name = a.reference.rsplit('/').next().unwrap_or(&a.reference);
     let defaulted = !name.contains(':') && !name.contains('@');
+    if let Some(p) = &a.platform {
+        let ok = matches!(p.split('/').collect::<Vec<_>>()[..], [o, arch] if !o.is_empty() && !arch.is_empty());
+        if !ok {
+            anyhow::bail!("--platform {p:?}: expected OS/ARCH, e.g. linux/arm64");
+        }
+    }
     let options = PullOptions {
+        platform: a.platform.clone(),
         insecure: Insecure::load(&cli.data_root, &a.insecure_registries)?,
         auth_file: a.authfile.clone().or_else(default_auth_file),
     };

@@ -4,8 +4,8 @@
 //! - The reference is Docker's (`[REGISTRY/]REPO[:TAG][@sha256:..]`, Docker Hub and
 //!   `latest` by default). The manifest is asked for as an OCI image manifest or index, or
 //!   Docker's v2 schema 2 manifest or manifest list; an index or list is resolved to the
-//!   `linux/ARCH` image of this machine (amd64 here), and an index without one is an error
-//!   that lists what it has. Manifests are verified by digest (the reference's, the
+//!   `linux/ARCH` image of this machine (amd64 here; `--platform OS/ARCH` chooses another),
+//!   and an index without one is an error that lists what it has. Manifests are verified by digest (the reference's, the
 //!   registry's `Docker-Content-Digest`, the index entry's).
 //! - Layers may be plain tars, gzip or zstd (OCI and Docker media types); anything else
 //!   (an artifact that is not a container image) is refused.
@@ -103,15 +103,15 @@ pub enum PullError {
     },
     /// An index (manifest list) has no image for this machine's platform.
     #[error(
-        "no matching manifest for linux/{arch} in the manifest list entries of {reference} (index {digest} has {available})"
+        "no matching manifest for {platform} in the manifest list entries of {reference} (index {digest} has {available})"
     )]
     NoPlatform {
         /// The reference.
         reference: String,
         /// The index's digest.
         digest: String,
-        /// This machine's OCI architecture.
-        arch: &'static str,
+        /// The platform asked for, `os/arch` (this machine's, `linux/amd64`, by default).
+        platform: String,
         /// The platforms it lists, `os/arch` comma-separated.
         available: String,
     },
@@ -240,6 +240,9 @@ pub struct PullOptions {
     /// The Docker-style auth file to take credentials from
     /// ([`super::registry::default_auth_file`]).
     pub auth_file: Option<PathBuf>,
+    /// The platform an index is resolved to, `os/arch` (Docker's `--platform`); `None`:
+    /// `linux/` and this machine's OCI architecture.
+    pub platform: Option<String>,
 }
 
 /// A pulled image.
@@ -280,6 +283,8 @@ struct Session<'a> {
     given: String,
     registry: String,
     progress: &'a dyn Progress,
+    /// `os/arch` an index resolves to.
+    platform: String,
     /// The partial files this pull wrote to (removed after a digest mismatch).
     partials: std::sync::Mutex<Vec<(PathBuf, PathBuf)>>,
 }
@@ -355,6 +360,10 @@ impl ImageStore {
                 registry
             },
             progress,
+            platform: options
+                .platform
+                .clone()
+                .unwrap_or_else(|| format!("linux/{}", super::import::arch())),
             partials: std::sync::Mutex::new(Vec::new()),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -624,9 +633,8 @@ impl Session<'_> {
         })
     }
 
-    /// The digest of the index's `linux/ARCH` manifest.
+    /// The digest of the index's manifest for the session's platform.
     fn platform_manifest(&self, index: &Value, digest: &str) -> Result<String, PullError> {
-        let arch = super::import::arch();
         let entries = index["manifests"].as_array().cloned().unwrap_or_default();
         let platform = |e: &Value| {
             (
@@ -639,13 +647,16 @@ impl Session<'_> {
         };
         entries
             .iter()
-            .find(|e| platform(e) == ("linux".to_string(), arch.to_string()))
+            .find(|e| {
+                let (o, a) = platform(e);
+                format!("{o}/{a}") == self.platform
+            })
             .and_then(|e| e["digest"].as_str())
             .map(str::to_string)
             .ok_or_else(|| PullError::NoPlatform {
                 reference: self.given.clone(),
                 digest: digest.to_string(),
-                arch,
+                platform: self.platform.clone(),
                 available: if entries.is_empty() {
                     "no entries".into()
                 } else {
