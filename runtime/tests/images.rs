@@ -469,3 +469,31 @@ fn rmi_waits_for_a_run_that_resolved_the_image_and_then_sees_its_container() {
     assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1, "still there");
     ok(&w, &["rm", &id]);
 }
+
+#[test]
+fn prune_removes_what_killed_writers_left_and_counts_it() {
+    let w = World::new();
+    w.setup_image();
+    let images = w.data.join("images");
+    // What a `pull` killed midway, and a `load` killed while writing a blob and while
+    // unpacking a layer, leave behind.
+    let partial = images.join(format!("tmp/pull-{}.partial", "ab".repeat(32)));
+    std::fs::write(&partial, vec![7u8; 1000]).unwrap();
+    let blob_tmp = images.join("blobs/sha256/.tmp-1-00ff");
+    std::fs::write(&blob_tmp, vec![7u8; 200]).unwrap();
+    let layer_tmp = images.join("layers/.tmp-1-11ee");
+    std::fs::create_dir_all(layer_tmp.join("etc")).unwrap();
+    std::fs::write(layer_tmp.join("etc/half-written"), vec![7u8; 500]).unwrap();
+    assert_eq!(
+        ok(&w, &["image", "prune", "-f"]),
+        "Total reclaimed space: 1.7kB\n"
+    );
+    for p in [&partial, &blob_tmp, &layer_tmp] {
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+    assert_eq!(verify_blobs(&w), 3, "the busybox image is untouched");
+    assert_eq!(
+        ok(&w, &["run", "--rm", "busybox", "echo", "still runs"]),
+        "still runs\n"
+    );
+}

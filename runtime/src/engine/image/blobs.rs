@@ -45,6 +45,11 @@ impl Blobs {
         }
     }
 
+    /// The directory holding the blobs (`images/blobs/sha256`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The file of `digest` (which need not exist).
     pub fn path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         Ok(self.dir.join(sha256_hex(digest)?))

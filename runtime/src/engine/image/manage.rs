@@ -63,6 +63,21 @@ pub enum Removed {
     Deleted(String),
 }
 
+/// Remove a file or a directory tree; returns the bytes of the files it held.
+fn remove_tree(p: &Path) -> Result<u64, ImageError> {
+    let meta = fs::symlink_metadata(p).map_err(io("inspect", p))?;
+    if !meta.is_dir() {
+        fs::remove_file(p).map_err(io("remove", p))?;
+        return Ok(meta.len());
+    }
+    let mut bytes = 0;
+    for e in fs::read_dir(p).map_err(io("list", p))?.flatten() {
+        bytes += remove_tree(&e.path())?;
+    }
+    fs::remove_dir(p).map_err(io("remove", p))?;
+    Ok(bytes)
+}
+
 /// What `rwasm image prune` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
@@ -249,7 +264,14 @@ impl ImageStore {
             m.retain(|d| !gone.contains(d.digest().to_string().as_str()));
             Ok(())
         })?;
-        let reclaimed = self.collect_locked(users)?;
+        let mut reclaimed = self.collect_locked(users)?;
+        // Downloads that interrupted pulls left (no pull runs now: each holds the lock).
+        for e in fs::read_dir(self.tmp_dir()).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("pull-") && n.ends_with(".partial") {
+                reclaimed += remove_tree(&e.path())?;
+            }
+        }
         Ok(Pruned {
             removed: out,
             reclaimed,
@@ -314,6 +336,15 @@ impl ImageStore {
                     .and_then(|p| fs::metadata(p).ok())
                     .map_or(0, |m| m.len());
                 self.blobs.remove(&b)?;
+            }
+        }
+        // Under the exclusive lock no writer runs (every writer of blobs and layers holds
+        // it shared): a temporary file or directory there is left by a killed process.
+        for d in [self.blobs.dir().to_path_buf(), self.layers_dir()] {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    reclaimed += remove_tree(&e.path())?;
+                }
             }
         }
         let dir = self.layers_dir();
