@@ -19,8 +19,13 @@ APT_PACKAGES += libseccomp-dev pkg-config
 # Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`;
 # the reference CNI plugins for bench/network.sh (and the CNI driver to come); bc for its sums.
 APT_PACKAGES += nftables containernetworking-plugins bc
+# `rwasm pull`: oci-client's TLS through the system OpenSSL (native-tls).
+APT_PACKAGES += libssl-dev
+# The pull tests and bench-pull: a real registry on loopback, skopeo and umoci to fill it
+# and to measure against, htpasswd for the registry's basic auth.
+APT_PACKAGES += docker-registry skopeo umoci apache2-utils
 
-.PHONY: setup build plugins demo test lint bench bench-plugins bench-network clean
+.PHONY: setup build plugins demo test lint bench bench-plugins bench-network bench-pull clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -75,6 +80,10 @@ bench-plugins: setup build
 ## bench-network: network setup + teardown per container, rwasm's bridge driver vs CNI's bridge
 bench-network: setup build
 	bench/network.sh
+
+## bench-pull: pull + unpack of a ~81 MB 4-layer image from a loopback registry, rwasm vs skopeo + umoci
+bench-pull: setup build
+	bench/pull.sh
 
 clean:
 	cargo clean

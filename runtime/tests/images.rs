@@ -366,12 +366,25 @@ fn a_moved_tag_leaves_a_dangling_image_that_prune_removes() {
         "{rows}"
     );
     assert_eq!(rows.lines().count(), 3);
+    // Reclaimed: the dangling image's manifest, config and layer blobs, and the 2 bytes
+    // of file content of its unpacked layer.
+    let inspect: Value = serde_json::from_str(&ok(&w, &["image", "inspect", &sha(&cfg1)])).unwrap();
+    let manifest = inspect[0]["Descriptor"]["size"].as_u64().unwrap();
+    let bytes = manifest + cfg1.len() as u64 + one.len() as u64 + 2;
+    assert!((1000..10_000).contains(&bytes), "{bytes}");
+    #[allow(clippy::cast_precision_loss)] // a few kB
+    let kb = format!("{:.2}", bytes as f64 / 1000.0);
+    let kb = kb.trim_end_matches('0').trim_end_matches('.');
     assert_eq!(
         ok(&w, &["image", "prune", "-f"]),
         format!(
-            "Deleted Images:\ndeleted: {}\n\nTotal reclaimed space: N/A\n",
+            "Deleted Images:\ndeleted: {}\n\nTotal reclaimed space: {kb}kB\n",
             sha(&cfg1)
         )
+    );
+    assert_eq!(
+        ok(&w, &["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
     );
     assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1);
     assert_eq!(verify_blobs(&w), 3, "only the tagged image's blobs stay");
@@ -419,4 +432,68 @@ fn the_image_of_a_running_container_cannot_be_deleted_even_with_force() {
     assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1, "still there");
     let out = ok(&w, &["rmi", "busybox"]);
     assert!(out.contains("Deleted: sha256:"), "{out}");
+}
+
+#[test]
+fn rmi_waits_for_a_run_that_resolved_the_image_and_then_sees_its_container() {
+    let w = World::new();
+    w.setup_image();
+    // Stand in for a `run` between resolving its image and writing its config.json: the
+    // store's collection lock, held shared.
+    let f = std::fs::File::open(w.data.join("images/gc.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared).unwrap();
+    let mut rmi = w
+        .cmd(&["rmi", "busybox"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        rmi.try_wait().unwrap().is_none(),
+        "rmi must wait for the collection lock"
+    );
+    // The container the run was making (create takes the lock shared too: no wait).
+    let id = ok(&w, &["create", "busybox", "true"]).trim().to_string();
+    drop(held);
+    let out = rmi.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "container {} is using its referenced image",
+            &id[..12]
+        )),
+        "{err}"
+    );
+    assert_eq!(ok(&w, &["images", "-q"]).lines().count(), 1, "still there");
+    ok(&w, &["rm", &id]);
+}
+
+#[test]
+fn prune_removes_what_killed_writers_left_and_counts_it() {
+    let w = World::new();
+    w.setup_image();
+    let images = w.data.join("images");
+    // What a `pull` killed midway, and a `load` killed while writing a blob and while
+    // unpacking a layer, leave behind.
+    let partial = images.join(format!("tmp/pull-{}.partial", "ab".repeat(32)));
+    std::fs::write(&partial, vec![7u8; 1000]).unwrap();
+    let blob_tmp = images.join("blobs/sha256/.tmp-1-00ff");
+    std::fs::write(&blob_tmp, vec![7u8; 200]).unwrap();
+    let layer_tmp = images.join("layers/.tmp-1-11ee");
+    std::fs::create_dir_all(layer_tmp.join("etc")).unwrap();
+    std::fs::write(layer_tmp.join("etc/half-written"), vec![7u8; 500]).unwrap();
+    assert_eq!(
+        ok(&w, &["image", "prune", "-f"]),
+        "Total reclaimed space: 1.7kB\n"
+    );
+    for p in [&partial, &blob_tmp, &layer_tmp] {
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+    assert_eq!(verify_blobs(&w), 3, "the busybox image is untouched");
+    assert_eq!(
+        ok(&w, &["run", "--rm", "busybox", "echo", "still runs"]),
+        "still runs\n"
+    );
 }

@@ -1,4 +1,4 @@
-//! Docker's image commands: `load`, `save`, `import`, `tag`, `images`, `rmi`,
+//! Docker's image commands (`pull` is in [`super::pull`]): `load`, `save`, `import`, `tag`, `images`, `rmi`,
 //! `image inspect|ls|rm|prune`. Output follows Docker's: `images` as a table with
 //! REPOSITORY, TAG, IMAGE ID, CREATED, SIZE (go-units' human durations and decimal sizes),
 //! or one JSON object per line with `--format json`.
@@ -82,6 +82,8 @@ pub enum ImageCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Download an image from a registry.
+    Pull(super::pull::PullArgs),
     /// Load images from an archive.
     Load(LoadArgs),
     /// Save images to an archive.
@@ -102,7 +104,7 @@ pub enum ImageCommand {
     },
 }
 
-fn images(cli: &Cli) -> ImageStore {
+pub(super) fn images(cli: &Cli) -> ImageStore {
     ImageStore::new(&cli.data_root)
 }
 
@@ -201,7 +203,7 @@ pub fn list(cli: &Cli, a: &ListArgs) -> anyhow::Result<()> {
                     "Containers": "N/A",
                     "CreatedAt": created.map(docker_time).unwrap_or_default(),
                     "CreatedSince": created.map(|c| since(now, c)).unwrap_or_else(|| "N/A".into()),
-                    "Digest": "<none>",
+                    "Digest": r.digest.as_deref().unwrap_or("<none>"),
                     "ID": short_id(&r.id),
                     "Repository": r.repository,
                     "SharedSize": "N/A",
@@ -259,10 +261,11 @@ pub fn inspect(cli: &Cli, names: &[String]) -> anyhow::Result<()> {
 /// `rwasm image prune [-a]`, with Docker's output.
 pub fn prune(cli: &Cli, all: bool) -> anyhow::Result<()> {
     let store = images(cli);
-    let removed = store.prune(all, &users(cli))?;
+    let pruned = store.prune(all, &users(cli))?;
+    let removed = &pruned.removed;
     if !removed.is_empty() {
         outln!("Deleted Images:");
-        for r in &removed {
+        for r in removed {
             match r {
                 Removed::Untagged(t) => outln!("untagged: {t}"),
                 Removed::Deleted(id) => outln!("deleted: {id}"),
@@ -270,10 +273,7 @@ pub fn prune(cli: &Cli, all: bool) -> anyhow::Result<()> {
         }
         outln!();
     }
-    outln!(
-        "Total reclaimed space: {}",
-        if removed.is_empty() { "0B" } else { "N/A" }
-    );
+    outln!("Total reclaimed space: {}", human_size(pruned.reclaimed));
     Ok(())
 }
 
@@ -284,6 +284,7 @@ pub fn run(cli: &Cli, c: &ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Ls(a) => list(cli, a).map(|()| 0),
         ImageCommand::Rm(a) => rmi(cli, a),
         ImageCommand::Prune { all, .. } => prune(cli, *all).map(|()| 0),
+        ImageCommand::Pull(a) => super::pull::pull(cli, a).map(|()| 0),
         ImageCommand::Load(a) => load(cli, a).map(|()| 0),
         ImageCommand::Save(a) => save(cli, a).map(|()| 0),
         ImageCommand::Tag { source, target } => tag(cli, source, target).map(|()| 0),

@@ -18,6 +18,7 @@ mod image;
 mod monitor;
 mod oci;
 mod plugin;
+mod pull;
 mod resource_flags;
 mod run;
 mod stats;
@@ -213,13 +214,15 @@ pub enum Command {
     },
     /// Prepare this machine: data directories and the built-in busybox image.
     Setup,
-    /// Manage images (inspect, ls, rm, prune, load, save, tag, import).
+    /// Manage images (inspect, ls, rm, prune, pull, load, save, tag, import).
     Image {
         #[command(subcommand)]
         command: image::ImageCommand,
     },
     /// List images (REPOSITORY TAG IMAGE ID CREATED SIZE).
     Images(image::ListArgs),
+    /// Download an image from a registry: `pull NAME[:TAG|@DIGEST]`.
+    Pull(pull::PullArgs),
     /// Load images from a `docker save` or OCI archive.
     Load(image::LoadArgs),
     /// Save images to an archive (OCI layout + docker save manifest).
@@ -409,6 +412,7 @@ pub fn main() -> i32 {
             Command::Plugin { command } => plugin::run(&cli, command),
             Command::Image { command } => image::run(&cli, command),
             Command::Images(a) => image::list(&cli, a).map(|()| 0),
+            Command::Pull(a) => pull::pull(&cli, a).map(|()| 0),
             Command::Load(a) => image::load(&cli, a).map(|()| 0),
             Command::Save(a) => image::save(&cli, a).map(|()| 0),
             Command::Import { tarball, name } => {

@@ -45,6 +45,11 @@ impl Blobs {
         }
     }
 
+    /// The directory holding the blobs (`images/blobs/sha256`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The file of `digest` (which need not exist).
     pub fn path(&self, digest: &str) -> Result<PathBuf, ImageError> {
         Ok(self.dir.join(sha256_hex(digest)?))
@@ -86,6 +91,14 @@ impl Blobs {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Move `file` (already verified to hash to `digest`, on the store's file system) into
+    /// the store as that blob; a blob already stored by another writer is kept.
+    pub fn install(&self, file: &Path, digest: &str) -> Result<(), ImageError> {
+        let dest = self.path(digest)?;
+        fs::create_dir_all(&self.dir).map_err(super::io("create", &self.dir))?;
+        fs::rename(file, &dest).map_err(super::io("install", &dest))
     }
 
     /// Store `bytes`; returns their digest.

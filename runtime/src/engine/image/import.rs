@@ -103,11 +103,15 @@ impl ImageStore {
     /// symlink per applet, /etc/passwd and /etc/group, as one layer with config
     /// `Cmd ["sh"]` and Docker's default `PATH`.
     pub fn init_busybox(&self) -> Result<Image, ImageError> {
-        if let Ok(e) = self.find("busybox:latest")
-            && let Ok(img) = self.image(&e)
-            && self.layer_dirs(&img).is_ok()
         {
-            return Ok(img);
+            // Unpacking a missing layer writes to the store: under the collection lock.
+            let _l = self.gc_lock(false)?;
+            if let Ok(e) = self.find("busybox:latest")
+                && let Ok(img) = self.image(&e)
+                && self.layer_dirs(&img).is_ok()
+            {
+                return Ok(img);
+            }
         }
         self.init()?;
         let tmp = self

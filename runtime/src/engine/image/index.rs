@@ -26,6 +26,12 @@ pub struct Lock {
     _flock: Flock<fs::File>,
 }
 
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lock")
+    }
+}
+
 /// Take `path`'s flock, exclusive or shared, waiting for it.
 pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
     if let Some(d) = path.parent() {
@@ -50,11 +56,36 @@ pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
     Ok(Lock { _flock: flock })
 }
 
-/// The store's `index.json`.
+/// Take `path`'s exclusive flock if no one holds it; `None` when someone does.
+pub fn try_lock(path: &Path) -> Result<Option<Lock>, ImageError> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d).map_err(io("create", d))?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(flock) => Ok(Some(Lock { _flock: flock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(ImageError::Io {
+            what: "lock",
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// The store's `index.json`, and beside it `repodigests.json`: for each manifest digest,
+/// the `REPOSITORY@sha256:..` names it was pulled as (Docker's RepoDigests; the digest is
+/// the one the registry's tag resolved to, an index's for a multi-platform image).
 #[derive(Debug, Clone)]
 pub struct Index {
     path: PathBuf,
     lock: PathBuf,
+    repo_digests: PathBuf,
 }
 
 /// One image in the index: its manifest digest and tags (empty when dangling).
@@ -81,6 +112,7 @@ impl Index {
         Index {
             path: images.join("index.json"),
             lock: images.join("index.lock"),
+            repo_digests: images.join("repodigests.json"),
         }
     }
 
@@ -118,6 +150,49 @@ impl Index {
         let bytes = serde_json::to_vec_pretty(&index).expect("index serializes");
         super::write_atomic(&self.path, &bytes)?;
         Ok(out)
+    }
+}
+
+impl Index {
+    /// `repodigests.json`: manifest digest to its `REPOSITORY@sha256:..` names (empty when
+    /// there is none yet).
+    pub fn repo_digests(&self) -> Result<HashMap<String, Vec<String>>, ImageError> {
+        match fs::read(&self.repo_digests) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| ImageError::Json {
+                what: self.repo_digests.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(e) => Err(ImageError::Io {
+                what: "read",
+                path: self.repo_digests.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Change `repodigests.json` under the index lock and write it back atomically.
+    pub fn update_repo_digests(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Vec<String>>),
+    ) -> Result<(), ImageError> {
+        let _l = lock(&self.lock, true)?;
+        let mut m = self.repo_digests()?;
+        f(&mut m);
+        let bytes = serde_json::to_vec_pretty(&m).expect("repo digests serialize");
+        super::write_atomic(&self.repo_digests, &bytes)
+    }
+
+    /// Record that `manifest` was pulled as `repo_digest` (`REPOSITORY@sha256:..`); a
+    /// repository keeps only its newest digest for one manifest.
+    pub fn add_repo_digest(&self, manifest: &str, repo_digest: &str) -> Result<(), ImageError> {
+        let repo = repo_digest.split('@').next().unwrap_or(repo_digest);
+        self.update_repo_digests(|m| {
+            let v = m.entry(manifest.to_string()).or_default();
+            v.retain(|d| d.split('@').next() != Some(repo));
+            v.push(repo_digest.to_string());
+            v.sort();
+        })
     }
 }
 

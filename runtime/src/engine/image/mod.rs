@@ -6,7 +6,8 @@
 //!
 //! Modules: [`blobs`] (the blob store), [`index`] (tags, locks), [`reference`] (names),
 //! [`layer`] (safe unpacking), [`import`] (`import`, the built-in busybox image),
-//! [`archive`] (`load`, `save`), [`manage`] (`tag`, `rmi`, `image prune`, listing),
+//! [`archive`] (`load`, `save`), [`pull`] (`pull` from a registry), [`registry`] (insecure
+//! registries, credentials), [`manage`] (`tag`, `rmi`, `image prune`, listing),
 //! [`defaults`] (an image config as `run` defaults).
 
 pub mod archive;
@@ -16,7 +17,9 @@ pub mod import;
 pub mod index;
 pub mod layer;
 pub mod manage;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 
 use std::fs;
 use std::io;
@@ -181,12 +184,18 @@ impl Image {
 }
 
 /// What `run` needs of an image: its layers and its config.
+///
+/// While it lives it holds the store's collection lock shared (clones share it), so an
+/// `rmi` or `image prune` that would collect these layers waits until the container's
+/// config.json names the image (and so keeps it alive): keep it until that file is written.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// Unpacked layer directories, bottom layer first (a rootfs path: that one directory).
     pub layers: Vec<PathBuf>,
     /// The image; `None` for a rootfs directory given by path.
     pub image: Option<Image>,
+    /// The shared collection lock; `None` for a rootfs directory.
+    pub hold: Option<std::sync::Arc<Lock>>,
 }
 
 /// The images under `<data-root>/images`.
@@ -290,8 +299,18 @@ impl ImageStore {
             }
         }
         let r = Reference::parse(name)?;
+        let pulled_as = match &r.digest {
+            Some(d) => Some((format!("{}@{d}", r.repository), self.index.repo_digests()?)),
+            None => None,
+        };
         let hit = entries.into_iter().find(|e| match (&r.digest, r.tagged()) {
-            (Some(d), _) => &e.manifest == d,
+            // The image's own manifest digest, or the digest it was pulled as (an index's).
+            (Some(d), _) => {
+                &e.manifest == d
+                    || pulled_as
+                        .as_ref()
+                        .is_some_and(|(rd, m)| m.get(&e.manifest).is_some_and(|v| v.contains(rd)))
+            }
             (None, Some(t)) => e.tags.contains(&t),
             (None, None) => false,
         });
@@ -482,16 +501,18 @@ impl ImageStore {
                 Ok(Resolved {
                     layers: vec![p.canonicalize().map_err(io("resolve", &p))?],
                     image: None,
+                    hold: None,
                 })
             } else {
                 Err(ImageError::NotFound(image.into()))
             };
         }
-        let _l = self.gc_lock(false)?;
+        let hold = self.gc_lock(false)?;
         let img = self.image(&self.find(image)?)?;
         Ok(Resolved {
             layers: self.layer_dirs(&img)?,
             image: Some(img),
+            hold: Some(std::sync::Arc::new(hold)),
         })
     }
 }

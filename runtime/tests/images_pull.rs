@@ -1,0 +1,793 @@
+//! `rwasm pull` against a real registry: Debian's `docker-registry` (distribution 2.8),
+//! started by each test on a loopback port of its own with its own storage and config,
+//! filled by `skopeo copy` from OCI layouts the tests build (busybox-static layers, gzip,
+//! zstd and plain layers, whiteouts, a multi-platform index, Docker v2 schema 2 media
+//! types). The registry's access log tells which blobs were fetched and how much of them.
+//! Root only (they fail, never skip, otherwise).
+
+mod common;
+mod images_common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use images_common::*;
+use serde_json::{Value, json};
+
+const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const ZST: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A registry process on 127.0.0.1:PORT; killed and reaped when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Registry {
+    /// Start `docker-registry serve` under `w`, with htpasswd basic auth when `user` is given.
+    fn start(w: &World, user: Option<(&str, &str)>) -> Registry {
+        let dir = w.path(&format!("registry-{}", rand_suffix()));
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        // A free loopback port, chosen by the kernel.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut auth = String::new();
+        if let Some((u, p)) = user {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .expect("htpasswd (apt apache2-utils)");
+            assert!(out.status.success());
+            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: rwasm-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.join("storage").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("access.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+            .spawn()
+            .expect("docker-registry (apt docker-registry)");
+        let r = Registry { child, port, dir };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the registry did not listen on {port}: {}",
+                std::fs::read_to_string(r.dir.join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `skopeo copy oci:LAYOUT:TAG docker://HOST/REPO_TAG` plus `extra` flags.
+    fn push(&self, layout: &Path, tag: &str, repo_tag: &str, extra: &[&str]) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .args(extra)
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.host()))
+            .output()
+            .expect("skopeo (apt skopeo)");
+        assert!(
+            out.status.success(),
+            "skopeo copy to {repo_tag}: {}",
+            stderr(&out)
+        );
+    }
+
+    /// The file holding blob `digest` in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.join(format!(
+            "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    }
+
+    /// (status, bytes sent) of every GET of blob `digest`, from the access log.
+    fn blob_gets(&self, digest: &str) -> Vec<(u16, u64)> {
+        let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(&format!("/blobs/{digest} ")) && l.contains("\"GET "))
+            .map(|l| {
+                let after = l.split("HTTP/1.1\" ").nth(1).unwrap_or("");
+                let mut f = after.split(' ');
+                (
+                    f.next().unwrap_or("0").parse().unwrap_or(0),
+                    f.next().unwrap_or("0").parse().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One image's blobs: the layers as stored (compressed as `media` says), config, manifest.
+struct Img {
+    layers: Vec<(String, Vec<u8>)>,
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+}
+
+impl Img {
+    /// An image of the uncompressed layer tars `layers` (each with the media type it is
+    /// stored as), for `arch`, with Cmd sh and PATH.
+    fn new(layers: &[(&str, Vec<u8>)], arch: &str) -> Img {
+        let tars: Vec<&[u8]> = layers.iter().map(|(_, t)| t.as_slice()).collect();
+        let mut cfg: Value =
+            serde_json::from_slice(&config(&tars, json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]})))
+                .unwrap();
+        cfg["architecture"] = json!(arch);
+        let config = serde_json::to_vec(&cfg).unwrap();
+        let stored: Vec<(String, Vec<u8>)> = layers
+            .iter()
+            .map(|(m, t)| {
+                let blob = match *m {
+                    GZ => gzip(t),
+                    ZST => zstd(t),
+                    _ => t.clone(),
+                };
+                (m.to_string(), blob)
+            })
+            .collect();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+            "layers": stored.iter().map(|(m, b)| json!({"mediaType": m, "digest": sha(b), "size": b.len()})).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        Img {
+            layers: stored,
+            config,
+            manifest,
+        }
+    }
+
+    fn digest(&self) -> String {
+        sha(&self.manifest)
+    }
+
+    fn layer_digest(&self, i: usize) -> String {
+        sha(&self.layers[i].1)
+    }
+}
+
+fn put_blob(layout: &Path, bytes: &[u8]) {
+    let p = layout.join("blobs/sha256").join(&sha(bytes)[7..]);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// An OCI layout at `layout` holding `imgs`, whose index.json names `top` as `tag` (an
+/// image's manifest, or an index given as bytes).
+fn layout(layout: &Path, imgs: &[&Img], top: Option<&[u8]>, tag: &str) -> PathBuf {
+    for i in imgs {
+        for (_, b) in &i.layers {
+            put_blob(layout, b);
+        }
+        put_blob(layout, &i.config);
+        put_blob(layout, &i.manifest);
+    }
+    let (media, bytes) = match top {
+        Some(idx) => (INDEX, idx.to_vec()),
+        None => (MANIFEST, imgs[0].manifest.clone()),
+    };
+    put_blob(layout, &bytes);
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": media, "digest": sha(&bytes), "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    layout.to_path_buf()
+}
+
+/// A layer holding `/file` with `content`.
+fn file_layer(content: &str) -> Vec<u8> {
+    layer(&[E::File("file", content.as_bytes())])
+}
+
+/// An image of busybox (gzip) and a `/file` layer stored as `media`.
+fn app(w: &World, content: &str, media: &str) -> Img {
+    Img::new(
+        &[
+            (GZ, busybox_layer(&w.path(&rand_suffix()))),
+            (media, file_layer(content)),
+        ],
+        "amd64",
+    )
+}
+
+/// `rwasm pull REF` with `env`, stdout and stderr captured.
+fn pull(w: &World, reference: &str, env: &[(&str, &str)]) -> Output {
+    let mut c = w.cmd(&["pull", reference]);
+    // No auth file of the machine's user is read unless a test names one.
+    c.env("HOME", w.path("home"))
+        .env_remove("REGISTRY_AUTH_FILE");
+    c.env_remove("DOCKER_CONFIG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn pull_ok(w: &World, reference: &str) -> String {
+    let out = pull(w, reference, &[]);
+    assert!(
+        out.status.success(),
+        "pull {reference}: {}{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    stdout(&out)
+}
+
+fn inspect(w: &World, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&ok(w, &["image", "inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn partials(w: &World) -> Vec<String> {
+    std::fs::read_dir(w.data.join("images/tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".partial"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pulled_image_runs_by_tag_and_by_digest_with_dockers_output() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    // busybox (gzip), /file (zstd), then a plain layer that whites out /etc/group and
+    // makes /opt opaque over a gzip layer that filled it.
+    let bb = busybox_layer(&w.path("bb"));
+    let img = Img::new(
+        &[
+            (GZ, bb),
+            (ZST, file_layer("hello from the registry\n")),
+            (
+                GZ,
+                layer(&[E::Dir("opt"), E::File("opt/old", b"old"), E::Dir("opt/sub")]),
+            ),
+            (
+                TAR,
+                layer(&[
+                    E::Dir("etc"),
+                    E::File("etc/.wh.group", b""),
+                    E::Dir("opt"),
+                    E::File("opt/.wh..wh..opq", b""),
+                    E::File("opt/new", b"new"),
+                ]),
+            ),
+        ],
+        "amd64",
+    );
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    // --preserve-digests: the plain layer stays plain (skopeo would gzip it).
+    reg.push(&lay, "v1", "team/app:v1", &["--preserve-digests"]);
+    let r = format!("{}/team/app:v1", reg.host());
+
+    let out = pull_ok(&w, &r);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "v1: Pulling from team/app", "{out}");
+    for i in 0..4 {
+        let id = &img.layer_digest(i)[7..19];
+        assert!(
+            lines.contains(&format!("{id}: Pulling fs layer").as_str())
+                && lines.contains(&format!("{id}: Download complete").as_str())
+                && lines.contains(&format!("{id}: Pull complete").as_str()),
+            "layer {id}: {out}"
+        );
+    }
+    let n = lines.len();
+    assert_eq!(lines[n - 3], format!("Digest: {}", img.digest()), "{out}");
+    assert_eq!(
+        lines[n - 2],
+        format!("Status: Downloaded newer image for {r}")
+    );
+    assert_eq!(lines[n - 1], r);
+    assert!(!out.contains("Using default tag"), "{out}");
+
+    let run = ok(&w, &["run", "--rm", &r, "cat", "/file"]);
+    assert_eq!(run, "hello from the registry\n");
+    let tree = ok(
+        &w,
+        &[
+            "run",
+            "--rm",
+            &r,
+            "sh",
+            "-c",
+            "ls /opt; test -e /etc/group || echo group-gone; cat /etc/passwd",
+        ],
+    );
+    assert_eq!(tree, "new\ngroup-gone\nroot:x:0:0:root:/root:/bin/sh\n");
+
+    let i = inspect(&w, &r);
+    assert_eq!(
+        i["RepoTags"],
+        json!([format!("{}/team/app:v1", reg.host())])
+    );
+    assert_eq!(
+        i["RepoDigests"],
+        json!([format!("{}/team/app@{}", reg.host(), img.digest())])
+    );
+    assert_eq!(i["Id"], sha(&img.config));
+    assert_eq!(i["Descriptor"]["digest"], img.digest());
+    let table = ok(&w, &["images"]);
+    assert!(
+        table.contains(&format!("{}/team/app   v1", reg.host())),
+        "{table}"
+    );
+    let j: Value = serde_json::from_str(ok(&w, &["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(j["Digest"], img.digest());
+    // The store holds the registry's manifest as it was sent: its digest is the image's.
+    assert_eq!(
+        std::fs::read(w.data.join("images/blobs/sha256").join(&img.digest()[7..])).unwrap(),
+        img.manifest
+    );
+    assert_eq!(verify_blobs(&w), 6, "manifest, config, four layers");
+    assert!(partials(&w).is_empty());
+
+    // Again: nothing downloaded.
+    let gets_before = reg.blob_gets(&img.layer_digest(1)).len();
+    let again = pull_ok(&w, &r);
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {r}")),
+        "{again}"
+    );
+    assert!(
+        again.contains(&format!("{}: Already exists", &img.layer_digest(1)[7..19])),
+        "{again}"
+    );
+    assert_eq!(reg.blob_gets(&img.layer_digest(1)).len(), gets_before);
+
+    // By digest, into another store: no tag, found by its digest.
+    let w2 = World::new();
+    let by_digest = format!("{}/team/app@{}", reg.host(), img.digest());
+    let out = pull_ok(&w2, &by_digest);
+    assert!(
+        out.starts_with(&format!("{}: Pulling from team/app\n", img.digest())),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!(
+            "Status: Downloaded newer image for {by_digest}\n{by_digest}\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        ok(&w2, &["run", "--rm", &by_digest, "cat", "/file"]),
+        "hello from the registry\n"
+    );
+    assert_eq!(inspect(&w2, &by_digest)["RepoTags"], json!([]));
+    let table = ok(&w2, &["images"]);
+    assert!(
+        table.contains(&format!("{}/team/app   <none>", reg.host())),
+        "{table}"
+    );
+    // Pulled by digest, so not dangling: prune keeps it.
+    ok(&w2, &["image", "prune", "-f"]);
+    assert_eq!(inspect(&w2, &by_digest)["Id"], sha(&img.config));
+}
+
+#[test]
+fn docker_v2_schema2_media_types_and_the_default_tag() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let img = app(&w, "docker media types\n", GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "latest");
+    reg.push(&lay, "latest", "dock", &["--format", "v2s2"]);
+    let r = format!("{}/dock", reg.host());
+    let out = pull_ok(&w, &r);
+    assert!(
+        out.starts_with("Using default tag: latest\nlatest: Pulling from dock\n"),
+        "{out}"
+    );
+    assert!(out.ends_with(&format!("{r}:latest\n")), "{out}");
+    let i = inspect(&w, &r);
+    assert_eq!(
+        i["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let digest = i["Descriptor"]["digest"].as_str().unwrap().to_string();
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(w.data.join("images/blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stored["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    assert_eq!(
+        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
+        "docker media types\n"
+    );
+}
+
+#[test]
+fn a_multi_platform_index_resolves_to_linux_amd64() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let amd = app(&w, "amd64\n", ZST);
+    let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
+    let entry = |i: &Img, arch: &str| {
+        json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
+               "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [entry(&arm, "arm64"), entry(&amd, "amd64")]}))
+    .unwrap();
+    let lay = layout(&w.path("multi"), &[&arm, &amd], Some(&index), "multi");
+    reg.push(&lay, "multi", "multi:v1", &["--multi-arch", "all"]);
+    let r = format!("{}/multi:v1", reg.host());
+    let out = pull_ok(&w, &r);
+    assert!(
+        out.contains(&format!("Digest: {}\n", sha(&index))),
+        "the index's digest, as Docker shows it: {out}"
+    );
+    assert_eq!(ok(&w, &["run", "--rm", &r, "cat", "/file"]), "amd64\n");
+    let i = inspect(&w, &r);
+    assert_eq!(i["Descriptor"]["digest"], amd.digest());
+    let by_index = format!("{}/multi@{}", reg.host(), sha(&index));
+    assert_eq!(i["RepoDigests"], json!([by_index]));
+    assert_eq!(
+        ok(&w, &["run", "--rm", &by_index, "cat", "/file"]),
+        "amd64\n"
+    );
+    assert!(
+        !w.data
+            .join("images/blobs/sha256")
+            .join(&arm.layer_digest(0)[7..])
+            .exists(),
+        "the arm64 image's layer is not fetched"
+    );
+
+    // Another platform, as asked for (stored, not run: it has no binaries).
+    let w2 = World::new();
+    let r2 = format!("{}/multi:v1", reg.host());
+    let out = w2
+        .cmd(&["pull", "--platform", "linux/arm64", &r2])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = inspect(&w2, &r2);
+    assert_eq!(
+        (
+            i["Architecture"].as_str(),
+            i["Descriptor"]["digest"].as_str()
+        ),
+        (Some("arm64"), Some(arm.digest().as_str()))
+    );
+    let e = fails(&w2, &["pull", "--platform", "arm64", &r2]);
+    assert!(e.contains("expected OS/ARCH"), "{e}");
+
+    // An index without linux/amd64.
+    let only_arm = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [entry(&arm, "arm64")]}))
+    .unwrap();
+    let lay = layout(&w.path("arm"), &[&arm], Some(&only_arm), "arm");
+    reg.push(&lay, "arm", "armonly:v1", &["--multi-arch", "all"]);
+    let r = format!("{}/armonly:v1", reg.host());
+    let out = pull(&w, &r, &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "no matching manifest for linux/amd64 in the manifest list entries of {r}"
+        )) && e.contains("linux/arm64"),
+        "{e}"
+    );
+    assert!(fails(&w, &["image", "inspect", &r]).contains("not found"));
+}
+
+#[test]
+fn unknown_tags_and_unreachable_registries_are_clear_errors() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let img = app(&w, "x\n", GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "app:v1", &[]);
+    let r = format!("{}/app:nope", reg.host());
+    let out = pull(&w, &r, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("manifest for {r} not found: manifest unknown")),
+        "{}",
+        stderr(&out)
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = format!("127.0.0.1:{port}/app:v1");
+    let e = stderr(&pull(&w, &r, &[]));
+    assert!(
+        e.contains(&format!("{r}: registry 127.0.0.1:{port} (plain HTTP)")),
+        "{e}"
+    );
+    let e = fails(&w, &["pull", "Upper/Case"]);
+    assert!(e.contains("must be lowercase"), "{e}");
+}
+
+#[test]
+fn a_corrupted_blob_in_the_registry_is_detected_and_nothing_is_stored() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let img = app(&w, "corrupt me\n", GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "bad:v1", &[]);
+    // Same size, one byte changed, in the registry's own storage.
+    let bad = img.layer_digest(1);
+    let f = reg.blob_file(&bad);
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&f, bytes).unwrap();
+
+    let r = format!("{}/bad:v1", reg.host());
+    let out = pull(&w, &r, &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!("{r}: blob {bad} does not match its digest")),
+        "{e}"
+    );
+    assert!(fails(&w, &["image", "inspect", &r]).contains("not found"));
+    assert_eq!(verify_blobs(&w), 0, "no blob of the image is kept");
+    assert!(partials(&w).is_empty(), "{:?}", partials(&w));
+    let layers: Vec<_> = std::fs::read_dir(w.data.join("images/layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(layers.is_empty(), "{layers:?}");
+}
+
+#[test]
+fn basic_auth_credentials_come_from_the_auth_file() {
+    let w = World::new();
+    let reg = Registry::start(&w, Some(("alice", "s3cret")));
+    let img = app(&w, "behind a password\n", GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "private:v1", &["--dest-creds", "alice:s3cret"]);
+    let r = format!("{}/private:v1", reg.host());
+
+    let out = pull(&w, &r, &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "pull access denied for {r}: unauthorized (no credentials for {} in no auth file)",
+            reg.host()
+        )),
+        "{e}"
+    );
+    let auth = w.path("auth.json");
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    std::fs::write(
+        &auth,
+        json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
+    )
+    .unwrap();
+    let out = pull(&w, &r, &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "pull access denied for {r}: unauthorized (user \"alice\" from {})",
+            auth.display()
+        )),
+        "{e}"
+    );
+    // Docker's own file, keyed with a scheme as `docker login` may write it.
+    std::fs::create_dir_all(w.path("home/.docker")).unwrap();
+    std::fs::write(
+        w.path("home/.docker/config.json"),
+        json!({"auths": {format!("https://{}", reg.host()): {"auth": b64("alice:s3cret")}}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = pull(&w, &r, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
+        "behind a password\n"
+    );
+}
+
+/// Bytes no compressor shrinks (xorshift), so a layer's size on the wire is its size.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn an_interrupted_pull_resumes_without_fetching_finished_blobs_again() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let big = noise(192 << 20, 7);
+    let img = Img::new(
+        &[
+            (GZ, busybox_layer(&w.path("bb"))),
+            (TAR, layer(&[E::File("big", &big)])),
+        ],
+        "amd64",
+    );
+    drop(big);
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "big:v1", &["--preserve-digests"]);
+    let r = format!("{}/big:v1", reg.host());
+    let (small, large) = (img.layer_digest(0), img.layer_digest(1));
+    let store = w.data.join("images/blobs/sha256");
+
+    // Kill -9 once the small layer is stored and the big one is partly downloaded.
+    let mut child = w
+        .cmd(&["pull", &r])
+        .env("HOME", w.path("home"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = w
+        .data
+        .join("images/tmp")
+        .join(format!("pull-{}.partial", &large[7..]));
+    let t = Instant::now();
+    loop {
+        let have = std::fs::metadata(&partial).map_or(0, |m| m.len());
+        if store.join(&small[7..]).exists() && have > 8 << 20 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it could be interrupted"
+        );
+        assert!(t.elapsed() < Duration::from_secs(60), "the pull stalled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cut = std::fs::metadata(&partial).unwrap().len();
+    let total = img.layers[1].1.len() as u64;
+    assert!(cut < total, "killed midway: {cut} of {total} bytes");
+    assert!(
+        !store.join(&large[7..]).exists(),
+        "a partial blob is never stored"
+    );
+    let small_mtime = std::fs::metadata(store.join(&small[7..]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(fails(&w, &["image", "inspect", &r]).contains("not found"));
+    assert_eq!(reg.blob_gets(&small).len(), 1);
+
+    let out = pull_ok(&w, &r);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {r}")),
+        "{out}"
+    );
+    assert_eq!(
+        reg.blob_gets(&small).len(),
+        1,
+        "the finished blob is not fetched again"
+    );
+    assert_eq!(
+        std::fs::metadata(store.join(&small[7..]))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        small_mtime
+    );
+    let gets = reg.blob_gets(&large);
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(
+        gets[1],
+        (206, total - cut),
+        "the second pull asks for the rest only"
+    );
+    assert!(partials(&w).is_empty());
+    assert_eq!(verify_blobs(&w), 4);
+    let size = ok(&w, &["run", "--rm", &r, "wc", "-c", "/big"]);
+    assert_eq!(size.trim(), format!("{} /big", 192 << 20));
+}
+
+#[test]
+fn two_concurrent_pulls_of_one_image_both_succeed() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let img = Img::new(
+        &[
+            (GZ, busybox_layer(&w.path("bb"))),
+            (ZST, layer(&[E::File("big", &noise(48 << 20, 3))])),
+            (GZ, file_layer("raced\n")),
+        ],
+        "amd64",
+    );
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "race:v1", &[]);
+    let r = format!("{}/race:v1", reg.host());
+    let spawn = || {
+        w.cmd(&["pull", &r])
+            .env("HOME", w.path("home"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).ends_with(&format!("{r}\n")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(verify_blobs(&w), 5);
+    assert!(partials(&w).is_empty());
+    let idx = index(&w);
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 1, "{idx}");
+    assert_eq!(ok(&w, &["run", "--rm", &r, "cat", "/file"]), "raced\n");
+    // Each blob crossed the wire once: the second pull waited for the first's download.
+    for i in 0..3 {
+        assert_eq!(reg.blob_gets(&img.layer_digest(i)).len(), 1, "layer {i}");
+    }
+}
