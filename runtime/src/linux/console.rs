@@ -82,8 +82,8 @@ pub fn setup(socket: OwnedFd, size: Option<Size>) -> Result<(), ConsoleError> {
 /// mount namespace): (master, slave), both close-on-exec, the slave sized to `size`.
 pub fn open_pty(size: Option<Size>) -> Result<(OwnedFd, OwnedFd), ConsoleError> {
     let master = open_master()?;
-    // SAFETY: TIOCSPTLCK reads one int through a pointer to a live local.
     let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through a pointer to a live local.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &raw const unlock) } < 0 {
         return Err(pty("unlock")(nix::Error::last()));
     }

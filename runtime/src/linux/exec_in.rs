@@ -224,15 +224,14 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
                 super::tty::pump(master, req.stdin, pidfd.as_fd(), TTY_DRAIN)
                     .map_err(ExecError::Tty)?;
             }
-            let code = loop {
+            loop {
                 match waitpid(pid, None) {
                     Ok(WaitStatus::Exited(_, c)) => break Ok(c),
                     Ok(WaitStatus::Signaled(_, s, _)) => break Ok(128 + s as i32),
                     Ok(_) | Err(nix::Error::EINTR) => continue,
                     Err(e) => break Err(ExecError::Sys("wait for the process", e)),
                 }
-            };
-            code
+            }
         }
     }
 }
