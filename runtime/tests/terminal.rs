@@ -25,6 +25,19 @@ fn read_all(master: &mut std::fs::File) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// What the terminal master yields until its output ends with `end` (or the slave closes).
+fn read_until(master: &mut std::fs::File, end: &str) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(end.as_bytes()) {
+        match master.read(&mut byte) {
+            Ok(1) => out.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[test]
 fn the_console_socket_gets_the_terminal_the_process_runs_on() {
     let w = World::new();
@@ -65,8 +78,10 @@ fn the_console_socket_gets_the_terminal_the_process_runs_on() {
     assert_eq!(name, "/dev/pts/0");
     let (code, err) = w.rwasm_detached(&["start", &c]);
     assert_eq!(code, 0, "{err}");
+    // Type only once the shell waits in `read`: the terminal echoes input when it arrives.
+    let mut out = read_until(&mut master, "stdin-tty\r\n");
     master.write_all(b"typed\n").unwrap();
-    let out = read_all(&mut master);
+    out += &read_all(&mut master);
     // The terminal echoes what was typed, and turns \n into \r\n.
     assert_eq!(
         out, "/dev/pts/0\r\n40 132\r\nstdin-tty\r\ntyped\r\ngot typed\r\n",
