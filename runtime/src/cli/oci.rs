@@ -181,17 +181,17 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
     plugins.prefetch(&container::RUN_POINTS);
     let store = store(cli)?;
     // Without --console-socket, a foreground run proxies a terminal itself (runc run).
+    // (our end, the end init gets if the process has a terminal)
     let own_console = match (&a.runc.console_socket, a.detach) {
-        (None, false) => Some(std::os::unix::net::UnixStream::pair()?),
+        (None, false) => {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            Some((ours, std::os::fd::OwnedFd::from(theirs)))
+        }
         _ => None,
     };
-    let own_end = own_console
-        .as_ref()
-        .map(|(_, theirs)| theirs.try_clone().map(std::os::fd::OwnedFd::from))
-        .transpose()?;
-    let console_socket = match (&a.runc.console_socket, &own_end) {
+    let console_socket = match (&a.runc.console_socket, &own_console) {
         (Some(path), _) => Some(ConsoleSocket::Path(path)),
-        (None, Some(fd)) => Some(ConsoleSocket::IfTerminal(fd)),
+        (None, Some((_, theirs))) => Some(ConsoleSocket::IfTerminal(theirs)),
         (None, None) => None,
     };
     let created = container::create(
@@ -205,15 +205,14 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
             console_socket,
         },
     )?;
-    drop(own_end);
-    let proxy = match (&own_console, created.terminal) {
+    let proxy = match (own_console, created.terminal) {
+        // The master was sent while init was created: it waits on our end.
         (Some((ours, _)), true) => {
-            let (master, _) = rwasm::linux::console::receive(ours)?;
+            let (master, _) = rwasm::linux::console::receive(&ours)?;
             Some(rwasm::linux::tty::Proxy::start(master, true)?)
         }
         _ => None,
     };
-    drop(own_console);
     if a.detach {
         container::start(&store, id, &plugins)?;
         return Ok(0);

@@ -19,9 +19,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 /// A running proxy; [`Proxy::finish`] waits for the container's output to end.
 pub struct Proxy {
     output: Option<JoinHandle<()>>,
-    /// Gets a message when the output copy ends.
-    done: Option<std::sync::mpsc::Receiver<()>>,
-    restore: Option<Termios>,
+    _raw: RawMode,
 }
 
 /// The master whose size follows the caller's window (`SIGWINCH` handler); -1 when none.
@@ -65,21 +63,10 @@ impl Proxy {
     /// Starts proxying `master`: raw mode on our stdin when it is a terminal and `stdin` is
     /// asked for (Docker's `-i`), stdin → master then, master → stdout always.
     pub fn start(master: File, stdin: bool) -> io::Result<Proxy> {
-        let restore = if stdin && io::stdin().is_terminal() {
-            let fd = io::stdin();
-            let saved = termios::tcgetattr(fd.as_fd())?;
-            let mut raw = saved.clone();
-            termios::cfmakeraw(&mut raw);
-            termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &raw)?;
-            Some(saved)
-        } else {
-            None
-        };
         // From here on, dropping the proxy restores the terminal.
         let mut proxy = Proxy {
             output: None,
-            done: None,
-            restore,
+            _raw: RawMode::enter(stdin)?,
         };
         RESIZE_MASTER.store(master.as_raw_fd(), Ordering::Relaxed);
         on_winch(libc::SIGWINCH);
@@ -98,7 +85,6 @@ impl Proxy {
                 })?;
         }
         let mut from = master;
-        let (tell, done) = std::sync::mpsc::channel();
         let output = std::thread::Builder::new()
             .name("rwasm-tty-out".to_string())
             .spawn(move || {
@@ -111,10 +97,8 @@ impl Proxy {
                     }
                 }
                 RESIZE_MASTER.store(-1, Ordering::Relaxed);
-                let _ = tell.send(());
             })?;
         proxy.output = Some(output);
-        proxy.done = Some(done);
         Ok(proxy)
     }
 
@@ -122,15 +106,7 @@ impl Proxy {
     /// whatever handled it before (the runtime's signal forwarding, which must be set up
     /// first).
     pub fn follow_window(&self) -> io::Result<()> {
-        let action = nix::sys::signal::SigAction::new(
-            nix::sys::signal::SigHandler::Handler(on_winch),
-            nix::sys::signal::SaFlags::SA_RESTART,
-            nix::sys::signal::SigSet::empty(),
-        );
-        // SAFETY: the handler only loads an atomic and makes ioctl(2) calls, which are
-        // async-signal-safe.
-        unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action) }?;
-        Ok(())
+        handle_winch()
     }
 
     /// Waits until the container's terminal output has ended (every slave fd closed),
@@ -140,28 +116,11 @@ impl Proxy {
             let _ = output.join();
         }
     }
-
-    /// Like [`Proxy::finish`] once the process on the terminal has exited: what it wrote
-    /// is copied out, but a process it left behind holding the terminal is waited for at
-    /// most `grace`.
-    pub fn finish_within(mut self, grace: std::time::Duration) {
-        if let Some(done) = self.done.take()
-            && done.recv_timeout(grace).is_ok()
-            && let Some(output) = self.output.take()
-        {
-            let _ = output.join();
-        }
-    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         RESIZE_MASTER.store(-1, Ordering::Relaxed);
-        if let Some(saved) = self.restore.take() {
-            // SAFETY: fd 0 stays open for the life of the process.
-            let fd = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
-            let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &saved);
-        }
     }
 }
 
@@ -180,14 +139,7 @@ pub fn pump(
     let restore = RawMode::enter(stdin)?;
     RESIZE_MASTER.store(master.as_raw_fd(), Ordering::Relaxed);
     on_winch(libc::SIGWINCH);
-    let action = nix::sys::signal::SigAction::new(
-        nix::sys::signal::SigHandler::Handler(on_winch),
-        nix::sys::signal::SaFlags::SA_RESTART,
-        nix::sys::signal::SigSet::empty(),
-    );
-    // SAFETY: the handler only loads an atomic and makes ioctl(2) calls, which are
-    // async-signal-safe.
-    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action) }?;
+    handle_winch()?;
     let mut master = master;
     let mut buf = [0u8; 8192];
     let mut stdin_open = stdin;
@@ -254,6 +206,19 @@ pub fn pump(
     RESIZE_MASTER.store(-1, Ordering::Relaxed);
     drop(restore);
     result
+}
+
+/// Installs [`on_winch`] as the `SIGWINCH` handler.
+fn handle_winch() -> io::Result<()> {
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_winch),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only loads an atomic and makes ioctl(2) calls, which are
+    // async-signal-safe.
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action) }?;
+    Ok(())
 }
 
 /// The caller's terminal in raw mode while it lives (when asked for and stdin is one).

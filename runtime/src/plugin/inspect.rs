@@ -241,15 +241,10 @@ impl PluginSet {
     }
 
     fn host(&self) -> Result<&host::Host, PluginError> {
-        if let Some(host) = self.host.get() {
-            return Ok(host);
-        }
-        let (fuel, max_memory) = self.engine_needs();
-        let host = host::Host::new(fuel, max_memory).map_err(|cause| PluginError::Unloadable {
+        self.host_or_new().map_err(|cause| PluginError::Unloadable {
             plugin: String::new(),
             cause,
-        })?;
-        Ok(self.host.get_or_init(|| host))
+        })
     }
 
     /// Every plugin of the manifest with its grants and cache state, in manifest order.

@@ -329,6 +329,16 @@ impl PluginSet {
         (fuel, max_memory)
     }
 
+    /// The set's host, created (engine, linker) on first use.
+    fn host_or_new(&self) -> Result<&host::Host, FailureCause> {
+        if let Some(host) = self.host.get() {
+            return Ok(host);
+        }
+        let (fuel, max_memory) = self.engine_needs();
+        let host = host::Host::new(fuel, max_memory)?;
+        Ok(self.host.get_or_init(|| host))
+    }
+
     fn join_prefetch(&self) {
         let Some(handle) = self.prefetch.borrow_mut().take() else {
             return;
@@ -584,15 +594,9 @@ impl PluginSet {
             cause,
         };
         self.join_prefetch();
-        let host = match self.host.get() {
-            Some(host) => host,
-            None => {
-                let (fuel, max_memory) = self.engine_needs();
-                let host = host::Host::new(fuel, max_memory)
-                    .map_err(|cause| failed(Phase::Load, cause))?;
-                self.host.get_or_init(|| host)
-            }
-        };
+        let host = self
+            .host_or_new()
+            .map_err(|cause| failed(Phase::Load, cause))?;
         let loaded = match plugin.loaded.get() {
             Some(loaded) => loaded,
             None => {

@@ -214,15 +214,9 @@ impl PluginSet {
         let _span =
             tracing::info_span!("network", plugin = %plugin.spec.name, op = op.as_str()).entered();
         self.join_prefetch();
-        let host = match self.host.get() {
-            Some(host) => host,
-            None => {
-                let (fuel, max_memory) = self.engine_needs();
-                let host = host::Host::new(fuel, max_memory)
-                    .map_err(|cause| failed(Phase::Load, cause))?;
-                self.host.get_or_init(|| host)
-            }
-        };
+        let host = self
+            .host_or_new()
+            .map_err(|cause| failed(Phase::Load, cause))?;
         let started = Instant::now();
         let (loaded, _) = host
             .load_network(&plugin.spec, &self.cache_dir)

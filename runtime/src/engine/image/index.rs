@@ -32,8 +32,8 @@ impl std::fmt::Debug for Lock {
     }
 }
 
-/// Take `path`'s flock, exclusive or shared, waiting for it.
-pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
+/// `path` opened (created with its directory if missing) to be flocked.
+fn lock_file(path: &Path) -> Result<fs::File, ImageError> {
     if let Some(d) = path.parent() {
         fs::create_dir_all(d).map_err(io("create", d))?;
     }
@@ -43,6 +43,12 @@ pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
         .write(true)
         .open(path)
         .map_err(io("open", path))?;
+    Ok(f)
+}
+
+/// Take `path`'s flock, exclusive or shared, waiting for it.
+pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
+    let f = lock_file(path)?;
     let arg = if exclusive {
         FlockArg::LockExclusive
     } else {
@@ -58,15 +64,7 @@ pub fn lock(path: &Path, exclusive: bool) -> Result<Lock, ImageError> {
 
 /// Take `path`'s exclusive flock if no one holds it; `None` when someone does.
 pub fn try_lock(path: &Path) -> Result<Option<Lock>, ImageError> {
-    if let Some(d) = path.parent() {
-        fs::create_dir_all(d).map_err(io("create", d))?;
-    }
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io("open", path))?;
+    let f = lock_file(path)?;
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
         Ok(flock) => Ok(Some(Lock { _flock: flock })),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

@@ -253,25 +253,32 @@ fn yaml_to_json(y: &yaml_rust2::Yaml) -> Result<Value, String> {
     })
 }
 
+/// The CDI spec files (`*.json`, `*.yaml`, `*.yml`) of `dir`, sorted by name; none if it
+/// cannot be read.
+fn spec_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "yml")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Finds device `name` of `kind` in `dirs`; returns the file and its edits (top-level,
 /// then the device's).
 fn find(dirs: &[PathBuf], kind: &str, name: &str) -> Result<(PathBuf, Vec<Edits>), String> {
     let mut found = None;
     let mut broken = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("json" | "yaml" | "yml")
-                )
-            })
-            .collect();
-        files.sort();
+        let files = spec_files(dir);
         let mut here: Option<(PathBuf, Vec<Edits>)> = None;
         for file in files {
             let spec = match read_spec(&file) {
@@ -341,19 +348,7 @@ pub(crate) struct KindDevice {
 pub(crate) fn devices_of_kind(dirs: &[PathBuf], kind: &str) -> Vec<KindDevice> {
     let mut out: Vec<KindDevice> = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("json" | "yaml" | "yml")
-                )
-            })
-            .collect();
-        files.sort();
+        let files = spec_files(dir);
         for file in files {
             let Ok(spec) = read_spec(&file) else { continue };
             if spec.kind != kind {

@@ -292,29 +292,20 @@ impl Host {
             return;
         }
         let started = Instant::now();
-        let result = Call::new(point, &State::default(), &Spec::default(), None)
-            .map_err(|e| {
-                (
-                    Phase::Prepare,
-                    FailureCause::Engine {
-                        reason: e.to_string(),
-                    },
-                )
-            })
-            .and_then(|call| {
-                let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
-                let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
-                let mut spec = spec.clone();
-                spec.timeout_ms = spec.timeout_ms.min(WARM_DEADLINE_MS);
-                self.job(loaded, &spec, point, &call, &stdout, &stderr, true)
-                    .and_then(|job| match job {
-                        Some(mut job) => {
-                            job.state.quiet = true;
-                            self.inline(job)
-                        }
-                        None => Ok(Outcome::Allow(Box::default())),
-                    })
-            });
+        let result = configure_call(point).and_then(|call| {
+            let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
+            let stderr = MemoryOutputPipe::new(STDOUT_CAPACITY);
+            let mut spec = spec.clone();
+            spec.timeout_ms = spec.timeout_ms.min(WARM_DEADLINE_MS);
+            self.job(loaded, &spec, point, &call, &stdout, &stderr, true)
+                .and_then(|job| match job {
+                    Some(mut job) => {
+                        job.state.quiet = true;
+                        self.inline(job)
+                    }
+                    None => Ok(Outcome::Allow(Box::default())),
+                })
+        });
         tracing::debug!(
             elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             failed = result.is_err(),
@@ -322,8 +313,9 @@ impl Host {
         );
     }
 
-    /// The job of one call (or, with `configure_only`, of its first two phases) of `spec`'s plugin; `None` for a call its
-    /// package version cannot express (never registered: the manifest check refuses it).
+    /// The job of one call (or, with `configure_only`, of its first two phases) of `spec`'s
+    /// plugin; `None` for a call its package version cannot express (never registered: the
+    /// manifest check refuses it).
     #[allow(clippy::too_many_arguments)] // the parts of one call, all needed
     fn job(
         &self,
@@ -390,14 +382,7 @@ impl Host {
         let Some(point) = spec.hooks.first().copied() else {
             return Ok(());
         };
-        let call = Call::new(point, &State::default(), &Spec::default(), None).map_err(|e| {
-            (
-                Phase::Prepare,
-                FailureCause::Engine {
-                    reason: e.to_string(),
-                },
-            )
-        })?;
+        let call = configure_call(point)?;
         self.run(loaded, spec, point, &call, true).map(|_| ())
     }
 
@@ -493,6 +478,19 @@ impl Host {
         let _ticking = ticker.activate();
         job.run()
     }
+}
+
+/// The call a configure-only job carries (it is never invoked): `point` with an empty
+/// state and spec, outside any container.
+fn configure_call(point: HookPoint) -> Result<Call, (Phase, FailureCause)> {
+    Call::new(point, &State::default(), &Spec::default(), None).map_err(|e| {
+        (
+            Phase::Prepare,
+            FailureCause::Engine {
+                reason: e.to_string(),
+            },
+        )
+    })
 }
 
 /// Forwards the guest's output to the log and adds its stderr's tail to a trap.
