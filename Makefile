@@ -25,7 +25,7 @@ APT_PACKAGES += libssl-dev
 # and to measure against, htpasswd for the registry's basic auth.
 APT_PACKAGES += docker-registry skopeo umoci apache2-utils
 
-.PHONY: setup build plugins demo test lint bench bench-plugins bench-network bench-pull clean
+.PHONY: setup build plugins demo test lint man bench bench-plugins bench-network bench-pull clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -67,6 +67,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path examples/plugin-template/Cargo.toml -- --check
 	cargo clippy --release -p rwasm --all-targets -- -D warnings
+
+## man: one man page per command, generated from the clap definitions, into $(CARGO_TARGET_DIR)/man
+man: build
+	$(RWASM) generate-man $(CARGO_TARGET_DIR)/man
 
 ## bench: rwasm beside runc and crun, one hyperfine run, ratios to crun
 bench: setup build

@@ -20,7 +20,7 @@ use rwasm::engine::record::{ContainerRecord, Live, Records};
 use rwasm::engine::state::StateStore;
 use rwasm::linux::signal;
 
-use super::format::{columns, header, human_duration, render, since, status};
+use super::format::{columns, header, human_duration, human_size, render, since, status};
 use super::{Cli, cache_dir};
 
 /// Whether `arg` names an OCI container under `--root` by its exact id and no Docker
@@ -31,7 +31,7 @@ pub fn is_oci_only(cli: &Cli, arg: &str) -> bool {
         && !Records::new(&cli.data_root).exists(arg)
 }
 
-fn records(cli: &Cli) -> Records {
+pub(super) fn records(cli: &Cli) -> Records {
     Records::new(&cli.data_root)
 }
 
@@ -449,31 +449,10 @@ pub fn rename(cli: &Cli, old: &str, new: &str) -> anyhow::Result<i32> {
 
 /// `container prune [-f]`: remove every container that does not run.
 pub fn prune(cli: &Cli, force: bool) -> anyhow::Result<i32> {
-    if !force {
-        eprint!(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        );
-        let mut line = String::new();
-        if !std::io::stdin().is_terminal()
-            || std::io::stdin().lock().read_line(&mut line).is_err()
-            || !line.trim().eq_ignore_ascii_case("y")
-        {
-            return Ok(0);
-        }
+    if !force && !confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(0);
     }
-    let rs = records(cli);
-    let mut deleted = Vec::new();
-    with_lifecycle(cli, |l| {
-        for r in rs.all()? {
-            if !matches!(r.live(), Live::Running | Live::Paused | Live::Restarting)
-                && !r.monitor_alive()
-            {
-                l.remove(&r.id, false)?;
-                deleted.push(r.id);
-            }
-        }
-        Ok(())
-    })?;
+    let (deleted, reclaimed) = remove_stopped(cli)?;
     if !deleted.is_empty() {
         outln!("Deleted Containers:");
         for id in &deleted {
@@ -481,8 +460,45 @@ pub fn prune(cli: &Cli, force: bool) -> anyhow::Result<i32> {
         }
         outln!();
     }
-    outln!("Total reclaimed space: 0B");
+    outln!("Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)
+}
+
+/// Docker's prompt of `prune` commands: `warning`, then "Are you sure ...? [y/N]"; true
+/// only for `y` typed on a terminal.
+pub(super) fn confirm(warning: &str) -> bool {
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().is_terminal()
+        && std::io::stdin().lock().read_line(&mut line).is_ok()
+        && line.trim().eq_ignore_ascii_case("y")
+}
+
+/// The writable layer of a container's rootfs (Docker's container SIZE), in bytes.
+pub(super) fn writable_bytes(rs: &Records, id: &str) -> u64 {
+    rwasm::engine::disk_usage::tree_bytes(&rs.dir(id).join("upper"))
+}
+
+/// Remove every container that is not running, paused or restarting and has no live
+/// monitor; returns their ids and the bytes of their writable layers.
+pub(super) fn remove_stopped(cli: &Cli) -> anyhow::Result<(Vec<String>, u64)> {
+    let rs = records(cli);
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    with_lifecycle(cli, |l| {
+        for r in rs.all()? {
+            if !matches!(r.live(), Live::Running | Live::Paused | Live::Restarting)
+                && !r.monitor_alive()
+            {
+                let bytes = writable_bytes(&rs, &r.id);
+                l.remove(&r.id, false)?;
+                reclaimed += bytes;
+                deleted.push(r.id);
+            }
+        }
+        Ok(())
+    })?;
+    Ok((deleted, reclaimed))
 }
 
 // ---- inspect, top ----

@@ -109,7 +109,7 @@ pub(super) fn images(cli: &Cli) -> ImageStore {
 }
 
 /// Containers and their images, running ones marked through the state store.
-fn users(cli: &Cli) -> Vec<ContainerUse> {
+pub(super) fn users(cli: &Cli) -> Vec<ContainerUse> {
     let store = StateStore::open(&cli.root).ok();
     container_uses(&cli.data_root, &|id| {
         store.as_ref().is_some_and(|s| {
@@ -293,7 +293,7 @@ pub fn run(cli: &Cli, c: &ImageCommand) -> anyhow::Result<i32> {
 }
 
 /// Columns as Go's tabwriter lays out Docker's tables (minwidth 10, padding 3).
-fn tabwrite(rows: &[Vec<String>]) -> Vec<String> {
+pub(super) fn tabwrite(rows: &[Vec<String>]) -> Vec<String> {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

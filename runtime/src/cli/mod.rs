@@ -11,6 +11,8 @@ macro_rules! outln {
 }
 
 mod containers;
+mod cp;
+mod docs;
 mod exec;
 mod format;
 mod host_flags;
@@ -23,6 +25,7 @@ mod resource_flags;
 mod run;
 mod stats;
 mod system;
+mod system_disk;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -243,6 +246,18 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Disk usage and clean-up (`system df`, `system prune`).
+    System {
+        #[command(subcommand)]
+        command: system_disk::SystemCommand,
+    },
+    /// Copy files between a container and the host: `cp CONTAINER:SRC DEST`, `cp SRC CONTAINER:DEST`.
+    Cp(cp::CpArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
+    /// Write the man pages, one per command, into DIR (used by `make man`).
+    #[command(hide = true)]
+    GenerateMan { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -323,7 +338,13 @@ pub fn load_plugins(cli: &Cli) -> anyhow::Result<PluginSet> {
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match docs::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none())
         || matches!(&cli.command, Command::Create(r) if !run::is_runc_create(r))
         || matches!(&cli.command, Command::Start { attach: true, .. });
@@ -409,6 +430,17 @@ pub fn main() -> i32 {
             Command::Update(a) => update::update(&cli, a).map(|()| 0),
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),
             Command::Setup => oci::setup(&cli).map(|()| 0),
+            Command::System { command } => system_disk::run(&cli, command),
+            Command::Cp(a) => cp::cp(&cli, a),
+            Command::Completion { shell } => {
+                docs::completion(*shell);
+                Ok(0)
+            }
+            Command::GenerateMan { dir } => {
+                let n = docs::generate_man(dir)?;
+                outln!("{n} man pages in {}", dir.display());
+                Ok(0)
+            }
             Command::Plugin { command } => plugin::run(&cli, command),
             Command::Image { command } => image::run(&cli, command),
             Command::Images(a) => image::list(&cli, a).map(|()| 0),

@@ -1,6 +1,8 @@
 //! Containers and their state: the OCI lifecycle on top of `linux` and `plugin`.
 
 pub mod container;
+pub mod cp;
+pub mod disk_usage;
 pub mod docker;
 pub mod hooks;
 pub mod host_config;

@@ -20,6 +20,7 @@ pub mod manage;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod usage;
 
 use std::fs;
 use std::io;
