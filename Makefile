@@ -24,8 +24,10 @@ APT_PACKAGES += libssl-dev
 # The pull tests and bench-pull: a real registry on loopback, skopeo and umoci to fill it
 # and to measure against, htpasswd for the registry's basic auth.
 APT_PACKAGES += docker-registry skopeo umoci apache2-utils
+# bench-containers: podman (with Debian's runc) beside rwasm for 200 detached containers.
+APT_PACKAGES += podman
 
-.PHONY: setup build plugins demo test lint man bench bench-plugins bench-network bench-pull clean
+.PHONY: setup build plugins demo test lint man bench bench-plugins bench-network bench-pull bench-containers clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -80,6 +82,10 @@ bench: setup build
 bench-plugins: setup build
 	cargo build --release -p rwasm --example plugin_call
 	bench/plugins.sh
+
+## bench-containers: 200 x `run -d`, `ps -a`, `rm -f` of all, rwasm vs podman with runc
+bench-containers: setup build
+	bench/containers.sh
 
 ## bench-network: network setup + teardown per container, rwasm's bridge driver vs CNI's bridge
 bench-network: setup build

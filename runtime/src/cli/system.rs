@@ -21,8 +21,8 @@ pub struct FormatArgs {
     pub format: Option<String>,
 }
 
-/// The plugin WIT package this build hosts.
-const PLUGIN_API: &str = "rwasm:plugin@0.2.0";
+/// The newest plugin WIT package this build hosts (0.1 and 0.2 plugins load too).
+const PLUGIN_API: &str = "rwasm:plugin@0.3.0";
 
 fn os_arch() -> &'static str {
     match std::env::consts::ARCH {
