@@ -155,9 +155,63 @@ fn a_worker_blocked_in_a_file_operation_is_abandoned_at_its_deadline() {
     let reader = std::thread::spawn(move || std::fs::read(&fifo).unwrap());
     let lines = reader.join().unwrap();
     assert!(lines.is_empty() || lines.ends_with(b"\n"));
-    // The log is still a FIFO: a second call blocks again, on a new worker.
-    let (r, _) = call(&set);
+    // The log is still a FIFO: once the abandoned call has ended (until then the plugin is
+    // not called: `StillBlocked`), a second call blocks again, on a new worker.
+    let mut tries = 0;
+    let r = loop {
+        match call(&set).0 {
+            Err(PluginError::Failed {
+                cause: FailureCause::StillBlocked,
+                ..
+            }) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => break r,
+        }
+    };
     assert_deadline(r, 100);
     let fifo = log.join("audit.jsonl");
+    let _ = std::thread::spawn(move || std::fs::read(&fifo)).join();
+}
+
+/// A plugin that wedges in a file operation on every call (audit writing to a FIFO nobody
+/// reads) must not take the instance pool from the others: after its first abandoned call
+/// it is not called again while that call still runs, and a well-behaved plugin at the
+/// same hook point keeps working for every later container operation of the process.
+#[test]
+fn a_wedged_plugin_does_not_exhaust_the_pool_for_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    std::fs::create_dir(&log).unwrap();
+    let fifo = log.join("audit.jsonl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let audit = misbehave().with_file_name("audit.wasm");
+    let m = tmp.path().join("wedged.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "[[plugin]]\nname = \"audit\"\npath = \"{}\"\nkind = \"hook\"\nhooks = [\"poststop\"]\n\
+             timeout-ms = 100\non-error = \"ignore\"\n[plugin.grants]\ndirs = {{ \"{}\" = \"/log:rw\" }}\n\n\
+             [[plugin]]\nname = \"good\"\npath = \"{}\"\nkind = \"hook\"\nhooks = [\"poststop\"]\n\
+             timeout-ms = 500\n[plugin.config]\nmode = \"ok\"\n",
+            audit.display(),
+            log.display(),
+            misbehave().display()
+        ),
+    )
+    .unwrap();
+    let set = PluginSet::load(&m, &tmp.path().join("cache")).unwrap();
+    let started = Instant::now();
+    for round in 0..8 {
+        let (r, _) = call(&set);
+        r.unwrap_or_else(|e| panic!("round {round}: the good plugin's call failed: {e}"));
+    }
+    // Only the first audit call waited for its deadline (+ the 250 ms grace).
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "8 rounds took {:?}: the wedged plugin was called again",
+        started.elapsed()
+    );
     let _ = std::thread::spawn(move || std::fs::read(&fifo)).join();
 }

@@ -47,6 +47,12 @@ pub enum FailureCause {
         /// The manifest's `timeout-ms`, in milliseconds.
         timeout_ms: u64,
     },
+    /// Not called: an earlier call of this plugin in this process was abandoned at its
+    /// deadline and is still blocked in a host call (a file operation), holding its
+    /// instance. A plugin holds at most one pool slot that way, so a plugin that wedges
+    /// cannot exhaust the instance pool the other plugins' calls need.
+    #[error("not called: an earlier call of this plugin is still blocked past its deadline")]
+    StillBlocked,
     /// The guest tried to grow a linear memory past the manifest's `memory-limit`.
     #[error("exceeded its memory limit of {limit_bytes} bytes")]
     MemoryLimit {

@@ -151,6 +151,10 @@ pub(crate) struct Host {
     engine_hash: String,
     worker: RefCell<Option<Worker>>,
     ticker: std::cell::OnceCell<Ticker>,
+    /// Per plugin name: set while a call of it abandoned at its deadline still runs (on
+    /// its drain thread); such a plugin is not called again until it ends.
+    blocked:
+        RefCell<std::collections::HashMap<String, std::sync::Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 /// A component ready to instantiate.
@@ -318,6 +322,7 @@ impl Host {
             engine_hash: hasher.short_hex(),
             worker: RefCell::new(None),
             ticker: std::cell::OnceCell::new(),
+            blocked: RefCell::default(),
         })
     }
 

@@ -250,7 +250,11 @@ impl Host {
     /// Gives up the current worker. A thread of its own keeps the epoch ticker active and
     /// drives the worker's runtime (timers in a blocked host call must still fire) until
     /// the call ends, so that the call traps at its next epoch check.
-    fn abandon(&self, mut reply: Reply) {
+    fn abandon(&self, mut reply: Reply, plugin: &str) {
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        self.blocked
+            .borrow_mut()
+            .insert(plugin.to_string(), blocked.clone());
         let rt = self
             .worker
             .borrow_mut()
@@ -267,6 +271,7 @@ impl Host {
                     }
                 }
                 drop(ticking);
+                blocked.store(false, std::sync::atomic::Ordering::Release);
                 if let Some(rt) = rt {
                     rt.shutdown_background();
                 }
@@ -274,6 +279,14 @@ impl Host {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a thread to finish the abandoned call");
         }
+    }
+
+    /// Whether a call of `plugin` abandoned at its deadline is still running.
+    fn still_blocked(&self, plugin: &str) -> bool {
+        self.blocked
+            .borrow()
+            .get(plugin)
+            .is_some_and(|b| b.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Warm-up, on the background load thread (`PluginSet::prefetch`), of a plugin that
@@ -416,6 +429,9 @@ impl Host {
                 result.and_then(|outcome| super::limits::check_answer(outcome, spec.max_answer));
             return finish(result, &stdout, &stderr);
         }
+        if self.still_blocked(&spec.name) {
+            return Err((Phase::Prepare, FailureCause::StillBlocked));
+        }
         let (replier, mut reply) = reply_channel();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
@@ -431,7 +447,7 @@ impl Host {
             Waited::Done(result) => *result,
             Waited::Timeout => {
                 tracing::warn!("plugin call blocked past its deadline; abandoning its thread");
-                self.abandon(reply);
+                self.abandon(reply, &spec.name);
                 Err((
                     phase.get(),
                     FailureCause::Deadline {
