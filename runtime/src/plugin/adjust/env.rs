@@ -5,10 +5,18 @@
 //! values without NUL. A set replaces the entry of that name or appends one; a removal
 //! drops every entry of that name (a name not present is no error). Values are not repeated
 //! in the descriptions of what was applied (they may be secrets).
+//!
+//! The dynamic loader's variables ([`LOADER_VARS`]: `LD_PRELOAD`, `LD_AUDIT`,
+//! `LD_LIBRARY_PATH`, ld.so(8)) load code of the plugin's choosing into the container's
+//! process, which is replacing what `process.args` runs: setting one needs the same grant,
+//! `args = true`. Removing one needs nothing.
 
 use oci_spec::runtime::Spec;
 
 use super::{Edit, MAX_ENV_ENTRIES, MAX_LIST, PluginError};
+
+/// Variables that make ld.so(8) load other code into every dynamically linked program.
+pub(super) const LOADER_VARS: [&str; 3] = ["LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"];
 
 /// Checks an env name from `entry`.
 fn check_name(e: &Edit<'_>, entry: &str, name: &str) -> Result<(), PluginError> {
@@ -79,7 +87,17 @@ pub(super) fn apply(
         }
     }
     for (i, (name, value)) in set_list.iter().enumerate() {
-        set(e, spec, &format!("env[{i}].name"), name, value)?;
+        let entry = format!("env[{i}].name");
+        if LOADER_VARS.contains(&name.as_str()) && !e.rules.plugin.grant_args {
+            return Err(e.invalid(
+                &entry,
+                format!(
+                    "setting {name} loads code into the container's process, which needs \
+                     the grant `args = true` in [plugin.grants], as replacing process.args does"
+                ),
+            ));
+        }
+        set(e, spec, &entry, name, value)?;
     }
     Ok(())
 }
@@ -143,6 +161,20 @@ mod tests {
             field(run(&p, env(&[("A", long.as_str())]), &s).unwrap_err()),
             "env[0].name value"
         );
+    }
+
+    #[test]
+    fn loader_variables_need_the_args_grant() {
+        let p = plugin("a", vec![]);
+        let s = Spec::default();
+        for var in super::LOADER_VARS {
+            let err = run(&p, env(&[("A", "1"), (var, "/x.so")]), &s).unwrap_err();
+            assert_eq!(field(err), "env[1].name", "{var}");
+        }
+        let mut granted = plugin("a", vec![]);
+        granted.grant_args = true;
+        let out = run(&granted, env(&[("LD_PRELOAD", "/x.so")]), &s).unwrap();
+        assert!(env_of(&out.spec).contains(&"LD_PRELOAD=/x.so".to_string()));
     }
 
     #[test]
