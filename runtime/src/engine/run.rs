@@ -264,10 +264,12 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         let resolv = dir.join("resolv.conf");
         fs::write(&resolv, super::network::resolv_conf(None)).map_err(io_err("write", &resolv))?;
         extra.push(bind("resolv.conf", "/etc/resolv.conf"));
-    } else if !req.flags.publish.is_empty() {
+    }
+    let publish = published_ports(&req, &records, config)?;
+    if !publish.is_empty() && !matches!(mode, super::network::Mode::Driver(_)) {
         return Err(super::network::NetworkError::BadMode {
             value: mode.as_str().to_string(),
-            reason: "-p needs a network with a driver (bridge), not none or host",
+            reason: "-p and -P need a network with a driver (bridge), not none or host",
         }
         .into());
     }
@@ -290,10 +292,10 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             annotations.insert(EXPOSED_PORTS_ANNOTATION.into(), p);
         }
     }
-    if !req.flags.publish.is_empty() {
+    if !publish.is_empty() {
         annotations.insert(
             super::network::PORTS_ANNOTATION.into(),
-            serde_json::to_string(&req.flags.publish).expect("ports serialize"),
+            serde_json::to_string(&publish).expect("ports serialize"),
         );
     }
     flags.hostname = Some(hostname);
@@ -343,6 +345,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             })
             .collect(),
         detached: o.detached,
+        ports: publish.iter().map(super::ports::ps_form).collect(),
         ..ContainerRecord::created(
             id.clone(),
             name,
@@ -357,6 +360,36 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         layers: resolved.layers,
         guard: bundle,
     })
+}
+
+/// The container's published ports: `-p`, then with `-P` the image's ExposedPorts not
+/// already published; host ports left out are chosen from the ephemeral range, avoiding
+/// the ports other containers' records publish.
+fn published_ports(
+    req: &RunRequest<'_>,
+    records: &Records,
+    config: Option<&oci_spec::image::Config>,
+) -> Result<Vec<crate::plugin::network::PortMapping>, RunError> {
+    let mut publish = req.flags.publish.clone();
+    if req.flags.publish_all
+        && let Some(exposed) = super::image::defaults::exposed_ports(config)
+    {
+        let more = super::ports::publish_all(&exposed, &publish)
+            .map_err(super::network::NetworkError::from)?;
+        publish.extend(more);
+    }
+    if publish.iter().any(|p| p.host_port == 0) {
+        let taken = records
+            .all()?
+            .iter()
+            .filter(|r| r.live().is_running() || r.live() == super::record::Live::Created)
+            .flat_map(|r| r.ports.iter())
+            .filter_map(|p| super::ports::parse_ps_form(p).ok())
+            .map(|p| (p.protocol, p.host_port))
+            .collect();
+        super::ports::allocate(&mut publish, &taken).map_err(super::network::NetworkError::from)?;
+    }
+    Ok(publish)
 }
 
 /// Turn `--pid/--ipc container:NAME` into the namespace files of that container's init;
