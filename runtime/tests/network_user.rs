@@ -380,3 +380,91 @@ fn network_create_checks_its_flags_and_ls_inspect_prune_follow_docker() {
     assert!(!link_exists(&bridge));
     assert_eq!(stdout(&w.rwasm(&["network", "ls", "-q"])), "");
 }
+
+#[test]
+fn network_container_name_joins_that_containers_namespace_without_a_driver() {
+    let w = World::new();
+    w.setup_image();
+    let mut net = UserNet::create(&w, &[]);
+    let r = rand_suffix();
+    let (host, guest) = (format!("ns-host-{r}"), format!("ns-guest-{r}"));
+    net.start(&w, &host, &["busybox", "sleep", "600"]);
+    let theirs = exec(&w, &host, &["ip", "-4", "-o", "addr", "show", "eth0"]);
+    let addr = theirs.split_whitespace().nth(3).unwrap().to_string();
+    assert!(addr.starts_with(&format!("{}.", net.prefix())), "{theirs}");
+    let mode = format!("container:{host}");
+    let out = w.rwasm(&[
+        "run",
+        "--name",
+        &guest,
+        "--network",
+        &mode,
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; readlink /proc/self/ns/net; cat /etc/hosts",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("inet {addr} ")), "{text}");
+    let host_ns = exec(&w, &host, &["readlink", "/proc/self/ns/net"]);
+    assert!(text.contains(host_ns.trim()), "{text} vs {host_ns}");
+    // Its /etc/hosts is the joined container's (the one naming its address).
+    assert!(
+        text.contains(&format!("{}\t", addr.split('/').next().unwrap())),
+        "{text}"
+    );
+    // No driver ran for it: no network state, no lease, not a member of the network.
+    let guest_id = id_of(&w, &guest);
+    assert!(
+        !w.data
+            .join("containers")
+            .join(&guest_id)
+            .join("network.json")
+            .exists()
+    );
+    assert_eq!(
+        leases(&w, &net.name).len(),
+        1,
+        "{:?}",
+        leases(&w, &net.name)
+    );
+    assert!(net.inspect(&w)["Containers"].get(&guest_id).is_none());
+    let out = w.rwasm(&["rm", &guest]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The joined container keeps its network after the guest is gone.
+    assert_eq!(
+        exec(&w, &host, &["ip", "-4", "-o", "addr", "show", "eth0"]),
+        theirs
+    );
+    // A container that is not running cannot be joined; -p with it is refused.
+    let stopped = format!("ns-stopped-{r}");
+    let out = w.rwasm(&["run", "--name", &stopped, "busybox", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.rwasm(&[
+        "run",
+        "--rm",
+        "--network",
+        &format!("container:{stopped}"),
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    let out = w.rwasm(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "-p",
+        "80",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("-p and -P need a network"),
+        "{}",
+        stderr(&out)
+    );
+}

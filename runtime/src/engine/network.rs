@@ -5,7 +5,10 @@
 //!
 //! - `none`: a network namespace with `lo` up only (rwasm's default; see [`DEFAULT_MODE`]).
 //! - `host`: no network namespace (the spec has none), the host's resolv.conf untouched.
-//! - `bridge` or any other NAME: the `network-driver` plugin named NAME in the manifest;
+//! - `container:NAME`: the network namespace of the running container NAME (its
+//!   `/proc/PID/ns/net` in the spec), its /etc/hosts and /etc/resolv.conf; no driver call.
+//! - `bridge` or any other NAME: the `network-driver` plugin named NAME in the manifest,
+//!   else the user network NAME (`rwasm network create`, see `engine::networks`);
 //!   `bridge` falls back to the first-party `net_bridge.wasm` (see [`builtin_bridge`]).
 //!
 //! What a driver did is kept in the bundle's `network.json` (written before the driver is
@@ -105,6 +108,9 @@ pub enum Mode {
     Host,
     /// A network driver's network, by name.
     Driver(String),
+    /// `container:NAME`: the network namespace of that (running) container; no driver
+    /// is called (Docker's `--network container:NAME`).
+    Container(String),
 }
 
 impl Mode {
@@ -118,9 +124,10 @@ impl Mode {
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
             "default" => Mode::parse(DEFAULT_MODE),
-            v if v.starts_with("container:") => Err(bad(
-                "joining another container's network is not supported yet",
-            )),
+            v if v.starts_with("container:") => match &v["container:".len()..] {
+                "" => Err(bad("name the container: container:NAME")),
+                c => Ok(Mode::Container(c.to_string())),
+            },
             "" => Err(bad(
                 "name a network: bridge, none, host or a network driver",
             )),
@@ -137,12 +144,13 @@ impl Mode {
         }
     }
 
-    /// The mode as the annotation stores it.
-    pub fn as_str(&self) -> &str {
+    /// The mode as the annotation stores it (`container:NAME` as given).
+    pub fn as_str(&self) -> String {
         match self {
-            Mode::None => "none",
-            Mode::Host => "host",
-            Mode::Driver(name) => name,
+            Mode::None => "none".to_string(),
+            Mode::Host => "host".to_string(),
+            Mode::Driver(name) => name.clone(),
+            Mode::Container(c) => format!("container:{c}"),
         }
     }
 }
@@ -579,7 +587,11 @@ mod tests {
             Mode::parse("bridge").unwrap(),
             Mode::Driver("bridge".to_string())
         );
-        for bad in ["", "container:web", "Bad_Name", "a b"] {
+        assert_eq!(
+            Mode::parse("container:web").unwrap(),
+            Mode::Container("web".to_string())
+        );
+        for bad in ["", "container:", "Bad_Name", "a b"] {
             assert!(Mode::parse(bad).is_err(), "{bad}");
         }
     }

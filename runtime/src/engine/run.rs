@@ -255,10 +255,31 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             .as_deref()
             .unwrap_or(super::network::DEFAULT_MODE),
     )?;
-    let mut extra = vec![
-        bind("hostname", "/etc/hostname"),
-        bind("hosts", "/etc/hosts"),
-    ];
+    let mut extra = vec![bind("hostname", "/etc/hostname")];
+    // `container:NAME`: that container's network namespace, hosts and resolv.conf.
+    let joined = match &mode {
+        super::network::Mode::Container(name) => Some(running_init(&records, name, "--network")?),
+        _ => None,
+    };
+    match &joined {
+        Some((other, _)) => {
+            let theirs = req.data_root.join("containers").join(other);
+            let shared = |file: &str, dest: &str| -> Mount {
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(dest)
+                    .typ("bind")
+                    .source(theirs.join(file))
+                    .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                    .build()
+                    .expect("static mount")
+            };
+            extra.push(shared("hosts", "/etc/hosts"));
+            if theirs.join("resolv.conf").is_file() {
+                extra.push(shared("resolv.conf", "/etc/resolv.conf"));
+            }
+        }
+        None => extra.push(bind("hosts", "/etc/hosts")),
+    }
     if matches!(mode, super::network::Mode::Driver(_)) {
         // Filled in place once the driver has answered (see `network::setup`).
         let resolv = dir.join("resolv.conf");
@@ -268,8 +289,8 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     let publish = published_ports(&req, &records, config)?;
     if !publish.is_empty() && !matches!(mode, super::network::Mode::Driver(_)) {
         return Err(super::network::NetworkError::BadMode {
-            value: mode.as_str().to_string(),
-            reason: "-p and -P need a network with a driver (bridge), not none or host",
+            value: mode.as_str(),
+            reason: "-p and -P need a network with a driver (bridge), not none, host or container:NAME",
         }
         .into());
     }
@@ -277,7 +298,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         (NAME_ANNOTATION.to_string(), name.clone()),
         (
             super::network::NETWORK_ANNOTATION.to_string(),
-            mode.as_str().to_string(),
+            mode.as_str(),
         ),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
         (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
@@ -316,7 +337,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         super::storage::NativeOverlay.release(&rootfs)?;
     }
     resolve_namespaces(&records, &mut flags.host)?;
-    let spec = docker_spec(
+    let mut spec = docker_spec(
         &id,
         Path::new("rootfs"),
         args.clone(),
@@ -324,6 +345,18 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         extra,
         annotations,
     )?;
+    if let (Some((_, pid)), Some(linux)) = (&joined, spec.linux_mut()) {
+        let mut list = linux.namespaces().clone().unwrap_or_default();
+        list.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network);
+        list.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::Network)
+                .path(PathBuf::from(format!("/proc/{pid}/ns/net")))
+                .build()
+                .expect("static namespace"),
+        );
+        linux.set_namespaces(Some(list));
+    }
     let cfg = dir.join("config.json");
     fs::write(
         &cfg,
@@ -403,21 +436,29 @@ fn resolve_namespaces(
         let NsMode::Container(name) = mode else {
             continue;
         };
-        let id = records.resolve(name)?;
-        let r = records.load(&id)?;
-        let pid = match (r.live(), r.pid) {
-            (super::record::Live::Running, Some(pid)) => pid,
-            _ => {
-                return Err(RunError::Flag(FlagError::Invalid {
-                    flag,
-                    value: format!("container:{name}"),
-                    reason: format!("container {} is not running", r.name),
-                }));
-            }
-        };
+        let (_, pid) = running_init(records, name, flag)?;
         *mode = NsMode::Path(PathBuf::from(format!("/proc/{pid}/ns/{kind}")));
     }
     Ok(())
+}
+
+/// The id and init pid of the running container `name` that `flag`'s `container:NAME`
+/// joins; a container that is not running is an error naming it.
+fn running_init(
+    records: &Records,
+    name: &str,
+    flag: &'static str,
+) -> Result<(String, i32), RunError> {
+    let id = records.resolve(name)?;
+    let r = records.load(&id)?;
+    match (r.live(), r.pid) {
+        (super::record::Live::Running, Some(pid)) => Ok((id, pid)),
+        _ => Err(RunError::Flag(FlagError::Invalid {
+            flag,
+            value: format!("container:{name}"),
+            reason: format!("container {} is not running", r.name),
+        })),
+    }
 }
 
 /// Run a container from an image, attached; returns its exit code. Its record follows
