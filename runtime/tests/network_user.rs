@@ -9,7 +9,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -112,14 +111,6 @@ fn id_of(w: &World, name: &str) -> String {
     let out = w.rwasm(&["inspect", "-f", "{{.Id}}", name]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out).trim().to_string()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn exec(w: &World, name: &str, args: &[&str]) -> String {

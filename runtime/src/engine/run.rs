@@ -286,7 +286,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         fs::write(&resolv, super::network::resolv_conf(None)).map_err(io_err("write", &resolv))?;
         extra.push(bind("resolv.conf", "/etc/resolv.conf"));
     }
-    let publish = published_ports(&req, &records, config)?;
+    let publish = published_ports(req, &records, config)?;
     if !publish.is_empty() && !matches!(mode, super::network::Mode::Driver(_)) {
         return Err(super::network::NetworkError::BadMode {
             value: mode.as_str(),
