@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
 PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user \
-	net-bridge net-hostile
+	net-bridge net-hostile net-cni
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
@@ -17,7 +17,7 @@ APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
 # linux.seccomp: the libseccomp crate links the system library (headers and pkg-config file).
 APT_PACKAGES += libseccomp-dev pkg-config
 # Container networks: nft (the nftables crate drives it) for NAT rules in `inet rwasm`;
-# the reference CNI plugins for bench/network.sh (and the CNI driver to come); bc for its sums.
+# the reference CNI plugins for bench/network.sh and the net-cni driver; bc for its sums.
 APT_PACKAGES += nftables containernetworking-plugins bc
 # `rwasm pull`: oci-client's TLS through the system OpenSSL (native-tls).
 APT_PACKAGES += libssl-dev

@@ -5,6 +5,7 @@
 //! hostile driver. Real: veths, bridges, nftables rules in `inet rwasm`; root only.
 
 mod common;
+mod images_common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -14,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use images_common::ok;
 
 /// A test network: its own bridge, /24, link prefix, driver manifest and lease directory.
 struct Net {
@@ -188,8 +190,9 @@ fn none_has_only_loopback_and_is_the_default() {
     assert_eq!(stdout(&out), "unknown\n", "{}", stderr(&out));
     let out = w.rwasm(&["run", "--rm", "--network", "container:x", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
+    // `container:NAME` of no such container fails before anything is made.
     assert!(
-        stderr(&out).contains("invalid value \"container:x\" for --network"),
+        stderr(&out).contains("No such container: x"),
         "{}",
         stderr(&out)
     );
@@ -641,4 +644,147 @@ fn plugin_commands_show_network_drivers_and_their_grants() {
         stdout(&out),
         stderr(&out)
     );
+}
+
+/// An image whose config exposes 8000/tcp and 53/udp and serves /www on 8000 and 8001.
+fn exposing_image(w: &World, name: &str) {
+    use images_common::*;
+    let bb = busybox_layer(w.tmp.path());
+    let cfg = config(
+        &[&bb],
+        serde_json::json!({
+            "Cmd": ["sh", "-c", "mkdir /www && echo random-hello > /www/index.html && httpd -p 8001 -h /www && httpd -f -p 8000 -h /www"],
+            "Env": ["PATH=/bin"],
+            "ExposedPorts": {"8000/tcp": {}, "53/udp": {}},
+        }),
+    );
+    let (ar, _) = oci_archive(
+        &[("application/vnd.oci.image.layer.v1.tar", bb)],
+        &cfg,
+        Some(name),
+    );
+    ok(w, &["load", "-i", &put(w, "exposing.tar", &ar)]);
+}
+
+/// GET /index.html from 127.0.0.1:`port`, retried for 20 s; the answer.
+fn fetch_local(port: u16) -> String {
+    let mut body = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut s) =
+            TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))
+        {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            body.clear();
+            let _ = s.read_to_string(&mut body);
+            if body.contains("hello") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    body
+}
+
+#[test]
+fn publish_all_and_random_ports_are_reported_by_port_and_ps_and_answer() {
+    let w = World::new();
+    w.setup_image();
+    let img = format!("exposing-{}:1", rand_suffix());
+    exposing_image(&w, &img);
+    let net = Net::new(&w);
+    let m = net.manifest.to_str().unwrap().to_string();
+    let name = format!("rnd-{}", rand_suffix());
+    let (code, err) = w.rwasm_detached(&[
+        "--plugins",
+        &m,
+        "run",
+        "-d",
+        "--network",
+        &net.name,
+        "-P",
+        "-p",
+        "127.0.0.1::8001",
+        "--name",
+        &name,
+        &img,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let (lo, hi) = range.split_once(char::is_whitespace).unwrap();
+    let (lo, hi): (u16, u16) = (lo.trim().parse().unwrap(), hi.trim().parse().unwrap());
+    let lines = ok(&w, &["port", &name]);
+    // -p 127.0.0.1::8001 first, then -P's 53/udp and 8000/tcp (sorted as the image has them).
+    let got: Vec<(String, String, u16)> = lines
+        .lines()
+        .map(|l| {
+            let (private, public) = l.split_once(" -> ").unwrap();
+            let (ip, port) = public.rsplit_once(':').unwrap();
+            (private.to_string(), ip.to_string(), port.parse().unwrap())
+        })
+        .collect();
+    let shape: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(p, i, _)| (p.as_str(), i.as_str()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("8001/tcp", "127.0.0.1"),
+            ("53/udp", "0.0.0.0"),
+            ("8000/tcp", "0.0.0.0")
+        ],
+        "{lines}"
+    );
+    for (_, _, port) in &got {
+        assert!((lo..=hi).contains(port), "{port} outside {lo}-{hi}");
+    }
+    assert_ne!(got[0].2, got[2].2, "two tcp mappings, one port: {lines}");
+    assert_eq!(
+        ok(&w, &["port", &name, "8000/tcp"]),
+        format!("0.0.0.0:{}\n", got[2].2)
+    );
+    assert_eq!(
+        ok(&w, &["port", &name, "8001"]),
+        format!("127.0.0.1:{}\n", got[0].2)
+    );
+    let missing = w.rwasm(&["port", &name, "9/tcp"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("No public port '9/tcp' published for"),
+        "{}",
+        stderr(&missing)
+    );
+    let ps = ok(
+        &w,
+        &[
+            "ps",
+            "--format",
+            "{{.Ports}}",
+            "--filter",
+            &format!("name={name}"),
+        ],
+    );
+    assert!(
+        ps.contains(&format!("0.0.0.0:{}->8000/tcp", got[2].2))
+            && ps.contains(&format!("127.0.0.1:{}->8001/tcp", got[0].2))
+            && ps.contains(&format!("0.0.0.0:{}->53/udp", got[1].2)),
+        "{ps}"
+    );
+    let random = fetch_local(got[2].2);
+    let local = fetch_local(got[0].2);
+    let out = w.rwasm(&["--plugins", &m, "rm", "-f", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        random.contains("random-hello"),
+        "-P port {}: {random:?}",
+        got[2].2
+    );
+    assert!(
+        local.contains("random-hello"),
+        "127.0.0.1:: port {}: {local:?}",
+        got[0].2
+    );
+    assert!(net.leases().is_empty(), "leases left: {:?}", net.leases());
 }

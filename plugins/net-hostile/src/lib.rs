@@ -7,6 +7,9 @@
 //! With `mode = "stall"` it instead does what it may (a veth `<link-prefix>stall` into
 //! the container, a masquerade rule for its config `source`) and then spins until its
 //! deadline: a test kills rwasm meanwhile and checks that `rm -f` leaves nothing.
+//!
+//! With `mode = "exec"` it asks the host to run the CNI `bridge` binary (`exec-binary`),
+//! which a driver without an `exec-dir` grant must be refused; it returns the refusal.
 
 wit_bindgen::generate!({ world: "network-driver", path: "../../sdk/wit" });
 
@@ -19,6 +22,7 @@ use rwasm::plugin::types::{ConfigEntry, ConfigValue, Error, ErrorCode};
 thread_local! {
     static TARGET: RefCell<String> = RefCell::new("lo".to_string());
     static STALL: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+    static EXEC: RefCell<bool> = const { RefCell::new(false) };
 }
 
 struct Hostile;
@@ -30,7 +34,10 @@ impl Guest for Hostile {
         for e in config {
             match (e.key.as_str(), e.value) {
                 ("target", ConfigValue::Text(t)) => TARGET.with(|c| *c.borrow_mut() = t),
-                ("mode", ConfigValue::Text(m)) => stall = m == "stall",
+                ("mode", ConfigValue::Text(m)) => {
+                    stall = m == "stall";
+                    EXEC.with(|x| *x.borrow_mut() = m == "exec");
+                }
                 ("link-prefix", ConfigValue::Text(p)) => prefix = p,
                 ("source", ConfigValue::Text(s)) => source = s,
                 _ => {}
@@ -49,6 +56,18 @@ impl Guest for Hostile {
             net_host::masquerade(&source, &subnet)?;
             #[allow(clippy::empty_loop)] // spinning until the deadline is the point
             loop {}
+        }
+        if EXEC.with(|x| *x.borrow()) {
+            net_host::exec_binary(
+                "bridge",
+                &[("CNI_COMMAND".into(), "VERSION".into())],
+                b"{}",
+                1000,
+            )?;
+            return Err(Error {
+                code: ErrorCode::Internal,
+                message: "the host ran a binary for a driver without exec-dir".to_string(),
+            });
         }
         let target = TARGET.with(|t| t.borrow().clone());
         let down = LinkSettings {

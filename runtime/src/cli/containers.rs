@@ -136,7 +136,8 @@ fn ps_value(r: &ContainerRecord, trunc: bool, now: SystemTime) -> Value {
         "Mounts": r.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
         "Names": r.name,
         "Networks": "",
-        "Ports": r.ports.join(", "),
+        // Docker shows a stopped container's ports as none.
+        "Ports": if r.live().is_running() { r.ports.join(", ") } else { String::new() },
         "RunningFor": format!("{} ago", human_duration(since(Some(&r.created), now))),
         "Size": "0B",
         "State": r.live().word(),

@@ -18,6 +18,7 @@ mod format;
 mod host_flags;
 mod image;
 mod monitor;
+mod network;
 mod oci;
 mod plugin;
 mod pull;
@@ -180,6 +181,17 @@ pub enum Command {
     Rename { container: String, new_name: String },
     /// Display the processes of a container.
     Top { container: String },
+    /// Manage networks (create, ls, inspect, rm, prune).
+    Network {
+        #[command(subcommand)]
+        command: network::NetworkCommand,
+    },
+    /// List a container's published ports, or the host addresses of one private port.
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/tcp|udp].
+        private_port: Option<String>,
+    },
     /// Live resource usage of containers (CPU %, memory, network and block I/O, pids).
     Stats(stats::StatsArgs),
     /// Show the rwasm version and what it is built with.
@@ -419,6 +431,11 @@ pub fn main() -> i32 {
                 new_name,
             } => containers::rename(&cli, container, new_name),
             Command::Top { container } => containers::top(&cli, container),
+            Command::Network { command } => network::run(&cli, command),
+            Command::Port {
+                container,
+                private_port,
+            } => network::port(&cli, container, private_port.as_deref()),
             Command::Stats(a) => stats::stats(&cli, a),
             Command::Version(a) => system::version(a),
             Command::Info(a) => system::info(&cli, a),

@@ -71,9 +71,13 @@ pub struct RunArgs {
     /// Connect to a network: none (default), host, bridge, or a network driver's name.
     #[arg(long, alias = "net")]
     pub network: Option<String>,
-    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (on a driver's network).
+    /// Publish a port: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (on a driver's network;
+    /// no HOST_PORT: a free one from the ephemeral range).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish all the image's exposed ports, each on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -198,6 +202,7 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
     let mut flags = RunFlags {
         network: a.network.clone(),
         publish,
+        publish_all: a.publish_all,
         env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),

@@ -115,6 +115,8 @@ pub struct RunFlags {
     pub network: Option<String>,
     /// `-p/--publish` `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, parsed.
     pub publish: Vec<crate::plugin::network::PortMapping>,
+    /// `-P/--publish-all`: publish the image's ExposedPorts, each on a free host port.
+    pub publish_all: bool,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

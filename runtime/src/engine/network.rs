@@ -5,7 +5,10 @@
 //!
 //! - `none`: a network namespace with `lo` up only (rwasm's default; see [`DEFAULT_MODE`]).
 //! - `host`: no network namespace (the spec has none), the host's resolv.conf untouched.
-//! - `bridge` or any other NAME: the `network-driver` plugin named NAME in the manifest;
+//! - `container:NAME`: the network namespace of the running container NAME (its
+//!   `/proc/PID/ns/net` in the spec), its /etc/hosts and /etc/resolv.conf; no driver call.
+//! - `bridge` or any other NAME: the `network-driver` plugin named NAME in the manifest,
+//!   else the user network NAME (`rwasm network create`, see `engine::networks`);
 //!   `bridge` falls back to the first-party `net_bridge.wasm` (see [`builtin_bridge`]).
 //!
 //! What a driver did is kept in the bundle's `network.json` (written before the driver is
@@ -53,16 +56,22 @@ pub enum NetworkError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A published port could not be given a host port.
+    #[error(transparent)]
+    Ports(#[from] super::ports::PortError),
     /// The driver failed, or there is none of that name.
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    /// `bridge` was asked for, the manifest has no such driver and the first-party
-    /// component is not installed.
-    #[error("network `bridge` needs the net-bridge driver: no `network-driver` plugin named `bridge` in the manifest and no net_bridge.wasm in {}", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    /// `bridge` or a user network was asked for, the manifest has no such driver and the
+    /// first-party component is not installed.
+    #[error("this network needs the net-bridge driver: no `network-driver` plugin of its name in the manifest and no net_bridge.wasm in {}", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     NoBridge {
         /// The places looked in.
         searched: Vec<PathBuf>,
     },
+    /// The /etc/hosts entries of a user network's containers could not be updated.
+    #[error(transparent)]
+    Peers(#[from] super::peers::PeersError),
     /// A file of the container's network (network.json, hosts, resolv.conf) failed.
     #[error("cannot {what} {path}")]
     Io {
@@ -99,6 +108,9 @@ pub enum Mode {
     Host,
     /// A network driver's network, by name.
     Driver(String),
+    /// `container:NAME`: the network namespace of that (running) container; no driver
+    /// is called (Docker's `--network container:NAME`).
+    Container(String),
 }
 
 impl Mode {
@@ -112,9 +124,10 @@ impl Mode {
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
             "default" => Mode::parse(DEFAULT_MODE),
-            v if v.starts_with("container:") => Err(bad(
-                "joining another container's network is not supported yet",
-            )),
+            v if v.starts_with("container:") => match &v["container:".len()..] {
+                "" => Err(bad("name the container: container:NAME")),
+                c => Ok(Mode::Container(c.to_string())),
+            },
             "" => Err(bad(
                 "name a network: bridge, none, host or a network driver",
             )),
@@ -131,18 +144,20 @@ impl Mode {
         }
     }
 
-    /// The mode as the annotation stores it.
-    pub fn as_str(&self) -> &str {
+    /// The mode as the annotation stores it (`container:NAME` as given).
+    pub fn as_str(&self) -> String {
         match self {
-            Mode::None => "none",
-            Mode::Host => "host",
-            Mode::Driver(name) => name,
+            Mode::None => "none".to_string(),
+            Mode::Host => "host".to_string(),
+            Mode::Driver(name) => name.clone(),
+            Mode::Container(c) => format!("container:{c}"),
         }
     }
 }
 
-/// Parses Docker's `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]` (IPv4; a random
-/// host port, `-p CONTAINER_PORT`, is not supported yet).
+/// Parses Docker's `-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]` (IPv4). A host
+/// port left out (`-p 80`, `-p 127.0.0.1::80`) is 0 here: the run chooses a free one from
+/// the ephemeral range (see [`super::ports::allocate`]).
 pub fn parse_publish(value: &str) -> Result<PortMapping, NetworkError> {
     let bad = |reason| NetworkError::BadMode {
         value: value.to_string(),
@@ -165,17 +180,18 @@ pub fn parse_publish(value: &str) -> Result<PortMapping, NetworkError> {
             *h,
             *c,
         ),
-        [_] => {
-            return Err(bad(
-                "give HOST_PORT:CONTAINER_PORT (a random host port is not supported yet)",
-            ));
-        }
-        _ => return Err(bad("use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]")),
+        [c] => (None, "", *c),
+        _ => return Err(bad("use [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]")),
     };
     let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0);
+    let host_port = if host_port.is_empty() {
+        0
+    } else {
+        port(host_port).ok_or_else(|| bad("the host port must be 1 to 65535"))?
+    };
     Ok(PortMapping {
         host_ip,
-        host_port: port(host_port).ok_or_else(|| bad("the host port must be 1 to 65535"))?,
+        host_port,
         container_port: port(container_port)
             .ok_or_else(|| bad("the container port must be 1 to 65535"))?,
         protocol: proto,
@@ -199,15 +215,20 @@ struct State {
 
 /// The data root of a Docker-style bundle `<data-root>/containers/<id>`.
 fn data_root_of(bundle: &Path) -> Option<&Path> {
-    bundle.parent()?.parent()
+    let containers = bundle.parent()?;
+    (containers.file_name()? == "containers").then_some(())?;
+    containers.parent()
 }
 
-/// The first-party `bridge` network: a manifest for `net_bridge.wasm` written to
-/// `<data-root>/net/bridge.toml`, with bridge `rwasm0`, subnet 10.88.0.0/16, host links
-/// `rwv*`, NAT, and its leases in [`BRIDGE_STATE_DIR`]. The component is
-/// `$RWASM_PLUGIN_DIR/net_bridge.wasm`, or beside the `rwasm` binary, or
-/// [`BRIDGE_WASM_PATH`].
-pub fn builtin_bridge(data_root: &Path) -> Result<PathBuf, NetworkError> {
+/// The user network `name` of the data root `bundle` is under, if there is one.
+fn user_network(bundle: &Path, name: &str) -> Option<super::networks::NetworkRecord> {
+    let root = data_root_of(bundle)?;
+    super::networks::Networks::new(root).load_exact(name).ok()
+}
+
+/// Where `net_bridge.wasm` is: `$RWASM_PLUGIN_DIR/net_bridge.wasm`, or beside the
+/// `rwasm` binary, or [`BRIDGE_WASM_PATH`].
+fn bridge_wasm() -> Result<PathBuf, NetworkError> {
     let mut searched = Vec::new();
     if let Some(dir) = std::env::var_os("RWASM_PLUGIN_DIR") {
         searched.push(PathBuf::from(dir).join("net_bridge.wasm"));
@@ -219,42 +240,116 @@ pub fn builtin_bridge(data_root: &Path) -> Result<PathBuf, NetworkError> {
         searched.push(dir.join("net_bridge.wasm"));
     }
     searched.push(PathBuf::from(BRIDGE_WASM_PATH));
-    let Some(wasm) = searched.iter().find(|p| p.is_file()).cloned() else {
-        return Err(NetworkError::NoBridge { searched });
-    };
-    let dir = data_root.join("net");
-    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let state = PathBuf::from(BRIDGE_STATE_DIR);
-    fs::create_dir_all(&state).map_err(io_err("create", &state))?;
+    searched
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or(NetworkError::NoBridge { searched })
+}
+
+/// The net-bridge settings of one network: its manifest's plugin name, bridge, subnet,
+/// gateway (`None`: the subnet's first address), link prefix and lease directory.
+struct BridgeNet<'a> {
+    name: &'a str,
+    bridge: &'a str,
+    subnet: &'a str,
+    gateway: Option<&'a str>,
+    prefix: &'a str,
+    state: &'a Path,
+}
+
+/// Writes (atomically) at `manifest` a manifest for `net_bridge.wasm` serving `n`,
+/// granted exactly its bridge, subnet, link prefix, NAT and lease directory.
+fn write_bridge_manifest(manifest: &Path, n: &BridgeNet<'_>) -> Result<(), NetworkError> {
+    let wasm = bridge_wasm()?;
+    if let Some(dir) = manifest.parent() {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    }
+    fs::create_dir_all(n.state).map_err(io_err("create", n.state))?;
+    let gateway = n
+        .gateway
+        .map(|g| format!("gateway = {g:?}\n"))
+        .unwrap_or_default();
     let text = format!(
-        r#"# Written by rwasm: the first-party `bridge` network (net-bridge driver).
+        r#"# Written by rwasm: network `{name}` (first-party net-bridge driver).
 [[plugin]]
-name = "bridge"
+name = "{name}"
 path = {wasm:?}
 kind = "network-driver"
 timeout-ms = 10000
 [plugin.config]
-bridge = "rwasm0"
-subnet = "10.88.0.0/16"
-link-prefix = "rwv"
+bridge = "{bridge}"
+subnet = "{subnet}"
+{gateway}link-prefix = "{prefix}"
 [plugin.grants]
 dirs = {{ {state:?} = "/state:rw" }}
 [plugin.grants.network]
-bridges = ["rwasm0"]
-subnets = ["10.88.0.0/16"]
-link-prefix = "rwv"
+bridges = ["{bridge}"]
+subnets = ["{subnet}"]
+link-prefix = "{prefix}"
 nat = true
 "#,
+        name = n.name,
+        bridge = n.bridge,
+        subnet = n.subnet,
+        prefix = n.prefix,
         wasm = wasm.display().to_string(),
-        state = state.display().to_string(),
+        state = n.state.display().to_string(),
     );
-    let manifest = dir.join("bridge.toml");
-    super::state::write_atomic(&manifest, text.as_bytes()).map_err(|e| NetworkError::Io {
+    super::state::write_atomic(manifest, text.as_bytes()).map_err(|e| NetworkError::Io {
         what: "write",
-        path: manifest.clone(),
+        path: manifest.to_path_buf(),
         source: io::Error::other(crate::error_chain(&e)),
-    })?;
+    })
+}
+
+/// The first-party `bridge` network: a manifest for `net_bridge.wasm` (see
+/// [`bridge_wasm`]) written to `<data-root>/net/bridge.toml`, with bridge `rwasm0`,
+/// subnet 10.88.0.0/16, host links `rwv*`, NAT, and its leases in [`BRIDGE_STATE_DIR`].
+pub fn builtin_bridge(data_root: &Path) -> Result<PathBuf, NetworkError> {
+    let manifest = data_root.join("net").join("bridge.toml");
+    write_bridge_manifest(
+        &manifest,
+        &BridgeNet {
+            name: "bridge",
+            bridge: "rwasm0",
+            subnet: "10.88.0.0/16",
+            gateway: None,
+            prefix: "rwv",
+            state: Path::new(BRIDGE_STATE_DIR),
+        },
+    )?;
     Ok(manifest)
+}
+
+/// The manifest of user network `r` (`rwasm network create`): net-bridge on the
+/// network's bridge and subnet, its leases in `<networks>/<name>/leases`, written to
+/// `<networks>/<name>/driver.toml`.
+pub fn user_network_manifest(
+    nets: &super::networks::Networks,
+    r: &super::networks::NetworkRecord,
+) -> Result<PathBuf, NetworkError> {
+    let dir = nets.state_dir(&r.name);
+    let manifest = dir.join("driver.toml");
+    write_bridge_manifest(
+        &manifest,
+        &BridgeNet {
+            name: &r.name,
+            bridge: &r.bridge,
+            subnet: &r.subnet,
+            gateway: Some(&r.gateway),
+            prefix: &r.link_prefix,
+            state: &dir.join("leases"),
+        },
+    )?;
+    Ok(manifest)
+}
+
+/// The network a container's bundle is connected to and its address, from its
+/// network.json (`None` when it is not connected).
+pub fn connection(bundle: &Path) -> Option<(String, Option<NetworkResult>)> {
+    let state: State = serde_json::from_slice(&fs::read(bundle.join(STATE_FILE)).ok()?).ok()?;
+    Some((state.network, state.result))
 }
 
 fn write_state(path: &Path, state: &State) -> Result<(), NetworkError> {
@@ -323,6 +418,12 @@ pub fn setup(
             owned = PluginSet::load(&m, cache_dir)?;
             (&owned, m)
         }
+        _ if let Some(r) = user_network(bundle, &name) => {
+            let nets = super::networks::Networks::new(data_root_of(bundle).expect("checked"));
+            let m = user_network_manifest(&nets, &r)?;
+            owned = PluginSet::load(&m, cache_dir)?;
+            (&owned, m)
+        }
         _ => {
             return Err(PluginError::NoNetworkDriver {
                 name,
@@ -372,6 +473,11 @@ pub fn setup(
             .map(|l| format!("{l}\n"))
             .collect::<String>();
         rewrite(&hosts, &format!("{text}{ip}\t{hostname}\n"))?;
+    }
+    if let (Some(ip), Some(root)) = (result.first_address(), data_root_of(bundle))
+        && user_network(bundle, &name).is_some()
+    {
+        super::peers::join(root, &name, id, bundle, ip)?;
     }
     let resolv = bundle.join("resolv.conf");
     if resolv.exists() {
@@ -427,6 +533,14 @@ pub fn teardown(id: &str, bundle: &Path, cache_dir: &Path, loaded: Option<&Plugi
         Err(e) => tracing::warn!(container = %id, "network driver not loaded: {e}"),
     }
     net::clean_up(id, &state.created_links);
+    if let (Some(ip), Some(root)) = (
+        state.result.as_ref().and_then(NetworkResult::first_address),
+        data_root_of(bundle),
+    ) && user_network(bundle, &state.network).is_some()
+        && let Err(e) = super::peers::leave(root, &state.network, id, bundle, ip)
+    {
+        tracing::warn!(container = %id, "{}", crate::error_chain(&e));
+    }
     if let Err(e) = fs::remove_file(&path) {
         tracing::warn!(container = %id, "{}", crate::error_chain(&io_err("remove", &path)(e)));
     }
@@ -444,7 +558,22 @@ mod tests {
         assert_eq!(p.protocol, net::Protocol::Udp);
         let p = parse_publish("8080:80").unwrap();
         assert_eq!((p.host_ip, p.protocol), (None, net::Protocol::Tcp));
-        for bad in ["80", "0:80", "8080:80/sctp", "x:1:2", "1:2:3:4", "70000:80"] {
+        let p = parse_publish("80").unwrap();
+        assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 0, 80));
+        let p = parse_publish("127.0.0.1::53/udp").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port),
+            (Some(std::net::Ipv4Addr::LOCALHOST), 0)
+        );
+        for bad in [
+            "0",
+            "0:80",
+            "8080:80/sctp",
+            "x:1:2",
+            "1:2:3:4",
+            "70000:80",
+            "x::80",
+        ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
     }
@@ -458,7 +587,11 @@ mod tests {
             Mode::parse("bridge").unwrap(),
             Mode::Driver("bridge".to_string())
         );
-        for bad in ["", "container:web", "Bad_Name", "a b"] {
+        assert_eq!(
+            Mode::parse("container:web").unwrap(),
+            Mode::Container("web".to_string())
+        );
+        for bad in ["", "container:", "Bad_Name", "a b"] {
             assert!(Mode::parse(bad).is_err(), "{bad}");
         }
     }

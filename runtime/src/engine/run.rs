@@ -255,19 +255,42 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             .as_deref()
             .unwrap_or(super::network::DEFAULT_MODE),
     )?;
-    let mut extra = vec![
-        bind("hostname", "/etc/hostname"),
-        bind("hosts", "/etc/hosts"),
-    ];
+    let mut extra = vec![bind("hostname", "/etc/hostname")];
+    // `container:NAME`: that container's network namespace, hosts and resolv.conf.
+    let joined = match &mode {
+        super::network::Mode::Container(name) => Some(running_init(&records, name, "--network")?),
+        _ => None,
+    };
+    match &joined {
+        Some((other, _)) => {
+            let theirs = req.data_root.join("containers").join(other);
+            let shared = |file: &str, dest: &str| -> Mount {
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(dest)
+                    .typ("bind")
+                    .source(theirs.join(file))
+                    .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                    .build()
+                    .expect("static mount")
+            };
+            extra.push(shared("hosts", "/etc/hosts"));
+            if theirs.join("resolv.conf").is_file() {
+                extra.push(shared("resolv.conf", "/etc/resolv.conf"));
+            }
+        }
+        None => extra.push(bind("hosts", "/etc/hosts")),
+    }
     if matches!(mode, super::network::Mode::Driver(_)) {
         // Filled in place once the driver has answered (see `network::setup`).
         let resolv = dir.join("resolv.conf");
         fs::write(&resolv, super::network::resolv_conf(None)).map_err(io_err("write", &resolv))?;
         extra.push(bind("resolv.conf", "/etc/resolv.conf"));
-    } else if !req.flags.publish.is_empty() {
+    }
+    let publish = published_ports(req, &records, config)?;
+    if !publish.is_empty() && !matches!(mode, super::network::Mode::Driver(_)) {
         return Err(super::network::NetworkError::BadMode {
-            value: mode.as_str().to_string(),
-            reason: "-p needs a network with a driver (bridge), not none or host",
+            value: mode.as_str(),
+            reason: "-p and -P need a network with a driver (bridge), not none, host or container:NAME",
         }
         .into());
     }
@@ -275,7 +298,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         (NAME_ANNOTATION.to_string(), name.clone()),
         (
             super::network::NETWORK_ANNOTATION.to_string(),
-            mode.as_str().to_string(),
+            mode.as_str(),
         ),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
         (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
@@ -290,10 +313,10 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             annotations.insert(EXPOSED_PORTS_ANNOTATION.into(), p);
         }
     }
-    if !req.flags.publish.is_empty() {
+    if !publish.is_empty() {
         annotations.insert(
             super::network::PORTS_ANNOTATION.into(),
-            serde_json::to_string(&req.flags.publish).expect("ports serialize"),
+            serde_json::to_string(&publish).expect("ports serialize"),
         );
     }
     flags.hostname = Some(hostname);
@@ -314,7 +337,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         super::storage::NativeOverlay.release(&rootfs)?;
     }
     resolve_namespaces(&records, &mut flags.host)?;
-    let spec = docker_spec(
+    let mut spec = docker_spec(
         &id,
         Path::new("rootfs"),
         args.clone(),
@@ -322,6 +345,18 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         extra,
         annotations,
     )?;
+    if let (Some((_, pid)), Some(linux)) = (&joined, spec.linux_mut()) {
+        let mut list = linux.namespaces().clone().unwrap_or_default();
+        list.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network);
+        list.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::Network)
+                .path(PathBuf::from(format!("/proc/{pid}/ns/net")))
+                .build()
+                .expect("static namespace"),
+        );
+        linux.set_namespaces(Some(list));
+    }
     let cfg = dir.join("config.json");
     fs::write(
         &cfg,
@@ -343,6 +378,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             })
             .collect(),
         detached: o.detached,
+        ports: publish.iter().map(super::ports::ps_form).collect(),
         ..ContainerRecord::created(
             id.clone(),
             name,
@@ -359,6 +395,36 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     })
 }
 
+/// The container's published ports: `-p`, then with `-P` the image's ExposedPorts not
+/// already published; host ports left out are chosen from the ephemeral range, avoiding
+/// the ports other containers' records publish.
+fn published_ports(
+    req: &RunRequest<'_>,
+    records: &Records,
+    config: Option<&oci_spec::image::Config>,
+) -> Result<Vec<crate::plugin::network::PortMapping>, RunError> {
+    let mut publish = req.flags.publish.clone();
+    if req.flags.publish_all
+        && let Some(exposed) = super::image::defaults::exposed_ports(config)
+    {
+        let more = super::ports::publish_all(&exposed, &publish)
+            .map_err(super::network::NetworkError::from)?;
+        publish.extend(more);
+    }
+    if publish.iter().any(|p| p.host_port == 0) {
+        let taken = records
+            .all()?
+            .iter()
+            .filter(|r| r.live().is_running() || r.live() == super::record::Live::Created)
+            .flat_map(|r| r.ports.iter())
+            .filter_map(|p| super::ports::parse_ps_form(p).ok())
+            .map(|p| (p.protocol, p.host_port))
+            .collect();
+        super::ports::allocate(&mut publish, &taken).map_err(super::network::NetworkError::from)?;
+    }
+    Ok(publish)
+}
+
 /// Turn `--pid/--ipc container:NAME` into the namespace files of that container's init;
 /// the container must be running.
 fn resolve_namespaces(
@@ -370,21 +436,29 @@ fn resolve_namespaces(
         let NsMode::Container(name) = mode else {
             continue;
         };
-        let id = records.resolve(name)?;
-        let r = records.load(&id)?;
-        let pid = match (r.live(), r.pid) {
-            (super::record::Live::Running, Some(pid)) => pid,
-            _ => {
-                return Err(RunError::Flag(FlagError::Invalid {
-                    flag,
-                    value: format!("container:{name}"),
-                    reason: format!("container {} is not running", r.name),
-                }));
-            }
-        };
+        let (_, pid) = running_init(records, name, flag)?;
         *mode = NsMode::Path(PathBuf::from(format!("/proc/{pid}/ns/{kind}")));
     }
     Ok(())
+}
+
+/// The id and init pid of the running container `name` that `flag`'s `container:NAME`
+/// joins; a container that is not running is an error naming it.
+fn running_init(
+    records: &Records,
+    name: &str,
+    flag: &'static str,
+) -> Result<(String, i32), RunError> {
+    let id = records.resolve(name)?;
+    let r = records.load(&id)?;
+    match (r.live(), r.pid) {
+        (super::record::Live::Running, Some(pid)) => Ok((id, pid)),
+        _ => Err(RunError::Flag(FlagError::Invalid {
+            flag,
+            value: format!("container:{name}"),
+            reason: format!("container {} is not running", r.name),
+        })),
+    }
 }
 
 /// Run a container from an image, attached; returns its exit code. Its record follows

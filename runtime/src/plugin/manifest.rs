@@ -53,6 +53,7 @@
 //! subnets = ["10.88.0.0/16"]      # IPv4 networks its addresses, routes and NAT must lie in
 //! link-prefix = "rwv"             # host links it creates and owns start with this (1-8 chars)
 //! nat = true                      # masquerade and port forwards (default false)
+//! exec-dir = "/usr/lib/cni"       # host binaries it may run (`exec-binary`; the cni driver)
 //! ```
 //! Nothing else is granted: no sockets, no host processes, no network. The component's
 //! imports are checked against these grants at load (see `host::grants`).
@@ -149,6 +150,7 @@ struct RawNetworkGrant {
     link_prefix: Option<Spanned<String>>,
     #[serde(default)]
     nat: bool,
+    exec_dir: Option<Spanned<String>>,
 }
 
 /// `[plugin.match]`.
@@ -193,6 +195,8 @@ pub(crate) struct NetworkGrant {
     pub(crate) link_prefix: Option<String>,
     /// It may masquerade and forward ports.
     pub(crate) nat: bool,
+    /// `exec-dir`: the directory of host binaries it may run (`exec-binary`), absolute.
+    pub(crate) exec_dir: Option<PathBuf>,
 }
 
 /// One validated `[[plugin]]` entry.
@@ -843,11 +847,29 @@ fn network_grant(
             Some(v.clone())
         }
     };
+    let exec_dir = match &raw.exec_dir {
+        None => None,
+        Some(d) => {
+            let p = PathBuf::from(d.get_ref());
+            if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+                return Err(ctx.err(
+                    d.span(),
+                    key("exec-dir"),
+                    format!(
+                        "invalid exec-dir `{}`: use an absolute path without `..`",
+                        d.get_ref()
+                    ),
+                ));
+            }
+            Some(p)
+        }
+    };
     Ok(NetworkGrant {
         bridges,
         subnets,
         link_prefix,
         nat: raw.nat,
+        exec_dir,
     })
 }
 

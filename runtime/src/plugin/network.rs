@@ -41,7 +41,7 @@ impl NetOp {
 }
 
 /// TCP or UDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP (Docker's default for `-p`).
@@ -222,7 +222,10 @@ impl PluginSet {
             .load_network(&plugin.spec, &self.cache_dir)
             .map_err(|cause| failed(Phase::Load, cause))?;
         let netns = match &req.netns {
-            Some(path) => Some(open_netns(path).map_err(|cause| failed(Phase::Prepare, cause))?),
+            Some(path) => Some((
+                open_netns(path).map_err(|cause| failed(Phase::Prepare, cause))?,
+                path.clone(),
+            )),
             None => None,
         };
         let ctx = host::NetCtx::new(

@@ -218,6 +218,43 @@ pub fn forward_port(id: &str, f: &Forward) -> Result<(), NetError> {
     )
 }
 
+/// Isolates the bridge `bridge` of a user network from rwasm's other bridges (Docker's
+/// `DOCKER-ISOLATION` chains): in a `forward` filter chain of `inet rwasm`, traffic from
+/// `bridge` to another link named `rwasm*` and traffic to `bridge` from another `rwasm*`
+/// link are dropped; both rules carry [`tag`]`(owner)`, so [`remove_rules`]`(owner)`
+/// removes them.
+pub fn isolate(owner: &str, bridge: &str) -> Result<(), NetError> {
+    let meta = |key: &str, op: &str, v: &str| json!({"match": {"op": op, "left": {"meta": {"key": key}}, "right": v}});
+    let comment = tag(owner);
+    apply(
+        format!("isolate bridge {bridge}"),
+        vec![
+            json!({"add": {"chain": {"family": "inet", "table": TABLE, "name": "forward",
+                "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}),
+            rule(
+                "forward",
+                &comment,
+                vec![
+                    meta("iifname", "==", bridge),
+                    meta("oifname", "!=", bridge),
+                    meta("oifname", "==", "rwasm*"),
+                    json!({"drop": null}),
+                ],
+            ),
+            rule(
+                "forward",
+                &comment,
+                vec![
+                    meta("oifname", "==", bridge),
+                    meta("iifname", "!=", bridge),
+                    meta("iifname", "==", "rwasm*"),
+                    json!({"drop": null}),
+                ],
+            ),
+        ],
+    )
+}
+
 /// Every rule of `inet rwasm` as (chain, handle, comment); empty when the table does not
 /// exist yet.
 pub fn list() -> Result<Vec<(String, u32, String)>, NetError> {

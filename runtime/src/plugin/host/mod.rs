@@ -60,6 +60,7 @@ mod convert;
 mod grants;
 mod limits;
 mod net_ctx;
+mod net_exec;
 mod network;
 mod state;
 mod ticker;

@@ -10,6 +10,7 @@
 //! | container link (any request) | the call has a container namespace |
 //! | address, route destination (host), masquerade, forward target | inside a granted subnet |
 //! | `masquerade`, `forward-port` | `nat = true` |
+//! | `exec-binary NAME` | `exec-dir` is granted; NAME is a plain file name in it |
 //! | `set-sysctl` | `net.ipv4.ip_forward=1`, or `net.ipv4.conf.L.{route_localnet,forwarding}` / `net.ipv6.conf.L.disable_ipv6` for an owned or granted L, value 0 or 1 |
 //!
 //! "Owned": the name starts with the granted `link-prefix` and is longer than it. A
@@ -52,6 +53,8 @@ pub(crate) enum Side {
 pub(crate) struct NetCtx {
     container_id: String,
     netns: Option<File>,
+    /// The path `netns` was opened from (`/proc/PID/ns/net`), for `exec-binary`'s `CNI_NETNS`.
+    netns_path: Option<std::path::PathBuf>,
     grant: NetworkGrant,
     /// Host links created by this call, for the host's clean-up.
     pub(crate) created: Vec<String>,
@@ -81,10 +84,19 @@ fn contains((net, len): (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
 impl NetCtx {
     /// The context of a call for container `id`, acting in `netns` (its network
     /// namespace, when it has one) within `grant`.
-    pub(crate) fn new(id: &str, netns: Option<File>, grant: NetworkGrant) -> NetCtx {
+    pub(crate) fn new(
+        id: &str,
+        netns: Option<(File, std::path::PathBuf)>,
+        grant: NetworkGrant,
+    ) -> NetCtx {
+        let (netns, netns_path) = match netns {
+            Some((f, p)) => (Some(f), Some(p)),
+            None => (None, None),
+        };
         NetCtx {
             container_id: id.to_string(),
             netns,
+            netns_path,
             grant,
             created: Vec::new(),
         }
@@ -374,6 +386,34 @@ impl NetCtx {
     pub(crate) fn remove_rules(&mut self) -> R<u32> {
         nft::remove_rules(&self.container_id).map_err(failed)
     }
+
+    /// `exec-binary`: only with a granted `exec-dir`; the host's own `CNI_CONTAINERID`
+    /// and `CNI_NETNS` (see [`super::net_exec`]).
+    pub(crate) fn exec_binary(
+        &mut self,
+        binary: &str,
+        env: &[(String, String)],
+        stdin: &[u8],
+        timeout_ms: u32,
+    ) -> R<super::net_exec::Output> {
+        let Some(dir) = self.grant.exec_dir.clone() else {
+            return refused(format!(
+                "running host binary `{binary}` is not granted: the driver has no `exec-dir` in `[plugin.grants.network]`"
+            ));
+        };
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .filter(|(k, _)| !["CNI_CONTAINERID", "CNI_NETNS", "CNI_PATH"].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        // A CNI plugin runs its delegates (IPAM) from CNI_PATH: the granted directory only.
+        env.push(("CNI_PATH".to_string(), dir.display().to_string()));
+        env.push(("CNI_CONTAINERID".to_string(), self.container_id.clone()));
+        if let Some(p) = &self.netns_path {
+            env.push(("CNI_NETNS".to_string(), p.display().to_string()));
+        }
+        super::net_exec::run(&dir, binary, &env, stdin, timeout_ms)
+    }
 }
 
 #[cfg(test)]
@@ -389,6 +429,7 @@ mod tests {
                 subnets: vec![(Ipv4Addr::new(10, 99, 0, 0), 16)],
                 link_prefix: Some("rwt".to_string()),
                 nat: false,
+                exec_dir: None,
             },
         )
     }

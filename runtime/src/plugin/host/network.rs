@@ -209,6 +209,23 @@ impl net_host::Host for HostState {
     fn remove_rules(&mut self) -> Result<u32, wit::Error> {
         self.net("remove-rules", |c| c.remove_rules())
     }
+
+    fn exec_binary(
+        &mut self,
+        binary: String,
+        env: Vec<(String, String)>,
+        stdin: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<net_host::ExecOutput, wit::Error> {
+        self.net(&format!("exec-binary {binary}"), |c| {
+            c.exec_binary(&binary, &env, &stdin, timeout_ms)
+        })
+        .map(|o| net_host::ExecOutput {
+            exit_code: o.exit_code,
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
+    }
 }
 
 /// Which world and version `exports` implement, for a network driver; `Err` says why it
