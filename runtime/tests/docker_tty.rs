@@ -285,3 +285,46 @@ fn bad_detach_keys_are_refused() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--detach-keys"), "{}", stderr(&out));
 }
+
+/// `wait` for the container (its exit code on stdout), then `inspect` it.
+fn inspect_when_exited(w: &World, name: &str) -> serde_json::Value {
+    let out = w.rwasm(&["wait", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.rwasm(&["inspect", name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    v
+}
+
+#[test]
+fn an_oom_kill_is_recorded_as_oomkilled_with_137() {
+    let w = world();
+    let name = format!("oom-{}", rand_suffix());
+    let (code, err) = w.rwasm_detached(&[
+        "run",
+        "-d",
+        "-m",
+        "16m",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "x=a; while :; do x=$x$x; done",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = inspect_when_exited(&w, &name);
+    assert_eq!(v["State"]["OOMKilled"], true, "{v}");
+    assert_eq!(v["State"]["ExitCode"], 137, "{v}");
+    // A run that ends normally is not OOMKilled.
+    let ok = format!("{name}-ok");
+    let (code, err) =
+        w.rwasm_detached(&["run", "-d", "-m", "16m", "--name", &ok, "busybox", "true"]);
+    assert_eq!(code, 0, "{err}");
+    let v = inspect_when_exited(&w, &ok);
+    assert_eq!(v["State"]["OOMKilled"], false, "{v}");
+    assert_eq!(v["State"]["ExitCode"], 0, "{v}");
+    w.rwasm(&["rm", "-f", &name, &ok]);
+}

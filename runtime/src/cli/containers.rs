@@ -543,7 +543,7 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "Running": live.is_running(),
             "Paused": live == Live::Paused,
             "Restarting": live == Live::Restarting,
-            "OOMKilled": false,
+            "OOMKilled": r.oom_killed,
             "Dead": false,
             "Pid": if live.is_running() { r.pid.unwrap_or(0) } else { 0 },
             "ExitCode": match live { Live::Exited(c) => c.unwrap_or(-1), _ => r.exit_code.unwrap_or(0) },

@@ -88,6 +88,16 @@ pub struct Monitor<'a> {
     pub wait_attach: bool,
 }
 
+/// The `oom_kill` count of container `id`'s cgroup (0 when it cannot be read).
+pub(super) fn oom_kills(store: &StateStore, id: &str) -> u64 {
+    store
+        .load(id)
+        .ok()
+        .and_then(|r| r.cgroup)
+        .and_then(|h| crate::linux::cgroup::Manager::from_handle(&h).oom_kills())
+        .unwrap_or(0)
+}
+
 /// Docker's exit code for a failed start.
 fn failure_code(e: &MonitorError) -> i32 {
     let kind = match e {
@@ -314,6 +324,7 @@ impl Monitor<'_> {
             None
         };
         drop(ours);
+        let ooms = oom_kills(self.store, self.id);
         std::thread::scope(|s| {
             s.spawn(|| pump(File::from(out_r), "stdout", log));
             s.spawn(|| pump(File::from(err_r), "stderr", log));
@@ -337,6 +348,7 @@ impl Monitor<'_> {
                 r.started_at = Some(now_rfc3339());
                 r.exit_code = None;
                 r.finished_at = None;
+                r.oom_killed = false;
             })?;
             send_ready(
                 ready,
@@ -347,6 +359,9 @@ impl Monitor<'_> {
                 },
             );
             let code = container::wait_exit(&record);
+            if oom_kills(self.store, self.id) > ooms {
+                self.records.update(self.id, |r| r.oom_killed = true)?;
+            }
             // Tears down the cgroup (killing anything left holding the pipes), so the
             // pumps reach end of file.
             cleanup();
