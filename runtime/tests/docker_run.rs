@@ -43,7 +43,7 @@ fn run_busybox_echo_and_exit_codes() {
 fn stdin_is_passed_through() {
     let w = World::new();
     w.setup_image();
-    let mut c = w.cmd(&["run", "--rm", "busybox", "tr", "a-z", "A-Z"]);
+    let mut c = w.cmd(&["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"]);
     c.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();

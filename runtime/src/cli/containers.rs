@@ -35,7 +35,7 @@ pub(super) fn records(cli: &Cli) -> Records {
     Records::new(&cli.data_root)
 }
 
-fn with_lifecycle<T>(
+pub(super) fn with_lifecycle<T>(
     cli: &Cli,
     f: impl FnOnce(&Lifecycle<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -395,10 +395,20 @@ pub fn wait(cli: &Cli, names: &[String]) -> anyhow::Result<i32> {
 
 /// Start container `id` (created or exited) through a new monitor; a running one is left alone.
 fn start_one(cli: &Cli, id: &str) -> anyhow::Result<()> {
+    start_attached(cli, id, false).map(|_| ())
+}
+
+/// Start container `id` with its monitor; with `attach`, connected to its attach socket
+/// before it starts (None when it already ran).
+fn start_attached(
+    cli: &Cli,
+    id: &str,
+    attach: bool,
+) -> anyhow::Result<Option<std::os::unix::net::UnixStream>> {
     let rs = records(cli);
     let r = rs.load(id)?;
     if matches!(r.live(), Live::Running | Live::Paused | Live::Restarting) {
-        return Ok(());
+        return Ok(None);
     }
     if r.monitor_alive() {
         bail!(
@@ -409,18 +419,32 @@ fn start_one(cli: &Cli, id: &str) -> anyhow::Result<()> {
     if !r.detached {
         rs.update(id, |r| r.detached = true)?;
     }
-    super::monitor::launch(cli, id)
+    super::monitor::launch(cli, id, attach)
 }
 
-/// Docker's `start [-a] CONTAINER...`: with `-a`, one container, its output followed
+/// Docker's `start [-a [-i]] CONTAINER...`: with `-a`, one container, its output followed
+/// (a terminal's through the monitor's attach socket, our stdin typed on it with `-i`)
 /// and its exit code returned.
-pub fn start(cli: &Cli, attach: bool, names: &[String]) -> anyhow::Result<i32> {
+pub fn start(
+    cli: &Cli,
+    attach: bool,
+    interactive: bool,
+    detach_keys: &str,
+    names: &[String],
+) -> anyhow::Result<i32> {
     if attach {
         let [name] = names else {
             bail!("you cannot start and attach multiple containers at once");
         };
         let rs = records(cli);
         let id = rs.resolve(name)?;
+        if rwasm::engine::attach::has_terminal(&rs.dir(&id)) {
+            rwasm::engine::attach::parse_detach_keys(detach_keys)?;
+            let Some(stream) = start_attached(cli, &id, true)? else {
+                bail!("container {name} is already running: use `rwasm attach {name}`");
+            };
+            return super::attach::follow(cli, &id, stream, interactive, detach_keys);
+        }
         let mut reader = LogReader::at_end(&rs.log_path(&id));
         start_one(cli, &id)?;
         follow(&rs, &id, &mut reader, false)?;
@@ -536,7 +560,7 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "Running": live.is_running(),
             "Paused": live == Live::Paused,
             "Restarting": live == Live::Restarting,
-            "OOMKilled": false,
+            "OOMKilled": r.oom_killed,
             "Dead": false,
             "Pid": if live.is_running() { r.pid.unwrap_or(0) } else { 0 },
             "ExitCode": match live { Live::Exited(c) => c.unwrap_or(-1), _ => r.exit_code.unwrap_or(0) },

@@ -10,6 +10,7 @@ macro_rules! outln {
     }};
 }
 
+mod attach;
 mod containers;
 mod cp;
 mod docs;
@@ -98,9 +99,19 @@ pub enum Command {
         /// Docker: attach to the container's output and return its exit code.
         #[arg(short, long)]
         attach: bool,
+        /// Docker: with -a, attach stdin too (a container with a terminal).
+        #[arg(short, long)]
+        interactive: bool,
+        /// Docker: the key sequence that detaches (with -a -i on a terminal).
+        #[arg(long, default_value = "ctrl-p,ctrl-q")]
+        detach_keys: String,
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Attach the terminal to a running container's terminal (detach: ctrl-p ctrl-q)
+    ///
+    /// Example: `rwasm run -dit --name box busybox sh; rwasm attach box`
+    Attach(attach::AttachArgs),
     /// Print a container's state as JSON (OCI "state").
     State { id: String },
     /// Send a signal: runc's `kill ID [SIGNAL]` or Docker's `kill [-s SIGNAL] CONTAINER...`
@@ -205,7 +216,12 @@ pub enum Command {
     },
     /// The monitor of a detached container (internal: started by `run -d` and `start`).
     #[command(hide = true)]
-    Monitor { id: String },
+    Monitor {
+        /// Wait for a client on the attach socket before starting.
+        #[arg(long)]
+        attach: bool,
+        id: String,
+    },
     /// Delete a container (OCI "delete").
     Delete {
         /// Kill the container first if it is not stopped.
@@ -359,7 +375,8 @@ pub fn main() -> i32 {
     };
     let docker_run = matches!(&cli.command, Command::Run(r) if r.bundle.is_none())
         || matches!(&cli.command, Command::Create(r) if !run::is_runc_create(r))
-        || matches!(&cli.command, Command::Start { attach: true, .. });
+        || matches!(&cli.command, Command::Start { attach: true, .. })
+        || matches!(&cli.command, Command::Attach(_));
     if let Err(e) = init_logging(&cli) {
         eprintln!("rwasm: {e:#}");
         return if docker_run { 125 } else { 1 };
@@ -382,13 +399,17 @@ pub fn main() -> i32 {
             Command::Start {
                 attach,
                 containers: c,
+                ..
             } if !attach && c.len() == 1 && containers::is_oci_only(&cli, &c[0]) => {
                 oci::start(&cli, &c[0]).map(|()| 0)
             }
             Command::Start {
                 attach,
+                interactive,
+                detach_keys,
                 containers: c,
-            } => containers::start(&cli, *attach, c),
+            } => containers::start(&cli, *attach, *interactive, detach_keys, c),
+            Command::Attach(a) => attach::attach(&cli, a),
             Command::State { id } => oci::state(&cli, id).map(|()| 0),
             Command::Kill {
                 all,
@@ -442,7 +463,7 @@ pub fn main() -> i32 {
             Command::Container {
                 command: ContainerCommand::Prune { force },
             } => containers::prune(&cli, *force),
-            Command::Monitor { id } => monitor::monitor(&cli, id),
+            Command::Monitor { id, attach } => monitor::monitor(&cli, id, *attach),
             Command::Delete { force, id } => oci::delete(&cli, id, *force).map(|()| 0),
             Command::Update(a) => update::update(&cli, a).map(|()| 0),
             Command::List { format, quiet } => oci::list(&cli, format, *quiet).map(|()| 0),

@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -21,7 +22,7 @@ use super::{Cli, cache_dir, load_plugins};
 const READY_FD: i32 = 3;
 
 /// `monitor ID`: run as the container's monitor until it is done for good.
-pub fn monitor(cli: &Cli, id: &str) -> anyhow::Result<i32> {
+pub fn monitor(cli: &Cli, id: &str, wait_attach: bool) -> anyhow::Result<i32> {
     // SAFETY: fd 3 was set up by `launch` as the write end of the ready pipe and nothing
     // else in this process owns it.
     let ready = unsafe { OwnedFd::from_raw_fd(READY_FD) };
@@ -39,14 +40,17 @@ pub fn monitor(cli: &Cli, id: &str) -> anyhow::Result<i32> {
         id,
         plugins: &plugins,
         cache_dir: &cache_dir(cli),
+        wait_attach,
     }
     .run(std::fs::File::from(ready))?;
     Ok(0)
 }
 
 /// Launch the monitor of container `id` and wait until it reports the start; a failed
-/// start is an error whose exit code follows Docker (125, 126, 127).
-pub fn launch(cli: &Cli, id: &str) -> anyhow::Result<()> {
+/// start is an error whose exit code follows Docker (125, 126, 127). With `attach` (a
+/// container with a terminal), connect to its attach socket before it starts and return
+/// the connection.
+pub fn launch(cli: &Cli, id: &str, attach: bool) -> anyhow::Result<Option<UnixStream>> {
     let records = Records::new(&cli.data_root);
     let dir = records.dir(id);
     let log = dir.join("monitor.log");
@@ -70,8 +74,11 @@ pub fn launch(cli: &Cli, id: &str) -> anyhow::Result<()> {
     if cli.debug {
         cmd.arg("--debug");
     }
-    cmd.arg("monitor")
-        .arg(id)
+    cmd.arg("monitor");
+    if attach {
+        cmd.arg("--attach");
+    }
+    cmd.arg(id)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
@@ -94,11 +101,26 @@ pub fn launch(cli: &Cli, id: &str) -> anyhow::Result<()> {
     }
     // The monitor lives on in its own session; whoever is init of our pid namespace reaps
     // it once we are gone.
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .context("cannot start the container's monitor")?;
-    drop(child);
     drop(w);
+    let mut stream = None;
+    // The monitor binds the socket once init sent the terminal, and waits for us.
+    while attach && stream.is_none() {
+        match rwasm::engine::attach::connect(&dir) {
+            Ok(mut s) => {
+                rwasm::engine::attach::send_window_size(&mut s)
+                    .context("cannot send the window size to the monitor")?;
+                stream = Some(s);
+            }
+            Err(_) if child.try_wait().ok().flatten().is_none() => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(_) => break,
+        }
+    }
+    drop(child);
     let mut line = String::new();
     BufReader::new(std::fs::File::from(r))
         .read_line(&mut line)
@@ -117,7 +139,7 @@ pub fn launch(cli: &Cli, id: &str) -> anyhow::Result<()> {
             message: ready.message,
         }));
     }
-    Ok(())
+    Ok(stream)
 }
 
 /// A start the monitor reported as failed, with Docker's exit code for it.

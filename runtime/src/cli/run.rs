@@ -27,6 +27,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_subreaper: bool,
 
+    /// Keep stdin open and stream it to the container (Docker's -i).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal for the container (Docker's -t).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Key sequence that detaches from a -it container: ctrl-X or characters, comma-separated.
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+
     /// Remove the container's files when it exits.
     #[arg(long)]
     pub rm: bool,
@@ -128,6 +138,14 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     if a.detach || !start {
         return docker_run_detached(cli, a, image, args, record, start);
     }
+    if a.tty {
+        return docker_run_terminal(cli, a, image, args, record);
+    }
+    if !a.interactive {
+        // Docker: without -i the container's stdin is empty.
+        let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+        nix::unistd::dup2_stdin(&null).context("cannot redirect stdin")?;
+    }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
     let flags = run_flags(a)?;
@@ -152,6 +170,38 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
         },
     )?;
     Ok(code)
+}
+
+/// `run -t` in the foreground: the container owned by a monitor that holds its terminal
+/// (so that the detach keys leave it running), this process attached to it until it
+/// exits (its exit code) or is detached from (0).
+fn docker_run_terminal(
+    cli: &Cli,
+    a: &RunArgs,
+    image: &str,
+    args: &[String],
+    mut record: RecordOptions,
+) -> anyhow::Result<i32> {
+    rwasm::engine::attach::parse_detach_keys(&a.detach_keys)?;
+    record.detached = true;
+    let none = rwasm::plugin::PluginSet::empty();
+    let prepared = prepare(&RunRequest {
+        image,
+        args: args.to_vec(),
+        name: a.name.clone(),
+        rm: a.rm,
+        flags: run_flags(a)?,
+        plugins: &none,
+        data_root: &cli.data_root,
+        cache_dir: &cache_dir(cli),
+        on_start: &|_| {},
+        record,
+    })?;
+    let id = prepared.id.clone();
+    prepared.keep();
+    let stream = super::monitor::launch(cli, &id, true)?
+        .context("the monitor did not open the container's attach socket")?;
+    super::attach::follow(cli, &id, stream, a.interactive, &a.detach_keys)
 }
 
 /// `run -d` (and Docker's `create` with `start = false`): prepare the container, then
@@ -180,7 +230,7 @@ fn docker_run_detached(
     let id = prepared.id.clone();
     prepared.keep();
     if start {
-        super::monitor::launch(cli, &id)?;
+        super::monitor::launch(cli, &id, false)?;
     }
     outln!("{id}");
     Ok(0)
@@ -220,6 +270,7 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
         blkio_weight: a.resources.blkio_weight,
         entrypoint: a.entrypoint.clone(),
         host: a.host.host_config()?,
+        terminal: a.tty,
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.

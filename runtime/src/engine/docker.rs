@@ -117,6 +117,9 @@ pub struct RunFlags {
     pub publish: Vec<crate::plugin::network::PortMapping>,
     /// `-P/--publish-all`: publish the image's ExposedPorts, each on a free host port.
     pub publish_all: bool,
+    /// `-t/--tty`: the process gets a pseudo-terminal (`process.terminal`) and, as in
+    /// Docker, `TERM=xterm` unless `-e` sets it.
+    pub terminal: bool,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).
@@ -424,6 +427,9 @@ pub fn docker_spec(
         .clone()
         .unwrap_or_else(|| id.chars().take(12).collect());
     let mut env = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
+    if flags.terminal {
+        env.push("TERM=xterm".to_string());
+    }
     for kv in &flags.env {
         let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
         if k.is_empty() || k.contains('\0') {
@@ -478,6 +484,7 @@ pub fn docker_spec(
         .capabilities(capabilities)
         .no_new_privileges(false)
         .oom_score_adj(0)
+        .terminal(flags.terminal)
         .build()
         .map_err(e)?;
     let mut mounts = vec![

@@ -1,5 +1,6 @@
 //! Containers and their state: the OCI lifecycle on top of `linux` and `plugin`.
 
+pub mod attach;
 pub mod container;
 pub mod cp;
 pub mod disk_usage;

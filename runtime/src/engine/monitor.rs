@@ -42,6 +42,12 @@ pub enum MonitorError {
     /// Create, start, wait or delete of the OCI container.
     #[error(transparent)]
     Engine(#[from] Box<EngineError>),
+    /// Serving the container's terminal on the attach socket.
+    #[error(transparent)]
+    Attach(#[from] super::attach::AttachError),
+    /// Receiving the container's terminal from its init.
+    #[error("cannot receive the container's terminal")]
+    Terminal(#[source] std::io::Error),
     /// Opening the log file.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -77,6 +83,19 @@ pub struct Monitor<'a> {
     pub plugins: &'a PluginSet,
     /// The compiled-plugin cache.
     pub cache_dir: &'a Path,
+    /// Wait (at most 10 s) for a client on the attach socket before the first start
+    /// (`run -it`, `start -a` of a container with a terminal), so it sees all the output.
+    pub wait_attach: bool,
+}
+
+/// The `oom_kill` count of container `id`'s cgroup (0 when it cannot be read).
+pub(super) fn oom_kills(store: &StateStore, id: &str) -> u64 {
+    store
+        .load(id)
+        .ok()
+        .and_then(|r| r.cgroup)
+        .and_then(|h| crate::linux::cgroup::Manager::from_handle(&h).oom_kills())
+        .unwrap_or(0)
 }
 
 /// Docker's exit code for a failed start.
@@ -128,8 +147,9 @@ impl Monitor<'_> {
         })?;
         let log = LogWriter::open(&self.records.log_path(self.id))?;
         let mut restarts = rec.restart_count;
+        let lingering = std::sync::Mutex::new(Vec::new());
         let result = loop {
-            match self.run_once(&rec.layers, &log, &mut ready) {
+            match self.run_once(&rec.layers, &log, &mut ready, &lingering) {
                 Ok(code) => {
                     let r = self.records.update(self.id, |r| {
                         r.state = RunState::Exited;
@@ -189,6 +209,11 @@ impl Monitor<'_> {
                 }
             }
         };
+        // Attached clients read the exit code from the record before it may go.
+        super::attach::linger(
+            std::mem::take(&mut *lingering.lock().expect("lingering lock")),
+            Duration::from_secs(2),
+        );
         let rec = self.records.load(self.id)?;
         if rec.auto_remove {
             let _ = crate::linux::overlay::unmount(&self.dir().join("rootfs"));
@@ -204,6 +229,7 @@ impl Monitor<'_> {
         layers: &[PathBuf],
         log: &LogWriter,
         ready: &mut Option<File>,
+        lingering: &std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>,
     ) -> Result<i32, MonitorError> {
         let dir = self.dir();
         mount_rootfs(layers, &dir)?;
@@ -237,6 +263,14 @@ impl Monitor<'_> {
         nix::unistd::dup2_stdout(&out_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
         nix::unistd::dup2_stderr(&err_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
         drop((out_w, err_w));
+        // With `process.terminal` (`run -t`), init sends the pty master on this pair.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| {
+            MonitorError::Stdio(
+                "create",
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        let theirs = std::os::fd::OwnedFd::from(theirs);
         let created = container::create(
             self.store,
             &CreateOptions {
@@ -245,9 +279,10 @@ impl Monitor<'_> {
                 pid_file: None,
                 preserve_fds: 0,
                 plugins: self.plugins,
-                console_socket: None,
+                console_socket: Some(container::ConsoleSocket::IfTerminal(&theirs)),
             },
         );
+        drop(theirs);
         let _ = nix::unistd::dup2_stdout(&devnull);
         let _ = nix::unistd::dup2_stderr(&saved_err);
         let created = match created {
@@ -268,9 +303,37 @@ impl Monitor<'_> {
             cleanup();
             return Err(e.into());
         }
+        let terminal = if created.terminal {
+            let served = crate::linux::console::receive(&ours)
+                .map_err(MonitorError::Terminal)
+                .and_then(|(master, _)| {
+                    let server = super::attach::Server::bind(&dir)?;
+                    if self.wait_attach && ready.is_some() {
+                        server.accept_first(&master, Duration::from_secs(10))?;
+                    }
+                    Ok((server, master))
+                });
+            match served {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    cleanup();
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        drop(ours);
+        let ooms = oom_kills(self.store, self.id);
         std::thread::scope(|s| {
             s.spawn(|| pump(File::from(out_r), "stdout", log));
             s.spawn(|| pump(File::from(err_r), "stderr", log));
+            if let Some((server, master)) = terminal {
+                s.spawn(move || {
+                    let clients = server.serve(master, log);
+                    lingering.lock().expect("lingering lock").extend(clients);
+                });
+            }
             let record = match container::start(self.store, self.id, self.plugins) {
                 Ok(r) => r,
                 Err(e) => {
@@ -285,6 +348,7 @@ impl Monitor<'_> {
                 r.started_at = Some(now_rfc3339());
                 r.exit_code = None;
                 r.finished_at = None;
+                r.oom_killed = false;
             })?;
             send_ready(
                 ready,
@@ -295,6 +359,9 @@ impl Monitor<'_> {
                 },
             );
             let code = container::wait_exit(&record);
+            if oom_kills(self.store, self.id) > ooms {
+                self.records.update(self.id, |r| r.oom_killed = true)?;
+            }
             // Tears down the cgroup (killing anything left holding the pipes), so the
             // pumps reach end of file.
             cleanup();

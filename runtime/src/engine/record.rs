@@ -210,6 +210,10 @@ pub struct ContainerRecord {
     /// Restarts done by the monitor under the restart policy.
     #[serde(default)]
     pub restart_count: u32,
+    /// The kernel's OOM killer killed a process of the last run (its cgroup's `oom_kill`
+    /// count rose): Docker's `State.OOMKilled`.
+    #[serde(default)]
+    pub oom_killed: bool,
     /// `--restart`.
     #[serde(default)]
     pub restart: RestartPolicy,
@@ -304,6 +308,7 @@ impl ContainerRecord {
             finished_at: None,
             error: None,
             restart_count: 0,
+            oom_killed: false,
             restart: RestartPolicy::No,
             auto_remove: false,
             stop_signal: None,

@@ -498,6 +498,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         return Err(e.into());
     }
     (req.on_start)(created.record.pid.unwrap_or_default());
+    let ooms = super::monitor::oom_kills(store, &id);
     let code = match container::start(store, &id, req.plugins) {
         Ok(record) => {
             let me = std::process::id().cast_signed();
@@ -509,7 +510,10 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
                 r.monitor_start = crate::linux::proc::start_time(me);
                 r.started_at = Some(now_rfc3339());
             });
-            container::wait_exit(&record)
+            let code = container::wait_exit(&record);
+            let oom = super::monitor::oom_kills(store, &id) > ooms;
+            let _ = records.update(&id, |r| r.oom_killed = oom);
+            code
         }
         Err(e) => Err(e),
     };

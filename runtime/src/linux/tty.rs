@@ -222,10 +222,11 @@ fn handle_winch() -> io::Result<()> {
 }
 
 /// The caller's terminal in raw mode while it lives (when asked for and stdin is one).
-struct RawMode(Option<Termios>);
+pub struct RawMode(Option<Termios>);
 
 impl RawMode {
-    fn enter(wanted: bool) -> io::Result<RawMode> {
+    /// Put stdin in raw mode if `wanted` and it is a terminal; restored on drop.
+    pub fn enter(wanted: bool) -> io::Result<RawMode> {
         if !wanted || !io::stdin().is_terminal() {
             return Ok(RawMode(None));
         }

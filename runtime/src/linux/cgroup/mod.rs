@@ -328,6 +328,25 @@ impl Manager {
         Ok(())
     }
 
+    /// How many times the kernel's OOM killer killed a process of this cgroup: `oom_kill`
+    /// in v1 `memory.oom_control` or v2 `memory.events` (kernel doc cgroup-v1/memory.rst,
+    /// cgroup-v2.rst); None when the file is missing or has no such line.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = match self {
+            Manager::V1(m) => m
+                .dirs()
+                .iter()
+                .find(|d| d.controllers.iter().any(|c| c == "memory"))?
+                .dir
+                .join("memory.oom_control"),
+            Manager::V2(m) => m.dir().join("memory.events"),
+        };
+        std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+    }
+
     /// The handle to keep in the container's state.
     pub fn handle(&self) -> CgroupHandle {
         let repr = match self {
