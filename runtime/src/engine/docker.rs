@@ -115,6 +115,9 @@ pub struct RunFlags {
     pub network: Option<String>,
     /// `-p/--publish` `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, parsed.
     pub publish: Vec<crate::plugin::network::PortMapping>,
+    /// `--storage-driver`: `overlay` (default), `vfs`, `native-overlay` or a storage
+    /// driver plugin's name (see [`crate::engine::storage`]).
+    pub storage_driver: Option<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

@@ -46,6 +46,9 @@ const STORAGE_EXPORT: &str = "rwasm:plugin/storage@0.3.0";
 /// The import only storage drivers may have.
 const STORAGE_HOST_IMPORT: &str = "rwasm:plugin/storage-host@0.3.0";
 
+/// The `configure` entry the host adds: the driver's state directory (host path).
+const STATE_DIR_KEY: &str = "state-dir";
+
 /// Adds the `storage-host` imports to the set's linker.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     storage_host::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
@@ -228,7 +231,7 @@ impl Host {
         let _runtime = ticker.handle().enter();
         let _ticking = ticker.activate();
         let mut store = Store::new(&self.engine, state);
-        let result = run(&mut store, loaded, spec, op, req, self.fuel);
+        let result = run(&mut store, loaded, spec, op, req, state_dir, self.fuel);
         let mounted = store
             .data_mut()
             .storage
@@ -273,6 +276,7 @@ fn run(
     spec: &PluginSpec,
     op: StorageOp,
     req: &StorageRequest,
+    state_dir: &Path,
     fuel: bool,
 ) -> StorageCallResult {
     let classify = |store: &Store<HostState>, e: wasmtime::Error| {
@@ -320,7 +324,13 @@ fn run(
         message: convert::error_message(e),
     };
     let s = driver.rwasm_plugin_storage();
-    let config: Vec<_> = spec.config.iter().map(convert::config_entry).collect();
+    let mut config: Vec<_> = spec.config.iter().map(convert::config_entry).collect();
+    // The driver's own directory, as the host preopened it (`storage.configure`).
+    config.retain(|e| e.key != STATE_DIR_KEY);
+    config.push(wit::ConfigEntry {
+        key: STATE_DIR_KEY.to_string(),
+        value: wit::ConfigValue::Text(state_dir.display().to_string()),
+    });
     match s.call_configure(&mut *store, &config) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err((Phase::Configure, guest(e))),
