@@ -15,7 +15,6 @@ wit_bindgen::generate!({ world: "storage-driver", path: "../../sdk/wit" });
 
 use std::cell::RefCell;
 use std::fs;
-use std::io::ErrorKind;
 
 use exports::rwasm::plugin::storage::{Guest, LayerUsage, PrepareRequest, Prepared};
 use rwasm::plugin::storage_host::{self, MountKind, MountRequest};
@@ -130,11 +129,7 @@ impl Guest for Overlay {
         if fs::metadata(&merged).is_ok() {
             storage_host::unmount(&merged)?;
         }
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("remove", &dir, e)),
-        }
+        storage_host::remove(&dir)
     }
 
     fn usage(container_id: String) -> Result<LayerUsage, Error> {

@@ -18,7 +18,6 @@ wit_bindgen::generate!({ world: "storage-driver", path: "../../sdk/wit" });
 
 use std::cell::RefCell;
 use std::fs;
-use std::io::ErrorKind;
 
 use exports::rwasm::plugin::storage::{Guest, LayerUsage, PrepareRequest, Prepared};
 use rwasm::plugin::storage_host::{self, MountKind, MountRequest};
@@ -102,11 +101,7 @@ impl Guest for Vfs {
         );
         if fs::metadata(&complete).is_err() {
             // A copy cut short (a crash) is redone from scratch.
-            match fs::remove_dir_all(&tree) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(io("remove", &tree, e)),
-            }
+            storage_host::remove(&tree)?;
             mkdir(&tree)?;
             for layer in &req.layers {
                 storage_host::copy_layer(&layer.path, &tree)?;
@@ -133,11 +128,7 @@ impl Guest for Vfs {
         if fs::metadata(&rootfs).is_ok() {
             storage_host::unmount(&rootfs)?;
         }
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("remove", &dir, e)),
-        }
+        storage_host::remove(&dir)
     }
 
     fn usage(container_id: String) -> Result<LayerUsage, Error> {

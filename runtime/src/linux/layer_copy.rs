@@ -154,7 +154,8 @@ impl Copy {
                 .map_err(|e| err("mknod", dst)(io::Error::from(e)))?;
         }
         set_attrs(src, dst, &meta)?;
-        set_times(dst, &meta, false)
+        // Never by open(2): opening a fifo would wait for a writer.
+        set_times(dst, &meta, !ft.is_file())
     }
 }
 

@@ -117,6 +117,10 @@ impl storage_host::Host for HostState {
         self.storage(&format!("unmount {target}"), |c| c.unmount(&target))
     }
 
+    fn remove(&mut self, target: String) -> Result<(), wit::Error> {
+        self.storage(&format!("remove {target}"), |c| c.remove(&target))
+    }
+
     fn copy_layer(&mut self, layer: String, target: String) -> Result<u64, wit::Error> {
         self.storage(&format!("copy-layer {layer} {target}"), |c| {
             c.copy_layer(&layer, &target)

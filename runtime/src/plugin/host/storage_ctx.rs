@@ -227,6 +227,35 @@ impl StorageCtx {
         }
     }
 
+    /// Checks and performs `remove`: refused while a mount lies at or below the target
+    /// (`/proc/self/mountinfo`), so a bound layer can never be deleted through it. A
+    /// target that does not exist is not an error.
+    pub(crate) fn remove(&mut self, target: &str) -> R<()> {
+        if std::fs::symlink_metadata(target).is_err() {
+            return Ok(());
+        }
+        let target = self.target("target", target)?;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| NetRefusal::Failed(format!("cannot read /proc/self/mountinfo: {e}")))?;
+        if let Some(m) = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(unescape_mountinfo)
+            .find(|m| Path::new(m).starts_with(&target))
+        {
+            return refused(format!(
+                "target `{}` has a mount at {m}: unmount it first",
+                target.display()
+            ));
+        }
+        let done = if target.is_dir() {
+            std::fs::remove_dir_all(&target)
+        } else {
+            std::fs::remove_file(&target)
+        };
+        done.map_err(|e| NetRefusal::Failed(format!("cannot remove {}: {e}", target.display())))
+    }
+
     /// Checks and performs `copy-layer`.
     pub(crate) fn copy_layer(&mut self, layer: &str, target: &str) -> R<u64> {
         let layer = self.layer("layer", layer)?;
@@ -250,6 +279,24 @@ fn checked_option_path(field: &str, p: &Path) -> R<String> {
         return refused(format!("{field}: path `{s}` cannot be an overlay option"));
     }
     Ok(s)
+}
+
+/// A mountinfo path field with its octal escapes (`\040` for a space) decoded.
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unmounts `targets` (last first); errors are logged. The host's clean-up after a
