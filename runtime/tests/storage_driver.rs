@@ -85,7 +85,7 @@ fn load_image(w: &World) {
         E::File("d/new", b"6"),
         E::File("a/kept", b"2 changed"),
     ]);
-    let all = vec![busybox_layer(w.tmp.path()), lower, upper, special_layer()];
+    let all = [busybox_layer(w.tmp.path()), lower, upper, special_layer()];
     let diffs: Vec<&[u8]> = all.iter().map(|l| &l[..]).collect();
     let cfg = config(&diffs, json!({"Cmd": ["sh"]}));
     let blobs: Vec<(&str, Vec<u8>)> = all.iter().map(|l| (TAR, l.clone())).collect();
