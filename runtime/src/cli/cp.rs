@@ -77,7 +77,8 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
     let root = match (running, r.pid) {
         (true, Some(pid)) => PathBuf::from(format!("/proc/{pid}/root")),
         _ => {
-            rwasm::engine::run::mount_rootfs(&r.layers, &dir)
+            let plugins = super::load_plugins(cli)?;
+            rwasm::engine::run::mount_rootfs(&r.layers, &dir, &plugins, &super::cache_dir(cli))
                 .with_context(|| format!("cannot mount the rootfs of {name}"))?;
             dir.join("rootfs")
         }
@@ -90,7 +91,7 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
         copy_in(Path::new(&a.src), &root, &container_path(p), opts)
     };
     if mounted_here {
-        let _ = rwasm::linux::overlay::unmount(&dir.join("rootfs"));
+        let _ = rwasm::engine::storage::unmount(&dir);
     }
     let done = result.with_context(|| format!("cp {} {}", a.src, a.dest))?;
     if done.skipped > 0 {

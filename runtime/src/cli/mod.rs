@@ -62,6 +62,10 @@ pub struct Cli {
     /// Plugin manifest (TOML); default /etc/rwasm/plugins.toml when it exists.
     #[arg(long, global = true, env = "RWASM_PLUGINS")]
     pub plugins: Option<PathBuf>,
+    /// Storage driver of new containers (Docker's --storage-driver): overlay (default),
+    /// vfs, native-overlay, or a storage-driver plugin of the manifest; also after run/create.
+    #[arg(long, global = true, env = "RWASM_STORAGE_DRIVER")]
+    pub storage_driver: Option<String>,
     /// Write logs to this file instead of stderr (runc's --log).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

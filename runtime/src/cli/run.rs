@@ -148,7 +148,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     }
     let plugins = load_plugins(cli)?;
     let store = StateStore::open(&cli.root)?;
-    let flags = run_flags(a)?;
+    let flags = run_flags(cli, a)?;
     let forward = |pid: i32| {
         if let Err(e) = rwasm::linux::signal::forward_to(pid) {
             tracing::warn!("cannot forward signals: {e}");
@@ -190,7 +190,7 @@ fn docker_run_terminal(
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
-        flags: run_flags(a)?,
+        flags: run_flags(cli, a)?,
         plugins: &none,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
@@ -220,7 +220,7 @@ fn docker_run_detached(
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
-        flags: run_flags(a)?,
+        flags: run_flags(cli, a)?,
         plugins: &none,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
@@ -237,7 +237,7 @@ fn docker_run_detached(
 }
 
 /// The config.json flags of `run`, with Docker's warning for an unsupported blkio weight.
-fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
+fn run_flags(cli: &Cli, a: &RunArgs) -> anyhow::Result<RunFlags> {
     if let Some(n) = &a.network {
         rwasm::engine::network::Mode::parse(n)?;
     }
@@ -249,7 +249,11 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
     // Docker: --env-file entries first, -e entries after them (and winning).
     let mut env = a.host.env_file_entries()?;
     env.extend(a.env.iter().cloned());
+    if let Some(d) = &cli.storage_driver {
+        rwasm::engine::storage::check_name(d)?;
+    }
     let mut flags = RunFlags {
+        storage_driver: cli.storage_driver.clone(),
         network: a.network.clone(),
         publish,
         publish_all: a.publish_all,

@@ -807,8 +807,9 @@ pub fn delete(
         .annotations
         .contains_key(super::run::ROOTFS_MOUNT_ANNOTATION)
     {
-        // A Docker-style container's overlay, also when its `run` was killed.
-        crate::linux::overlay::unmount(&record.rootfs).map_err(|e| EngineError::Bundle {
+        // A Docker-style container's rootfs, also when its `run` was killed (the storage
+        // driver's data stays until the container is removed).
+        super::storage::unmount(&record.bundle).map_err(|e| EngineError::Bundle {
             path: record.rootfs.clone(),
             reason: crate::error_chain(&e),
         })?;

@@ -120,6 +120,9 @@ pub struct RunFlags {
     /// `-t/--tty`: the process gets a pseudo-terminal (`process.terminal`) and, as in
     /// Docker, `TERM=xterm` unless `-e` sets it.
     pub terminal: bool,
+    /// `--storage-driver`: `overlay` (default), `vfs`, `native-overlay` or a storage
+    /// driver plugin's name (see [`crate::engine::storage`]).
+    pub storage_driver: Option<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

@@ -177,7 +177,7 @@ impl Lifecycle<'_> {
         if self.store.exists(&r.id) {
             container::delete(self.store, &r.id, true, self.cache_dir, None).map_err(Box::new)?;
         }
-        let _ = crate::linux::overlay::unmount(&self.records.dir(&r.id).join("rootfs"));
+        let _ = super::storage::unmount(&self.records.dir(&r.id));
         if matches!(
             r.state,
             RunState::Running | RunState::Paused | RunState::Restarting
@@ -251,7 +251,7 @@ impl Lifecycle<'_> {
         if self.store.exists(id) {
             container::delete(self.store, id, true, self.cache_dir, None).map_err(Box::new)?;
         }
-        let _ = crate::linux::overlay::unmount(&self.records.dir(id).join("rootfs"));
+        super::storage::release(&self.records.dir(id), self.cache_dir);
         self.records.remove(id)?;
         Ok(())
     }

@@ -216,7 +216,7 @@ impl Monitor<'_> {
         );
         let rec = self.records.load(self.id)?;
         if rec.auto_remove {
-            let _ = crate::linux::overlay::unmount(&self.dir().join("rootfs"));
+            super::storage::release(&self.dir(), self.cache_dir);
             self.records.remove(self.id)?;
         }
         result
@@ -232,7 +232,7 @@ impl Monitor<'_> {
         lingering: &std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>,
     ) -> Result<i32, MonitorError> {
         let dir = self.dir();
-        mount_rootfs(layers, &dir)?;
+        mount_rootfs(layers, &dir, self.plugins, self.cache_dir)?;
         let cleanup = || {
             let _ = container::delete(
                 self.store,
@@ -241,7 +241,7 @@ impl Monitor<'_> {
                 self.cache_dir,
                 Some(self.plugins),
             );
-            let _ = crate::linux::overlay::unmount(&dir.join("rootfs"));
+            let _ = super::storage::unmount(&dir);
         };
         let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
         let (out_r, out_w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;

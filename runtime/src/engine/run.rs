@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Mount;
 
-use crate::linux::overlay::{OverlayError, unmount};
+use crate::linux::overlay::OverlayError;
 use crate::plugin::PluginSet;
 
 use super::container::{self, CreateOptions, EngineError};
@@ -21,7 +21,6 @@ use super::image::{
 };
 use super::record::{ContainerRecord, RecordError, Records, RestartPolicy, RunState};
 use super::state::{StateStore, now_rfc3339};
-use super::storage::RootfsDriver as _;
 
 /// Annotation holding the Docker-style container name.
 pub const NAME_ANNOTATION: &str = "org.rwasm.name";
@@ -46,6 +45,9 @@ pub enum RunError {
     /// `--network` is invalid, or its driver failed to connect the container.
     #[error(transparent)]
     Network(#[from] super::network::NetworkError),
+    /// The container's storage driver failed.
+    #[error(transparent)]
+    Storage(#[from] super::storage::StorageError),
     /// Mounting the overlay rootfs (image as lower, the run's `upper` and `work`) failed.
     #[error(transparent)]
     Overlay(#[from] OverlayError),
@@ -145,10 +147,24 @@ impl Prepared {
 }
 
 /// Mount container `dir`'s rootfs (`dir/rootfs`) from the image's `layers` (bottom
-/// first), with `dir/upper` and `dir/work` as the writable layer, through the storage
-/// driver.
-pub fn mount_rootfs(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
-    Ok(super::storage::NativeOverlay.prepare(layers, dir, &dir.join("rootfs"))?)
+/// first) through the storage driver its bundle records (see [`super::storage`]).
+pub fn mount_rootfs(
+    layers: &[PathBuf],
+    dir: &Path,
+    plugins: &PluginSet,
+    cache_dir: &Path,
+) -> Result<(), RunError> {
+    let data_root = dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/var/lib/rwasm"));
+    Ok(super::storage::mount(&super::storage::MountCtx {
+        data_root,
+        bundle: dir,
+        layers,
+        plugins,
+        cache_dir,
+    })?)
 }
 
 /// A new 64-hex-digit container id (Docker's form) from the kernel's CSPRNG.
@@ -170,19 +186,22 @@ pub fn check_name(name: &str) -> Result<(), RunError> {
     }
 }
 
-/// Removes the run's bundle (overlay unmounted) when dropped, unless kept.
+/// Removes the run's bundle (its rootfs released by its storage driver) when dropped,
+/// unless kept (then the rootfs is only unmounted).
 struct Bundle {
     dir: PathBuf,
-    rootfs: PathBuf,
+    cache_dir: PathBuf,
     keep: bool,
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        if let Err(e) = unmount(&self.rootfs) {
-            tracing::warn!("{}", crate::error_chain(&e));
-        }
-        if !self.keep {
+        if self.keep {
+            if let Err(e) = super::storage::unmount(&self.dir) {
+                tracing::warn!("{}", crate::error_chain(&e));
+            }
+        } else {
+            super::storage::release(&self.dir, &self.cache_dir);
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -219,12 +238,16 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     let bundle = Bundle {
         dir: dir.clone(),
-        rootfs: rootfs.clone(),
+        cache_dir: req.cache_dir.to_path_buf(),
         keep: false,
     };
-    for d in ["upper", "work", "rootfs"] {
-        fs::create_dir_all(dir.join(d)).map_err(io_err("create", &dir.join(d)))?;
-    }
+    fs::create_dir_all(&rootfs).map_err(io_err("create", &rootfs))?;
+    let driver = req
+        .flags
+        .storage_driver
+        .clone()
+        .unwrap_or_else(|| super::storage::DEFAULT_DRIVER.to_string());
+    super::storage::choose(&dir, &driver, req.flags.host.read_only)?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     let records = Records::new(req.data_root);
     records.reserve_name(&name, &id)?;
@@ -301,7 +324,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             mode.as_str(),
         ),
         (IMAGE_ANNOTATION.to_string(), req.image.to_string()),
-        (ROOTFS_MOUNT_ANNOTATION.to_string(), "overlay".to_string()),
+        (ROOTFS_MOUNT_ANNOTATION.to_string(), driver.clone()),
     ]);
     if let Some(img) = &resolved.image {
         annotations.insert(
@@ -328,13 +351,13 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     if flags.user.is_some() || group_names {
         // Names resolve through the container's merged tree, mounted for the look-up
         // only (the bundle guard unmounts it if the look-up fails).
-        super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
+        mount_rootfs(&resolved.layers, &dir, req.plugins, req.cache_dir)?;
         if let Some(u) = &flags.user {
             let (uid, gid) = super::docker::resolve_user(u, &rootfs)?;
             flags.user = Some(format!("{uid}:{gid}"));
         }
         flags.host.group_add = super::docker::resolve_groups(&flags.host.group_add, &rootfs)?;
-        super::storage::NativeOverlay.release(&rootfs)?;
+        super::storage::unmount(&dir)?;
     }
     resolve_namespaces(&records, &mut flags.host)?;
     let mut spec = docker_spec(
@@ -471,7 +494,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
         layers,
         guard: mut bundle,
     } = prepare(&req)?;
-    mount_rootfs(&layers, &dir)?;
+    mount_rootfs(&layers, &dir, req.plugins, req.cache_dir)?;
     let records = Records::new(req.data_root);
     let created = container::create(
         store,

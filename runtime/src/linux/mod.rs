@@ -12,6 +12,7 @@ pub mod exec_hook;
 pub mod exec_in;
 pub mod init;
 pub mod launch;
+pub mod layer_copy;
 pub mod mount_opts;
 pub mod namespaces;
 pub mod net;

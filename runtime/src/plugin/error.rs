@@ -108,6 +108,12 @@ pub enum FailureCause {
         /// What does not match, or wasmtime's explanation.
         reason: String,
     },
+    /// The component's imports or exports do not match the `storage-driver` world.
+    #[error("cannot link as a storage driver: {reason}")]
+    StorageLink {
+        /// What does not match, or wasmtime's explanation.
+        reason: String,
+    },
     /// The wasmtime engine could not be created.
     #[error("cannot create the wasm engine: {reason}")]
     Engine {
@@ -318,6 +324,27 @@ pub enum PluginError {
         #[source]
         cause: FailureCause,
     },
+    /// `--storage-driver NAME` names no driver: no `storage-driver` plugin of that name.
+    #[error("no storage driver named `{name}`{}: use overlay or vfs, or list a `storage-driver` plugin of that name in the manifest", manifest.as_ref().map(|m| format!(" in {}", m.display())).unwrap_or_default())]
+    NoStorageDriver {
+        /// The driver asked for.
+        name: String,
+        /// The manifest searched, if any.
+        manifest: Option<PathBuf>,
+    },
+    /// A storage driver call failed (load, configure, prepare or invoke phase).
+    #[error("storage driver `{plugin}` failed to {op} in its {phase} phase")]
+    StorageFailed {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// `prepare`, `release` or `usage`.
+        op: &'static str,
+        /// The phase that failed.
+        phase: Phase,
+        /// What went wrong.
+        #[source]
+        cause: FailureCause,
+    },
     /// The spec could not be encoded as JSON for the plugins.
     #[error("cannot encode the container spec as JSON for plugins")]
     EncodeSpec {
@@ -335,12 +362,14 @@ impl PluginError {
             | PluginError::Failed { plugin, .. }
             | PluginError::InvalidAdjustment { plugin, .. }
             | PluginError::Unloadable { plugin, .. }
-            | PluginError::NetworkFailed { plugin, .. } => Some(plugin),
+            | PluginError::NetworkFailed { plugin, .. }
+            | PluginError::StorageFailed { plugin, .. } => Some(plugin),
             PluginError::Conflict { second, .. } => Some(second),
             PluginError::ManifestRead { .. }
             | PluginError::Manifest { .. }
             | PluginError::UnknownPlugin { .. }
             | PluginError::NoNetworkDriver { .. }
+            | PluginError::NoStorageDriver { .. }
             | PluginError::EncodeSpec { .. } => None,
         }
     }

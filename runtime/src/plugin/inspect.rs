@@ -267,6 +267,7 @@ impl PluginSet {
                     kind: match s.kind {
                         super::manifest::PluginKind::Hook => "hook",
                         super::manifest::PluginKind::NetworkDriver => "network-driver",
+                        super::manifest::PluginKind::StorageDriver => "storage-driver",
                     }
                     .to_string(),
                     path: s.path.clone(),
@@ -308,6 +309,8 @@ impl PluginSet {
                 if world.as_deref() == Some("network-driver") {
                     spec.kind = super::manifest::PluginKind::NetworkDriver;
                     spec.network = Some(super::manifest::NetworkGrant::default());
+                } else if world.as_deref() == Some("storage-driver") {
+                    spec.kind = super::manifest::PluginKind::StorageDriver;
                 } else {
                     spec.hooks = vec![HookPoint::PreCreate];
                 }
@@ -505,6 +508,7 @@ impl PluginSpec {
             grant_hooks: false,
             grant_devices: false,
             network: None,
+            storage_dir: None,
         }
     }
 }

@@ -137,6 +137,14 @@ struct RawGrants {
     clock: Option<bool>,
     random: Option<bool>,
     network: Option<Spanned<RawNetworkGrant>>,
+    storage: Option<Spanned<RawStorageGrant>>,
+}
+
+/// `[plugin.grants.storage]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStorageGrant {
+    state_dir: Spanned<String>,
 }
 
 /// `[plugin.grants.network]`.
@@ -181,6 +189,8 @@ pub(crate) enum PluginKind {
     Hook,
     /// World `network-driver`: called by `rwasm run --network NAME`.
     NetworkDriver,
+    /// World `storage-driver`: called by `rwasm run --storage-driver NAME`.
+    StorageDriver,
 }
 
 /// `[plugin.grants.network]`: what a network driver may ask of the host (the plugin
@@ -235,6 +245,9 @@ pub(crate) struct PluginSpec {
     pub(crate) max_answer: u64,
     /// `[plugin.grants.network]`, network drivers only.
     pub(crate) network: Option<NetworkGrant>,
+    /// `[plugin.grants.storage] state-dir`, storage drivers only: the directory the
+    /// driver owns (preopened read-write at its host path; every mount target lies in it).
+    pub(crate) storage_dir: Option<PathBuf>,
 }
 
 /// `[plugin.match]`: an empty selector matches every container.
@@ -535,13 +548,14 @@ fn plugin(
     let kind = match raw.kind.get_ref().as_str() {
         "hook" => PluginKind::Hook,
         "network-driver" => PluginKind::NetworkDriver,
-        k @ ("storage-driver" | "volume-driver") => {
+        "storage-driver" => PluginKind::StorageDriver,
+        k @ "volume-driver" => {
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
                 format!(
-                    "plugin kind `{k}` is not supported yet (this version runs `hook` and \
-                     `network-driver` plugins)"
+                    "plugin kind `{k}` is not supported yet (this version runs `hook`, \
+                     `network-driver` and `storage-driver` plugins)"
                 ),
             ));
         }
@@ -549,7 +563,10 @@ fn plugin(
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
-                format!("unknown plugin kind `{k}`, expected `hook` or `network-driver`"),
+                format!(
+                    "unknown plugin kind `{k}`, expected `hook`, `network-driver` or \
+                     `storage-driver`"
+                ),
             ));
         }
     };
@@ -565,6 +582,15 @@ fn plugin(
             ));
         }
         (None, PluginKind::NetworkDriver) => &no_hooks,
+        (Some(h), PluginKind::StorageDriver) => {
+            return Err(ctx.err(
+                h.span(),
+                key("hooks"),
+                "a storage driver has no hook points: `rwasm run --storage-driver NAME` calls \
+                 the storage-driver plugin named NAME",
+            ));
+        }
+        (None, PluginKind::StorageDriver) => &no_hooks,
         (None, PluginKind::Hook) => {
             return Err(ctx.err(
                 raw.name.span(),
@@ -710,6 +736,7 @@ fn plugin(
         clock: None,
         random: None,
         network: None,
+        storage: None,
     });
     let network = match (raw_grants.network.take(), kind) {
         (Some(g), PluginKind::Hook) => {
@@ -721,7 +748,44 @@ fn plugin(
         }
         (Some(g), PluginKind::NetworkDriver) => Some(network_grant(ctx, index, g.into_inner())?),
         (None, PluginKind::NetworkDriver) => Some(NetworkGrant::default()),
-        (None, PluginKind::Hook) => None,
+        (Some(g), PluginKind::StorageDriver) => {
+            return Err(ctx.err(
+                g.span(),
+                format!("plugin[{index}].grants.network"),
+                "only a `network-driver` plugin may be granted network operations",
+            ));
+        }
+        (None, PluginKind::Hook | PluginKind::StorageDriver) => None,
+    };
+    let storage_dir = match (raw_grants.storage.take(), kind) {
+        (Some(g), PluginKind::StorageDriver) => {
+            let dir = g.into_inner().state_dir;
+            let path = PathBuf::from(dir.get_ref());
+            if !clean_absolute(&path) || path == Path::new("/") {
+                return Err(ctx.err(
+                    dir.span(),
+                    format!("plugin[{index}].grants.storage.state-dir"),
+                    "the state directory must be an absolute path without `..`, not `/`",
+                ));
+            }
+            Some(path)
+        }
+        (None, PluginKind::StorageDriver) => {
+            return Err(ctx.err(
+                raw.name.span(),
+                format!("plugin[{index}].grants.storage.state-dir"),
+                "a storage driver needs `[plugin.grants.storage] state-dir`, the directory \
+                 it owns",
+            ));
+        }
+        (Some(g), _) => {
+            return Err(ctx.err(
+                g.span(),
+                format!("plugin[{index}].grants.storage"),
+                "only a `storage-driver` plugin may be granted a storage directory",
+            ));
+        }
+        (None, _) => None,
     };
     let sandbox = sandbox_grants(ctx, index, &mut raw_grants)?;
     let mut dirs = Vec::new();
@@ -793,6 +857,7 @@ fn plugin(
         sandbox,
         max_answer,
         network,
+        storage_dir,
     })
 }
 

@@ -448,6 +448,7 @@ pub(crate) mod tests {
             sandbox: crate::plugin::manifest::SandboxGrants::default(),
             max_answer: crate::plugin::manifest::DEFAULT_MAX_ANSWER,
             network: None,
+            storage_dir: None,
         }
     }
 

@@ -63,12 +63,16 @@ mod net_ctx;
 mod net_exec;
 mod network;
 mod state;
+mod storage;
+mod storage_ctx;
 mod ticker;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
 pub(crate) use network::NetCtx;
 use state::HostState;
+pub(crate) use storage::StorageCtx;
+pub(crate) use storage_ctx::unmount_all;
 use ticker::Ticker;
 use worker::Worker;
 
@@ -314,6 +318,7 @@ impl Host {
         bindings_v0_1::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
         network::add_to_linker(&mut linker).map_err(engine_err)?;
+        storage::add_to_linker(&mut linker).map_err(engine_err)?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {

@@ -385,6 +385,9 @@ impl Host {
             super::super::manifest::PluginKind::NetworkDriver => {
                 self.load_network(spec, cache_dir).map(|(_, o)| o)
             }
+            super::super::manifest::PluginKind::StorageDriver => {
+                self.load_storage(spec, cache_dir).map(|(_, o)| o)
+            }
         }
     }
 
