@@ -24,6 +24,7 @@ mod run;
 mod stats;
 mod system;
 mod update;
+mod volume;
 
 use std::path::{Path, PathBuf};
 
@@ -238,6 +239,11 @@ pub enum Command {
     Tag { source: String, target: String },
     /// Remove images.
     Rmi(image::RmiArgs),
+    /// Manage volumes (create, ls, inspect, rm, prune).
+    Volume {
+        #[command(subcommand)]
+        command: volume::VolumeCommand,
+    },
     /// Inspect, validate, precompile and test the plugins of a manifest.
     Plugin {
         #[command(subcommand)]
@@ -420,6 +426,7 @@ pub fn main() -> i32 {
             }
             Command::Tag { source, target } => image::tag(&cli, source, target).map(|()| 0),
             Command::Rmi(a) => image::rmi(&cli, a),
+            Command::Volume { command } => volume::run(&cli, command),
         }
     })();
     match result {

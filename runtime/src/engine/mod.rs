@@ -16,3 +16,4 @@ pub mod state;
 pub mod storage;
 pub mod update;
 pub mod validate;
+pub mod volume;

@@ -267,6 +267,7 @@ impl PluginSet {
                     kind: match s.kind {
                         super::manifest::PluginKind::Hook => "hook",
                         super::manifest::PluginKind::NetworkDriver => "network-driver",
+                        super::manifest::PluginKind::VolumeDriver => "volume-driver",
                     }
                     .to_string(),
                     path: s.path.clone(),
@@ -308,6 +309,8 @@ impl PluginSet {
                 if world.as_deref() == Some("network-driver") {
                     spec.kind = super::manifest::PluginKind::NetworkDriver;
                     spec.network = Some(super::manifest::NetworkGrant::default());
+                } else if world.as_deref() == Some("volume-driver") {
+                    spec.kind = super::manifest::PluginKind::VolumeDriver;
                 } else {
                     spec.hooks = vec![HookPoint::PreCreate];
                 }

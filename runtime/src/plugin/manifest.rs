@@ -179,6 +179,9 @@ pub(crate) enum PluginKind {
     Hook,
     /// World `network-driver`: called by `rwasm run --network NAME`.
     NetworkDriver,
+    /// World `volume-driver`: called by `rwasm volume create -d NAME` and for the
+    /// volumes of `rwasm run -v`.
+    VolumeDriver,
 }
 
 /// `[plugin.grants.network]`: what a network driver may ask of the host (the plugin
@@ -531,13 +534,14 @@ fn plugin(
     let kind = match raw.kind.get_ref().as_str() {
         "hook" => PluginKind::Hook,
         "network-driver" => PluginKind::NetworkDriver,
-        k @ ("storage-driver" | "volume-driver") => {
+        "volume-driver" => PluginKind::VolumeDriver,
+        k @ "storage-driver" => {
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
                 format!(
-                    "plugin kind `{k}` is not supported yet (this version runs `hook` and \
-                     `network-driver` plugins)"
+                    "plugin kind `{k}` is not supported yet (this version runs `hook`, \
+                     `network-driver` and `volume-driver` plugins)"
                 ),
             ));
         }
@@ -545,7 +549,10 @@ fn plugin(
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
-                format!("unknown plugin kind `{k}`, expected `hook` or `network-driver`"),
+                format!(
+                    "unknown plugin kind `{k}`, expected `hook`, `network-driver` or \
+                     `volume-driver`"
+                ),
             ));
         }
     };
@@ -561,6 +568,15 @@ fn plugin(
             ));
         }
         (None, PluginKind::NetworkDriver) => &no_hooks,
+        (Some(h), PluginKind::VolumeDriver) => {
+            return Err(ctx.err(
+                h.span(),
+                key("hooks"),
+                "a volume driver has no hook points: `rwasm volume create -d NAME` and the \
+                 volumes of `rwasm run -v` call the volume-driver plugin named NAME",
+            ));
+        }
+        (None, PluginKind::VolumeDriver) => &no_hooks,
         (None, PluginKind::Hook) => {
             return Err(ctx.err(
                 raw.name.span(),
@@ -708,7 +724,7 @@ fn plugin(
         network: None,
     });
     let network = match (raw_grants.network.take(), kind) {
-        (Some(g), PluginKind::Hook) => {
+        (Some(g), PluginKind::Hook | PluginKind::VolumeDriver) => {
             return Err(ctx.err(
                 g.span(),
                 format!("plugin[{index}].grants.network"),
@@ -717,7 +733,7 @@ fn plugin(
         }
         (Some(g), PluginKind::NetworkDriver) => Some(network_grant(ctx, index, g.into_inner())?),
         (None, PluginKind::NetworkDriver) => Some(NetworkGrant::default()),
-        (None, PluginKind::Hook) => None,
+        (None, PluginKind::Hook | PluginKind::VolumeDriver) => None,
     };
     let sandbox = sandbox_grants(ctx, index, &mut raw_grants)?;
     let mut dirs = Vec::new();

@@ -31,6 +31,7 @@ mod inspect;
 pub mod manifest;
 pub mod network;
 mod select;
+pub mod volume;
 
 use std::cell::{OnceCell, RefCell};
 use std::fmt;

@@ -63,6 +63,7 @@ mod net_ctx;
 mod network;
 mod state;
 mod ticker;
+mod volume;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
@@ -309,6 +310,7 @@ impl Host {
         bindings_v0_1::Hook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
         network::add_to_linker(&mut linker).map_err(engine_err)?;
+        volume::add_to_linker(&mut linker).map_err(engine_err)?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {

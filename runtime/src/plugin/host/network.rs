@@ -368,6 +368,9 @@ impl Host {
             super::super::manifest::PluginKind::NetworkDriver => {
                 self.load_network(spec, cache_dir).map(|(_, o)| o)
             }
+            super::super::manifest::PluginKind::VolumeDriver => {
+                self.load_volume(spec, cache_dir).map(|(_, o)| o)
+            }
         }
     }
 

@@ -29,6 +29,8 @@ pub(super) struct HostState {
     pub(super) quiet: bool,
     /// The `net-host` capability of a network driver call; `None` for hooks.
     pub(super) net: Option<super::NetCtx>,
+    /// The `volume-host` capability of a volume driver call; `None` otherwise.
+    pub(super) vol: Option<super::volume::VolCtx>,
 }
 
 impl HostState {
@@ -58,6 +60,7 @@ impl HostState {
             overslept: false,
             quiet: false,
             net: None,
+            vol: None,
         }
     }
 }
