@@ -368,9 +368,9 @@ pub fn kill(cli: &Cli, sig: Option<&str>, names: &[String]) -> anyhow::Result<i3
 }
 
 /// `rm [-f] [-v] CONTAINER...` (`-v`: rwasm has no anonymous volumes yet, nothing more to remove).
-pub fn rm(cli: &Cli, force: bool, names: &[String]) -> anyhow::Result<i32> {
+pub fn rm(cli: &Cli, force: bool, volumes: bool, names: &[String]) -> anyhow::Result<i32> {
     with_lifecycle(cli, |l| {
-        each(cli, names, true, |id| Ok(l.remove(id, force)?))
+        each(cli, names, true, |id| Ok(l.remove(id, force, volumes)?))
     })
 }
 
@@ -468,7 +468,7 @@ pub fn prune(cli: &Cli, force: bool) -> anyhow::Result<i32> {
             if !matches!(r.live(), Live::Running | Live::Paused | Live::Restarting)
                 && !r.monitor_alive()
             {
-                l.remove(&r.id, false)?;
+                l.remove(&r.id, false, false)?;
                 deleted.push(r.id);
             }
         }

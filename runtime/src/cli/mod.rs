@@ -143,7 +143,7 @@ pub enum Command {
         /// Kill a running container first.
         #[arg(short, long)]
         force: bool,
-        /// Remove anonymous volumes (rwasm makes none yet).
+        /// Also remove the container's anonymous volumes.
         #[arg(short, long)]
         volumes: bool,
         #[arg(required = true)]
@@ -388,9 +388,9 @@ pub fn main() -> i32 {
             } => containers::restart(&cli, *time, c),
             Command::Rm {
                 force,
+                volumes,
                 containers: c,
-                ..
-            } => containers::rm(&cli, *force, c),
+            } => containers::rm(&cli, *force, *volumes, c),
             Command::Wait { containers: c } => containers::wait(&cli, c),
             Command::Exec(a) => exec::exec(&cli, a),
             Command::Pause { containers: c } => containers::pause(&cli, true, c),

@@ -74,6 +74,12 @@ pub struct RunArgs {
     /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (on a driver's network).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Mount a volume or bind: NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs: /path[:OPTIONS] (e.g. /run:size=64m,mode=1777).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -195,9 +201,17 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
     // Docker: --env-file entries first, -e entries after them (and winning).
     let mut env = a.host.env_file_entries()?;
     env.extend(a.env.iter().cloned());
+    for v in &a.volume {
+        rwasm::engine::volume_mounts::parse_volume(v)?;
+    }
+    for t in &a.tmpfs {
+        rwasm::engine::volume_mounts::parse_tmpfs(t)?;
+    }
     let mut flags = RunFlags {
         network: a.network.clone(),
         publish,
+        volumes: a.volume.clone(),
+        tmpfs: a.tmpfs.clone(),
         env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),

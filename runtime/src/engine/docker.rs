@@ -115,6 +115,10 @@ pub struct RunFlags {
     pub network: Option<String>,
     /// `-p/--publish` `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`, parsed.
     pub publish: Vec<crate::plugin::network::PortMapping>,
+    /// `-v/--volume` as given (see [`crate::engine::volume_mounts::parse_volume`]).
+    pub volumes: Vec<String>,
+    /// `--tmpfs /path[:opts]` as given (see [`crate::engine::volume_mounts::parse_tmpfs`]).
+    pub tmpfs: Vec<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

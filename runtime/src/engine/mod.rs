@@ -17,3 +17,4 @@ pub mod storage;
 pub mod update;
 pub mod validate;
 pub mod volume;
+pub mod volume_mounts;

@@ -193,6 +193,15 @@ impl Monitor<'_> {
         if rec.auto_remove {
             let _ = crate::linux::overlay::unmount(&self.dir().join("rootfs"));
             self.records.remove(self.id)?;
+            if let Some(data_root) = self.dir().parent().and_then(Path::parent) {
+                super::volume_mounts::release(
+                    data_root,
+                    self.cache_dir,
+                    self.id,
+                    &rec.mounts,
+                    true,
+                );
+            }
         }
         result
     }

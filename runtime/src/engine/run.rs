@@ -52,6 +52,9 @@ pub enum RunError {
     /// `--name` is taken, or the container record cannot be written.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A volume, bind or tmpfs of `-v`/`--tmpfs` could not be set up.
+    #[error(transparent)]
+    Volume(#[from] super::volume::VolumeError),
     /// `--name` does not match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
     #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
     BadName(String),
@@ -170,11 +173,18 @@ pub fn check_name(name: &str) -> Result<(), RunError> {
     }
 }
 
-/// Removes the run's bundle (overlay unmounted) when dropped, unless kept.
+/// Removes the run's bundle (overlay unmounted) when dropped, unless kept; then releases
+/// its volumes too (unmounted, anonymous ones removed).
 struct Bundle {
     dir: PathBuf,
     rootfs: PathBuf,
     keep: bool,
+    /// The container's id, data root and plugin cache, for [`volume_mounts::release`].
+    id: String,
+    data_root: PathBuf,
+    cache_dir: PathBuf,
+    /// The mounts of `-v`, `--tmpfs` and the image's volumes set up so far.
+    mounts: Vec<super::record::MountRecord>,
 }
 
 impl Drop for Bundle {
@@ -184,6 +194,13 @@ impl Drop for Bundle {
         }
         if !self.keep {
             let _ = fs::remove_dir_all(&self.dir);
+            super::volume_mounts::release(
+                &self.data_root,
+                &self.cache_dir,
+                &self.id,
+                &self.mounts,
+                true,
+            );
         }
     }
 }
@@ -217,10 +234,14 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     let dir = containers.join(&id);
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let bundle = Bundle {
+    let mut bundle = Bundle {
         dir: dir.clone(),
         rootfs: rootfs.clone(),
         keep: false,
+        id: id.clone(),
+        data_root: req.data_root.to_path_buf(),
+        cache_dir: req.cache_dir.to_path_buf(),
+        mounts: Vec::new(),
     };
     for d in ["upper", "work", "rootfs"] {
         fs::create_dir_all(dir.join(d)).map_err(io_err("create", &dir.join(d)))?;
@@ -314,6 +335,22 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         super::storage::NativeOverlay.release(&rootfs)?;
     }
     resolve_namespaces(&records, &mut flags.host)?;
+    let mut specs = Vec::new();
+    for v in &req.flags.volumes {
+        specs.push(super::volume_mounts::parse_volume(v)?);
+    }
+    for t in &req.flags.tmpfs {
+        specs.push(super::volume_mounts::parse_tmpfs(t)?);
+    }
+    let image_volumes: Vec<String> = config.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    extra.extend(super::volume_mounts::resolve(
+        &super::volume::VolumeStore::new(req.data_root, req.cache_dir),
+        req.plugins,
+        &id,
+        &specs,
+        &image_volumes,
+        &mut bundle.mounts,
+    )?);
     let spec = docker_spec(
         &id,
         Path::new("rootfs"),
@@ -343,6 +380,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             })
             .collect(),
         detached: o.detached,
+        mounts: bundle.mounts.clone(),
         ..ContainerRecord::created(
             id.clone(),
             name,
@@ -447,6 +485,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             r.finished_at = Some(now_rfc3339());
         });
     }
+    // With `--rm` the bundle guard also releases the volumes (anonymous ones removed).
     bundle.keep = !req.rm;
     let code = code.map_err(Box::new)?;
     deleted.map_err(Box::new)?;

@@ -86,6 +86,16 @@ pub enum VolumeError {
         /// What was given.
         value: String,
     },
+    /// A `-v`, `--tmpfs` value is malformed.
+    #[error("{flag} `{value}`: {reason}")]
+    BadFlag {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The built-in `local` driver's component is nowhere.
     #[error("the built-in `local` volume driver (volume_local.wasm) is not installed; searched: {}", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     NoLocal {
@@ -419,12 +429,14 @@ impl VolumeStore {
         })
     }
 
-    /// Names of the containers whose records list volume `name` among their mounts.
-    pub fn users(&self, name: &str) -> Result<Vec<String>, VolumeError> {
+    /// Names of the containers whose records list volume `name` among their mounts,
+    /// except the container with id `except`.
+    pub fn users(&self, name: &str, except: Option<&str>) -> Result<Vec<String>, VolumeError> {
         let records = Records::new(&self.data_root);
         Ok(records
             .all()?
             .into_iter()
+            .filter(|c| Some(c.id.as_str()) != except)
             .filter(|c| {
                 c.mounts
                     .iter()
@@ -445,7 +457,7 @@ impl VolumeStore {
             Err(VolumeError::NotFound { .. }) if force => return Ok(()),
             Err(e) => return Err(e),
         };
-        let users = self.users(name)?;
+        let users = self.users(name, None)?;
         if !users.is_empty() {
             return Err(VolumeError::InUse {
                 name: name.to_string(),
@@ -453,6 +465,16 @@ impl VolumeStore {
             });
         }
         self.remove_unchecked(plugins, &record)
+    }
+
+    /// Removes volume `name` without the in-use check (for a container's own anonymous
+    /// volumes while its record goes); a missing one is not an error.
+    pub fn force_remove(&self, plugins: &PluginSet, name: &str) -> Result<(), VolumeError> {
+        match self.get(name) {
+            Ok(r) => self.remove_unchecked(plugins, &r),
+            Err(VolumeError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn remove_unchecked(&self, plugins: &PluginSet, r: &VolumeRecord) -> Result<(), VolumeError> {
@@ -478,7 +500,7 @@ impl VolumeStore {
     pub fn prune(&self, plugins: &PluginSet, all: bool) -> Result<Vec<String>, VolumeError> {
         let mut removed = Vec::new();
         for r in self.list()? {
-            if (all || r.anonymous) && self.users(&r.name)?.is_empty() {
+            if (all || r.anonymous) && self.users(&r.name, None)?.is_empty() {
                 self.remove_unchecked(plugins, &r)?;
                 removed.push(r.name);
             }
