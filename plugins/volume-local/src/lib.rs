@@ -98,14 +98,35 @@ fn tmpfs_options(options: &[(String, String)]) -> Result<Option<Vec<String>>, Er
     }
     match (get("type"), get("device")) {
         (None, None) if get("o").is_none() => Ok(None),
-        (Some("tmpfs"), None | Some("tmpfs")) => Ok(Some(
-            get("o")
+        (Some("tmpfs"), None | Some("tmpfs")) => {
+            let o: Vec<String> = get("o")
                 .unwrap_or("")
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
-                .collect(),
-        )),
+                .collect();
+            // The options `volume-host` accepts (tmpfs(5)), refused here already so that
+            // a bad volume is refused at create, not at its first mount.
+            for x in &o {
+                let key = x.split_once('=').map_or(x.as_str(), |(k, _)| k);
+                let ok = match x.split_once('=') {
+                    Some((_, v)) => {
+                        !v.is_empty() && ["size", "nr_inodes", "mode", "uid", "gid"].contains(&key)
+                    }
+                    None => ["ro", "noexec", "nosuid", "nodev"].contains(&key),
+                };
+                if !ok {
+                    return Err(err(
+                        ErrorCode::InvalidInput,
+                        format!(
+                            "tmpfs option `{x}` is not allowed (allowed: size= nr_inodes= \
+                             mode= uid= gid= ro noexec nosuid nodev)"
+                        ),
+                    ));
+                }
+            }
+            Ok(Some(o))
+        }
         (Some(t), _) if t != "tmpfs" => Err(err(
             ErrorCode::Unsupported,
             format!("option type=`{t}`: this driver makes directories and tmpfs volumes only"),
