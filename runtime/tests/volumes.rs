@@ -300,12 +300,16 @@ fn a_tmpfs_volume_of_the_local_driver_lives_while_mounted() {
 fn anonymous_volumes_from_the_image_go_with_rm_v() {
     let w = world();
     let bb = busybox_layer(w.tmp.path());
+    let content = layer(&[E::Dir("cache"), E::File("cache/seed", b"from-image\n")]);
     let cfg = config(
-        &[&bb],
+        &[&bb, &content],
         json!({"Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/cache": {}}}),
     );
     let (ar, _) = oci_archive(
-        &[("application/vnd.oci.image.layer.v1.tar", bb)],
+        &[
+            ("application/vnd.oci.image.layer.v1.tar", bb),
+            ("application/vnd.oci.image.layer.v1.tar", content),
+        ],
         &cfg,
         Some("withvol:1"),
     );
@@ -335,8 +339,44 @@ fn anonymous_volumes_from_the_image_go_with_rm_v() {
         "{:?}",
         c[0]["Mounts"]
     );
+    let data = w.data.join("volumes").join(&names[0]).join("_data");
+    assert_eq!(std::fs::read_to_string(data.join("x")).unwrap(), "c\n");
     ok(&w, &["rm", "-v", "anon"]);
     assert!(volume_names(&w).is_empty(), "rm -v removes it");
+    // A named volume that holds data is not seeded over; an empty one is.
+    ok(&w, &["volume", "create", "full"]);
+    std::fs::write(w.data.join("volumes/full/_data/mine"), "mine\n").unwrap();
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "full:/cache",
+                "withvol:1",
+                "ls",
+                "/cache"
+            ]
+        ),
+        "mine\n"
+    );
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "fresh:/cache",
+                "withvol:1",
+                "cat",
+                "/cache/seed"
+            ]
+        ),
+        "from-image\n"
+    );
+    ok(&w, &["volume", "rm", "full", "fresh"]);
     assert!(!w.data.join("volumes").join(&names[0]).exists());
 
     // `-v /path` with --rm: made and removed with the container; a named one stays.
@@ -451,4 +491,41 @@ fn volume_ls_formats_and_random_names() {
     assert!(err.contains("no such volume: nosuch"), "{err}");
     ok(&w, &["volume", "rm", &name, "second"]);
     ok(&w, &["volume", "rm", "-f", "nosuch"]);
+}
+
+#[test]
+fn copy_up_does_not_follow_a_symlink_out_of_the_rootfs() {
+    let w = world();
+    let host = w.path("host-secret");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("secret"), "host only\n").unwrap();
+    let escape = format!("/../../../../../../..{}", host.display());
+    let bb = busybox_layer(w.tmp.path());
+    let evil = layer(&[E::Symlink("esc", &escape)]);
+    let cfg = config(
+        &[&bb, &evil],
+        json!({"Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/esc": {}}}),
+    );
+    let (ar, _) = oci_archive(
+        &[
+            ("application/vnd.oci.image.layer.v1.tar", bb),
+            ("application/vnd.oci.image.layer.v1.tar", evil),
+        ],
+        &cfg,
+        Some("evil:1"),
+    );
+    ok(&w, &["load", "-i", &put(&w, "evil.tar", &ar)]);
+    let _ = w.rwasm(&["run", "--name", "evil", "evil:1", "true"]);
+    for name in volume_names(&w) {
+        let data = w.data.join("volumes").join(&name).join("_data");
+        assert!(
+            !data.join("secret").exists(),
+            "the host directory was copied into volume {name}"
+        );
+    }
+    let _ = w.rwasm(&["rm", "-v", "evil"]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("secret")).unwrap(),
+        "host only\n"
+    );
 }

@@ -1,6 +1,7 @@
 //! Containers and their state: the OCI lifecycle on top of `linux` and `plugin`.
 
 pub mod container;
+pub mod copy_up;
 pub mod docker;
 pub mod hooks;
 pub mod host_config;

@@ -343,6 +343,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         specs.push(super::volume_mounts::parse_tmpfs(t)?);
     }
     let image_volumes: Vec<String> = config.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let mut new_volumes = Vec::new();
     extra.extend(super::volume_mounts::resolve(
         &super::volume::VolumeStore::new(req.data_root, req.cache_dir),
         req.plugins,
@@ -350,7 +351,17 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         &specs,
         &image_volumes,
         &mut bundle.mounts,
+        &mut new_volumes,
     )?);
+    if !new_volumes.is_empty() {
+        // Copy-up: new volumes start with the image's content at their path, read from
+        // the merged tree mounted for that only (the bundle guard unmounts it on error).
+        super::storage::NativeOverlay.prepare(&resolved.layers, &dir, &rootfs)?;
+        for (volume, dest) in &new_volumes {
+            super::copy_up::seed(&rootfs, dest, volume)?;
+        }
+        super::storage::NativeOverlay.release(&rootfs)?;
+    }
     let spec = docker_spec(
         &id,
         Path::new("rootfs"),

@@ -199,7 +199,9 @@ fn bind(src: &Path, dest: &str, ro: bool) -> Mount {
 /// spec's destination become anonymous volumes) into OCI mounts for container `id`:
 /// volumes created when missing and mounted through their drivers, bind sources
 /// created. Each mount done is pushed to `done` as the container record shows it, so
-/// that the caller can [`release`] them if a later step fails.
+/// that the caller can [`release`] them if a later step fails; each volume is pushed to
+/// `created` as (host path, container path), for the copy-up into the empty ones
+/// ([`super::copy_up::seed`]).
 ///
 /// Errors: a duplicate destination ([`VolumeError::BadFlag`]), a store or driver failure.
 pub fn resolve(
@@ -209,6 +211,7 @@ pub fn resolve(
     specs: &[MountSpec],
     image_volumes: &[String],
     done: &mut Vec<MountRecord>,
+    created: &mut Vec<(PathBuf, String)>,
 ) -> Result<Vec<Mount>, VolumeError> {
     let mut all = specs.to_vec();
     let mut seen = BTreeSet::new();
@@ -293,6 +296,7 @@ pub fn resolve(
                     }
                 };
                 mounts.push(bind(&path, &dest, ro));
+                created.push((path.clone(), dest.clone()));
                 done.push(MountRecord {
                     typ: "volume".to_string(),
                     source: name,
