@@ -529,3 +529,89 @@ fn copy_up_does_not_follow_a_symlink_out_of_the_rootfs() {
         "host only\n"
     );
 }
+
+/// A manifest with the local driver's component as a third-party driver `name`, granted
+/// `grant`, told that its data live at `root`.
+fn driver_manifest(
+    w: &World,
+    name: &str,
+    grant: &std::path::Path,
+    root: &std::path::Path,
+) -> String {
+    std::fs::create_dir_all(grant).unwrap();
+    let body = format!(
+        r#"[[plugin]]
+name = "{name}"
+path = {wasm:?}
+kind = "volume-driver"
+[plugin.config]
+root = {root:?}
+[plugin.grants]
+dirs = {{ {grant:?} = "/volumes:rw" }}
+"#,
+        wasm = plugin_wasm("volume_local").display().to_string(),
+        root = root.display().to_string(),
+        grant = grant.display().to_string(),
+    );
+    manifest(w, &format!("{name}.toml"), &body)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_manifest_volume_driver_is_called_and_checked() {
+    let w = world();
+    let grant = w.path("vendor-volumes");
+    let m = driver_manifest(&w, "vendor", &grant, &grant);
+    ok(
+        &w,
+        &["--plugins", &m, "volume", "create", "-d", "vendor", "vv"],
+    );
+    assert!(
+        grant.join("vv/_data").is_dir(),
+        "the driver's directory holds it"
+    );
+    assert_eq!(inspect_volume(&w, "vv")["Driver"], "vendor");
+    // The record keeps the manifest: later commands find the driver without --plugins.
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "vv:/v",
+                "busybox",
+                "sh",
+                "-c",
+                "echo v > /v/f; cat /v/f"
+            ]
+        ),
+        "v\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(grant.join("vv/_data/f")).unwrap(),
+        "v\n"
+    );
+    ok(&w, &["volume", "rm", "vv"]);
+    assert!(!grant.join("vv").exists());
+
+    // A driver answering a mountpoint outside its grants is refused, and what it made
+    // is removed again.
+    let elsewhere = w.path("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("out/_data")).unwrap();
+    let liar = driver_manifest(&w, "liar", &w.path("liar-volumes"), &elsewhere);
+    let err = fails(
+        &w,
+        &["--plugins", &liar, "volume", "create", "-d", "liar", "out"],
+    );
+    assert!(
+        err.contains("not a directory under its granted directories"),
+        "{err}"
+    );
+    assert!(volume_names(&w).is_empty());
+    assert!(
+        !w.path("liar-volumes/out").exists(),
+        "the driver's volume was removed"
+    );
+}

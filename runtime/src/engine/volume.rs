@@ -327,13 +327,13 @@ impl VolumeStore {
         for e in entries {
             let e = e.map_err(io_err("list", &self.records))?;
             let file = e.file_name().to_string_lossy().into_owned();
-            if let Some(name) = file.strip_suffix(".json") {
-                if check_name(name).is_ok() {
-                    match self.get(name) {
-                        Ok(r) => out.push(r),
-                        Err(VolumeError::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
+            if let Some(name) = file.strip_suffix(".json")
+                && check_name(name).is_ok()
+            {
+                match self.get(name) {
+                    Ok(r) => out.push(r),
+                    Err(VolumeError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -407,10 +407,10 @@ impl VolumeStore {
                 self.save(&record)?;
                 Ok(record)
             })();
-            if saved.is_err() {
-                if let Err(e) = set.volume(&driver, &VolOp::Remove { name: name.clone() }) {
-                    tracing::warn!(volume = %name, "{}", crate::error_chain(&e));
-                }
+            if saved.is_err()
+                && let Err(e) = set.volume(&driver, &VolOp::Remove { name: name.clone() })
+            {
+                tracing::warn!(volume = %name, "{}", crate::error_chain(&e));
             }
             saved
         })

@@ -331,10 +331,10 @@ pub fn release(
         let anonymous = store.get(&m.source).is_ok_and(|r| r.anonymous);
         if anonymous {
             let users = store.users(&m.source, Some(id)).unwrap_or_default();
-            if users.is_empty() {
-                if let Err(e) = store.force_remove(&plugins, &m.source) {
-                    tracing::warn!(container = %id, volume = %m.source, "{}", crate::error_chain(&e));
-                }
+            if users.is_empty()
+                && let Err(e) = store.force_remove(&plugins, &m.source)
+            {
+                tracing::warn!(container = %id, volume = %m.source, "{}", crate::error_chain(&e));
             }
         }
     }

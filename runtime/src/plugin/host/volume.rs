@@ -320,10 +320,8 @@ impl Host {
             }
         }
         let ctx = store.data_mut().vol.take();
-        if result.is_err() {
-            if let Some(ctx) = ctx {
-                ctx.clean_up();
-            }
+        if let (Err(_), Some(ctx)) = (&result, ctx) {
+            ctx.clean_up();
         }
         for (stream, bytes) in [("stdout", stdout.contents()), ("stderr", stderr.contents())] {
             for line in String::from_utf8_lossy(&bytes)
@@ -452,4 +450,51 @@ fn run(
         ));
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_targets_stay_under_the_grants() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("v/_data")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        let ctx = VolCtx {
+            roots: vec![root.clone()],
+            mounted: Vec::new(),
+        };
+        let inside = root.join("v/_data");
+        assert_eq!(ctx.check_target(inside.to_str().unwrap()).unwrap(), inside);
+        for bad in [
+            "/etc".to_string(),
+            "relative".to_string(),
+            root.display().to_string(),
+            root.join("link").display().to_string(),
+            root.join("v/_data/../../..").display().to_string(),
+            root.join("missing").display().to_string(),
+        ] {
+            assert!(ctx.check_target(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_options_are_a_short_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("v")).unwrap();
+        let mut ctx = VolCtx {
+            roots: vec![root.clone()],
+            mounted: Vec::new(),
+        };
+        let target = root.join("v").display().to_string();
+        for bad in ["exec", "suid", "size=", "size=1m,exec", "dev", "remount"] {
+            let e = ctx.mount_tmpfs(&target, &[bad.to_string()]).unwrap_err();
+            assert_eq!(e.code, wit::ErrorCode::InvalidInput, "{bad}");
+            assert!(e.message.contains("not allowed"), "{bad}: {}", e.message);
+        }
+        assert!(ctx.mounted.is_empty());
+    }
 }
