@@ -615,3 +615,29 @@ fn a_manifest_volume_driver_is_called_and_checked() {
         "the driver's volume was removed"
     );
 }
+
+#[test]
+fn mount_flag_as_docker() {
+    let w = world();
+    let host = w.path("mnt-src");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "bound\n").unwrap();
+    let bind = format!("type=bind,source={},target=/b,readonly", host.display());
+    let out = w.rwasm(&[
+        "run", "--rm", "--mount", &bind, "--mount", "type=volume,src=mvol,dst=/v",
+        "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m", "busybox", "sh", "-c",
+        "cat /b/in; touch /b/x 2>/dev/null || echo ro; echo v > /v/f; grep ' /t ' /proc/mounts | cut -d' ' -f1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "bound\nro\ntmpfs\n");
+    assert_eq!(volume_names(&w), ["mvol"]);
+    let missing = format!("type=bind,source={},target=/b", w.path("nope").display());
+    let out = w.rwasm(&["run", "--rm", "--mount", &missing, "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("bind source path does not exist"),
+        "--mount refuses a missing source: {}",
+        stderr(&out)
+    );
+    assert!(!w.path("nope").exists());
+}

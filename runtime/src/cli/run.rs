@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Mount a tmpfs: /path[:OPTIONS] (e.g. /run:size=64m,mode=1777).
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Attach a mount: type=volume|bind|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..].
+    #[arg(long)]
+    pub mount: Vec<String>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -207,11 +210,15 @@ fn run_flags(a: &RunArgs) -> anyhow::Result<RunFlags> {
     for t in &a.tmpfs {
         rwasm::engine::volume_mounts::parse_tmpfs(t)?;
     }
+    for m in &a.mount {
+        rwasm::engine::volume_mounts::parse_mount(m)?;
+    }
     let mut flags = RunFlags {
         network: a.network.clone(),
         publish,
         volumes: a.volume.clone(),
         tmpfs: a.tmpfs.clone(),
+        mounts: a.mount.clone(),
         env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),

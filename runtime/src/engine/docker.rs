@@ -119,6 +119,8 @@ pub struct RunFlags {
     pub volumes: Vec<String>,
     /// `--tmpfs /path[:opts]` as given (see [`crate::engine::volume_mounts::parse_tmpfs`]).
     pub tmpfs: Vec<String>,
+    /// `--mount KEY=VALUE,...` as given (see [`crate::engine::volume_mounts::parse_mount`]).
+    pub mounts: Vec<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

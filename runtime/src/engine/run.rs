@@ -342,6 +342,9 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     for t in &req.flags.tmpfs {
         specs.push(super::volume_mounts::parse_tmpfs(t)?);
     }
+    for m in &req.flags.mounts {
+        specs.push(super::volume_mounts::parse_mount(m)?);
+    }
     let image_volumes: Vec<String> = config.and_then(|c| c.volumes().clone()).unwrap_or_default();
     let mut new_volumes = Vec::new();
     extra.extend(super::volume_mounts::resolve(

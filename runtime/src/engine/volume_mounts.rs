@@ -165,6 +165,101 @@ pub fn parse_volume(value: &str) -> Result<MountSpec, VolumeError> {
     }
 }
 
+/// Parses `--mount` as Docker does: comma-separated `type=volume|bind|tmpfs` (default
+/// `volume`), `source`/`src`, `destination`/`dst`/`target`, `readonly`/`ro` (bare, `true`
+/// or `false`), `tmpfs-size` (bytes or a size with k/m/g), `tmpfs-mode` (octal). Unlike
+/// `-v`, a bind's source must exist ("bind source path does not exist").
+///
+/// Errors: [`VolumeError::BadFlag`] naming the key and the reason.
+pub fn parse_mount(value: &str) -> Result<MountSpec, VolumeError> {
+    const FLAG: &str = "--mount";
+    let (mut typ, mut src, mut dest, mut ro) = ("volume", None, None, false);
+    let mut tmpfs = Vec::new();
+    for field in value.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        match (k, v) {
+            ("type", Some(t)) => typ = t,
+            ("source" | "src", Some(s)) => src = Some(s),
+            ("destination" | "dst" | "target", Some(d)) => dest = Some(d),
+            ("readonly" | "ro", None | Some("true" | "1")) => ro = true,
+            ("readonly" | "ro", Some("false" | "0")) => ro = false,
+            ("tmpfs-size", Some(s)) if !s.is_empty() => tmpfs.push(format!("size={s}")),
+            ("tmpfs-mode", Some(m)) if u32::from_str_radix(m, 8).is_ok() => {
+                tmpfs.push(format!("mode={m}"));
+            }
+            _ => {
+                return Err(bad(
+                    FLAG,
+                    value,
+                    format!("unknown or malformed field `{field}`"),
+                ));
+            }
+        }
+    }
+    let Some(dest) = dest else {
+        return Err(bad(FLAG, value, "missing field `target`"));
+    };
+    check_dest(FLAG, value, dest)?;
+    let dest = dest.to_string();
+    match typ {
+        "bind" => {
+            let Some(s) = src.filter(|s| !s.is_empty()) else {
+                return Err(bad(FLAG, value, "a bind needs `source`"));
+            };
+            if !s.starts_with('/') {
+                return Err(bad(
+                    FLAG,
+                    value,
+                    format!("bind source `{s}` is not absolute"),
+                ));
+            }
+            if !Path::new(s).exists() {
+                return Err(bad(
+                    FLAG,
+                    value,
+                    format!("bind source path does not exist: {s}"),
+                ));
+            }
+            Ok(MountSpec::Bind {
+                src: PathBuf::from(s),
+                dest,
+                ro,
+            })
+        }
+        "volume" => {
+            let name = src.filter(|s| !s.is_empty());
+            if let Some(n) = name {
+                check_name(n).map_err(|e| bad(FLAG, value, e.to_string()))?;
+            }
+            Ok(MountSpec::Volume {
+                name: name.map(str::to_string),
+                dest,
+                ro,
+            })
+        }
+        "tmpfs" => {
+            if src.is_some() {
+                return Err(bad(FLAG, value, "a tmpfs takes no `source`"));
+            }
+            if ro {
+                tmpfs.push("ro".to_string());
+            }
+            Ok(MountSpec::Tmpfs {
+                dest,
+                options: tmpfs,
+            })
+        }
+        t => Err(bad(
+            FLAG,
+            value,
+            format!("unknown type `{t}` (use volume, bind or tmpfs)"),
+        )),
+    }
+}
+
 /// Parses `--tmpfs /path[:OPTS]`, OPTS comma-separated tmpfs(5) and mount(8) options.
 ///
 /// Errors: [`VolumeError::BadFlag`].
@@ -386,6 +481,54 @@ mod tests {
         assert!(e.contains("source"), "{e}");
         let e = parse_volume("data:rel").unwrap_err().to_string();
         assert!(e.contains("not absolute"), "{e}");
+    }
+
+    #[test]
+    fn mount_flags_parse_as_docker() {
+        assert_eq!(
+            parse_mount("type=volume,source=data,target=/d,readonly").unwrap(),
+            MountSpec::Volume {
+                name: Some("data".into()),
+                dest: "/d".into(),
+                ro: true
+            }
+        );
+        assert_eq!(
+            parse_mount("target=/anon").unwrap(),
+            MountSpec::Volume {
+                name: None,
+                dest: "/anon".into(),
+                ro: false
+            }
+        );
+        assert_eq!(
+            parse_mount("type=bind,src=/proc,dst=/p,ro=false").unwrap(),
+            MountSpec::Bind {
+                src: "/proc".into(),
+                dest: "/p".into(),
+                ro: false
+            }
+        );
+        assert_eq!(
+            parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=750").unwrap(),
+            MountSpec::Tmpfs {
+                dest: "/t".into(),
+                options: vec!["size=1m".into(), "mode=750".into()]
+            }
+        );
+        let e = parse_mount("type=bind,src=/no/such/dir,dst=/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bind source path does not exist"), "{e}");
+        for bad in [
+            "type=nfs,dst=/x",
+            "src=a",
+            "type=tmpfs,src=x,dst=/x",
+            "dst=/x,bogus=1",
+            "dst=rel",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
