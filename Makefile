@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/rwasm-target
 RWASM := $(CARGO_TARGET_DIR)/release/rwasm
 PLUGIN_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/plugin
 PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major net-sketch socket-user \
-	net-bridge net-hostile net-cni storage-overlay storage-vfs storage-hostile
+	net-bridge net-hostile net-cni storage-overlay storage-vfs storage-hostile volume-local
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq

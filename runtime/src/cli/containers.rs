@@ -369,9 +369,9 @@ pub fn kill(cli: &Cli, sig: Option<&str>, names: &[String]) -> anyhow::Result<i3
 }
 
 /// `rm [-f] [-v] CONTAINER...` (`-v`: rwasm has no anonymous volumes yet, nothing more to remove).
-pub fn rm(cli: &Cli, force: bool, names: &[String]) -> anyhow::Result<i32> {
+pub fn rm(cli: &Cli, force: bool, volumes: bool, names: &[String]) -> anyhow::Result<i32> {
     with_lifecycle(cli, |l| {
-        each(cli, names, true, |id| Ok(l.remove(id, force)?))
+        each(cli, names, true, |id| Ok(l.remove(id, force, volumes)?))
     })
 }
 
@@ -516,7 +516,7 @@ pub(super) fn remove_stopped(cli: &Cli) -> anyhow::Result<(Vec<String>, u64)> {
                 && !r.monitor_alive()
             {
                 let bytes = writable_bytes(&rs, &r.id);
-                l.remove(&r.id, false)?;
+                l.remove(&r.id, false, false)?;
                 reclaimed += bytes;
                 deleted.push(r.id);
             }

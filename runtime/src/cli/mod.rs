@@ -29,6 +29,7 @@ mod stats;
 mod system;
 mod system_disk;
 mod update;
+mod volume;
 
 use std::path::{Path, PathBuf};
 
@@ -161,7 +162,7 @@ pub enum Command {
         /// Kill a running container first.
         #[arg(short, long)]
         force: bool,
-        /// Remove anonymous volumes (rwasm makes none yet).
+        /// Also remove the container's anonymous volumes.
         #[arg(short, long)]
         volumes: bool,
         #[arg(required = true)]
@@ -273,6 +274,11 @@ pub enum Command {
     Tag { source: String, target: String },
     /// Remove images.
     Rmi(image::RmiArgs),
+    /// Manage volumes (create, ls, inspect, rm, prune).
+    Volume {
+        #[command(subcommand)]
+        command: volume::VolumeCommand,
+    },
     /// Inspect, validate, precompile and test the plugins of a manifest.
     Plugin {
         #[command(subcommand)]
@@ -440,9 +446,9 @@ pub fn main() -> i32 {
             } => containers::restart(&cli, *time, c),
             Command::Rm {
                 force,
+                volumes,
                 containers: c,
-                ..
-            } => containers::rm(&cli, *force, c),
+            } => containers::rm(&cli, *force, *volumes, c),
             Command::Wait { containers: c } => containers::wait(&cli, c),
             Command::Exec(a) => exec::exec(&cli, a),
             Command::Pause { containers: c } => containers::pause(&cli, true, c),
@@ -494,6 +500,7 @@ pub fn main() -> i32 {
             }
             Command::Tag { source, target } => image::tag(&cli, source, target).map(|()| 0),
             Command::Rmi(a) => image::rmi(&cli, a),
+            Command::Volume { command } => volume::run(&cli, command),
         }
     })();
     match result {

@@ -88,6 +88,15 @@ pub struct RunArgs {
     /// Publish all the image's exposed ports, each on a free host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Mount a volume or bind: NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs: /path[:OPTIONS] (e.g. /run:size=64m,mode=1777).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Attach a mount: type=volume|bind|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..].
+    #[arg(long)]
+    pub mount: Vec<String>,
 
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -252,11 +261,23 @@ fn run_flags(cli: &Cli, a: &RunArgs) -> anyhow::Result<RunFlags> {
     if let Some(d) = &cli.storage_driver {
         rwasm::engine::storage::check_name(d)?;
     }
+    for v in &a.volume {
+        rwasm::engine::volume_mounts::parse_volume(v)?;
+    }
+    for t in &a.tmpfs {
+        rwasm::engine::volume_mounts::parse_tmpfs(t)?;
+    }
+    for m in &a.mount {
+        rwasm::engine::volume_mounts::parse_mount(m)?;
+    }
     let mut flags = RunFlags {
         storage_driver: cli.storage_driver.clone(),
         network: a.network.clone(),
         publish,
         publish_all: a.publish_all,
+        volumes: a.volume.clone(),
+        tmpfs: a.tmpfs.clone(),
+        mounts: a.mount.clone(),
         env,
         hostname: a.hostname.clone(),
         workdir: a.workdir.clone(),

@@ -123,6 +123,12 @@ pub struct RunFlags {
     /// `--storage-driver`: `overlay` (default), `vfs`, `native-overlay` or a storage
     /// driver plugin's name (see [`crate::engine::storage`]).
     pub storage_driver: Option<String>,
+    /// `-v/--volume` as given (see [`crate::engine::volume_mounts::parse_volume`]).
+    pub volumes: Vec<String>,
+    /// `--tmpfs /path[:opts]` as given (see [`crate::engine::volume_mounts::parse_tmpfs`]).
+    pub tmpfs: Vec<String>,
+    /// `--mount KEY=VALUE,...` as given (see [`crate::engine::volume_mounts::parse_mount`]).
+    pub mounts: Vec<String>,
 }
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).

@@ -224,9 +224,10 @@ impl Lifecycle<'_> {
         Ok(())
     }
 
-    /// `rm [-f]`: remove a container that does not run (with `force`, kill it first):
-    /// its OCI container, cgroup, overlay mount, bundle, logs, record and name.
-    pub fn remove(&self, id: &str, force: bool) -> Result<(), LifecycleError> {
+    /// `rm [-f] [-v]`: remove a container that does not run (with `force`, kill it
+    /// first): its OCI container, cgroup, overlay mount, bundle, logs, record and name;
+    /// its volumes are unmounted, and with `volumes` its anonymous volumes removed.
+    pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), LifecycleError> {
         let r = self.records.load(id)?;
         let live = r.live();
         if matches!(live, Live::Running | Live::Paused | Live::Restarting) && !force {
@@ -253,6 +254,9 @@ impl Lifecycle<'_> {
         }
         super::storage::release(&self.records.dir(id), self.cache_dir);
         self.records.remove(id)?;
+        if let Some(data_root) = self.records.dir(id).parent().and_then(Path::parent) {
+            super::volume_mounts::release(data_root, self.cache_dir, id, &r.mounts, volumes);
+        }
         Ok(())
     }
 

@@ -218,6 +218,15 @@ impl Monitor<'_> {
         if rec.auto_remove {
             super::storage::release(&self.dir(), self.cache_dir);
             self.records.remove(self.id)?;
+            if let Some(data_root) = self.dir().parent().and_then(Path::parent) {
+                super::volume_mounts::release(
+                    data_root,
+                    self.cache_dir,
+                    self.id,
+                    &rec.mounts,
+                    true,
+                );
+            }
         }
         result
     }

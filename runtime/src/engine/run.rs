@@ -54,6 +54,9 @@ pub enum RunError {
     /// `--name` is taken, or the container record cannot be written.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A volume, bind or tmpfs of `-v`/`--tmpfs` could not be set up.
+    #[error(transparent)]
+    Volume(#[from] super::volume::VolumeError),
     /// `--name` does not match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
     #[error("invalid container name {0:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")]
     BadName(String),
@@ -187,11 +190,18 @@ pub fn check_name(name: &str) -> Result<(), RunError> {
 }
 
 /// Removes the run's bundle (its rootfs released by its storage driver) when dropped,
-/// unless kept (then the rootfs is only unmounted).
+/// unless kept (then the rootfs is only unmounted); then releases its volumes too
+/// (unmounted, anonymous ones removed).
 struct Bundle {
     dir: PathBuf,
-    cache_dir: PathBuf,
     keep: bool,
+    /// The container's id, data root and plugin cache, for the storage driver's release
+    /// and [`super::volume_mounts::release`].
+    id: String,
+    data_root: PathBuf,
+    cache_dir: PathBuf,
+    /// The mounts of `-v`, `--tmpfs` and the image's volumes set up so far.
+    mounts: Vec<super::record::MountRecord>,
 }
 
 impl Drop for Bundle {
@@ -203,6 +213,13 @@ impl Drop for Bundle {
         } else {
             super::storage::release(&self.dir, &self.cache_dir);
             let _ = fs::remove_dir_all(&self.dir);
+            super::volume_mounts::release(
+                &self.data_root,
+                &self.cache_dir,
+                &self.id,
+                &self.mounts,
+                true,
+            );
         }
     }
 }
@@ -236,10 +253,13 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     let dir = containers.join(&id);
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-    let bundle = Bundle {
+    let mut bundle = Bundle {
         dir: dir.clone(),
-        cache_dir: req.cache_dir.to_path_buf(),
         keep: false,
+        id: id.clone(),
+        data_root: req.data_root.to_path_buf(),
+        cache_dir: req.cache_dir.to_path_buf(),
+        mounts: Vec::new(),
     };
     fs::create_dir_all(&rootfs).map_err(io_err("create", &rootfs))?;
     let driver = req
@@ -360,6 +380,36 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         super::storage::unmount(&dir)?;
     }
     resolve_namespaces(&records, &mut flags.host)?;
+    let mut specs = Vec::new();
+    for v in &req.flags.volumes {
+        specs.push(super::volume_mounts::parse_volume(v)?);
+    }
+    for t in &req.flags.tmpfs {
+        specs.push(super::volume_mounts::parse_tmpfs(t)?);
+    }
+    for m in &req.flags.mounts {
+        specs.push(super::volume_mounts::parse_mount(m)?);
+    }
+    let image_volumes: Vec<String> = config.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let mut new_volumes = Vec::new();
+    extra.extend(super::volume_mounts::resolve(
+        &super::volume::VolumeStore::new(req.data_root, req.cache_dir),
+        req.plugins,
+        &id,
+        &specs,
+        &image_volumes,
+        &mut bundle.mounts,
+        &mut new_volumes,
+    )?);
+    if !new_volumes.is_empty() {
+        // Copy-up: new volumes start with the image's content at their path, read from
+        // the merged tree mounted for that only (the bundle guard unmounts it on error).
+        mount_rootfs(&resolved.layers, &dir, req.plugins, req.cache_dir)?;
+        for (volume, dest) in &new_volumes {
+            super::copy_up::seed(&rootfs, dest, volume)?;
+        }
+        super::storage::unmount(&dir)?;
+    }
     let mut spec = docker_spec(
         &id,
         Path::new("rootfs"),
@@ -402,6 +452,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             .collect(),
         detached: o.detached,
         ports: publish.iter().map(super::ports::ps_form).collect(),
+        mounts: bundle.mounts.clone(),
         ..ContainerRecord::created(
             id.clone(),
             name,
@@ -548,6 +599,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             r.finished_at = Some(now_rfc3339());
         });
     }
+    // With `--rm` the bundle guard also releases the volumes (anonymous ones removed).
     bundle.keep = !req.rm;
     let code = code.map_err(Box::new)?;
     deleted.map_err(Box::new)?;

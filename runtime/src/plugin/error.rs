@@ -114,6 +114,19 @@ pub enum FailureCause {
         /// What does not match, or wasmtime's explanation.
         reason: String,
     },
+    /// The component's imports or exports do not match the `volume-driver` world.
+    #[error("cannot link as a volume driver: {reason}")]
+    VolumeLink {
+        /// What does not match, or wasmtime's explanation.
+        reason: String,
+    },
+    /// A volume driver answered a host path that is not a directory under its granted
+    /// directories.
+    #[error("the driver answered mountpoint `{}`, which is not a directory under its granted directories", path.display())]
+    BadMountpoint {
+        /// The path answered.
+        path: PathBuf,
+    },
     /// The wasmtime engine could not be created.
     #[error("cannot create the wasm engine: {reason}")]
     Engine {
@@ -332,6 +345,14 @@ pub enum PluginError {
         /// The manifest searched, if any.
         manifest: Option<PathBuf>,
     },
+    /// `-d NAME` names no volume driver: no `volume-driver` plugin of that name.
+    #[error("no volume driver named `{name}`{}: list a `volume-driver` plugin of that name in the manifest", manifest.as_ref().map(|m| format!(" in {}", m.display())).unwrap_or_default())]
+    NoVolumeDriver {
+        /// The driver asked for.
+        name: String,
+        /// The manifest searched, if any.
+        manifest: Option<PathBuf>,
+    },
     /// A storage driver call failed (load, configure, prepare or invoke phase).
     #[error("storage driver `{plugin}` failed to {op} in its {phase} phase")]
     StorageFailed {
@@ -339,6 +360,21 @@ pub enum PluginError {
         plugin: String,
         /// `prepare`, `release` or `usage`.
         op: &'static str,
+        /// The phase that failed.
+        phase: Phase,
+        /// What went wrong.
+        #[source]
+        cause: FailureCause,
+    },
+    /// A volume driver call failed (load, configure, prepare or invoke phase).
+    #[error("volume driver `{plugin}` failed to {op} volume `{volume}` in its {phase} phase")]
+    VolumeFailed {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// `create`, `remove`, `mount`, `unmount`, `path`, `get`, `list` or `capabilities`.
+        op: &'static str,
+        /// The volume's name (empty for `list` and `capabilities`).
+        volume: String,
         /// The phase that failed.
         phase: Phase,
         /// What went wrong.
@@ -363,13 +399,15 @@ impl PluginError {
             | PluginError::InvalidAdjustment { plugin, .. }
             | PluginError::Unloadable { plugin, .. }
             | PluginError::NetworkFailed { plugin, .. }
-            | PluginError::StorageFailed { plugin, .. } => Some(plugin),
+            | PluginError::StorageFailed { plugin, .. }
+            | PluginError::VolumeFailed { plugin, .. } => Some(plugin),
             PluginError::Conflict { second, .. } => Some(second),
             PluginError::ManifestRead { .. }
             | PluginError::Manifest { .. }
             | PluginError::UnknownPlugin { .. }
             | PluginError::NoNetworkDriver { .. }
             | PluginError::NoStorageDriver { .. }
+            | PluginError::NoVolumeDriver { .. }
             | PluginError::EncodeSpec { .. } => None,
         }
     }

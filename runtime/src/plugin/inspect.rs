@@ -268,6 +268,7 @@ impl PluginSet {
                         super::manifest::PluginKind::Hook => "hook",
                         super::manifest::PluginKind::NetworkDriver => "network-driver",
                         super::manifest::PluginKind::StorageDriver => "storage-driver",
+                        super::manifest::PluginKind::VolumeDriver => "volume-driver",
                     }
                     .to_string(),
                     path: s.path.clone(),
@@ -311,6 +312,8 @@ impl PluginSet {
                     spec.network = Some(super::manifest::NetworkGrant::default());
                 } else if world.as_deref() == Some("storage-driver") {
                     spec.kind = super::manifest::PluginKind::StorageDriver;
+                } else if world.as_deref() == Some("volume-driver") {
+                    spec.kind = super::manifest::PluginKind::VolumeDriver;
                 } else {
                     spec.hooks = vec![HookPoint::PreCreate];
                 }

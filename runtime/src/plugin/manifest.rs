@@ -191,6 +191,9 @@ pub(crate) enum PluginKind {
     NetworkDriver,
     /// World `storage-driver`: called by `rwasm run --storage-driver NAME`.
     StorageDriver,
+    /// World `volume-driver`: called by `rwasm volume create -d NAME` and for the
+    /// volumes of `rwasm run -v`.
+    VolumeDriver,
 }
 
 /// `[plugin.grants.network]`: what a network driver may ask of the host (the plugin
@@ -549,23 +552,14 @@ fn plugin(
         "hook" => PluginKind::Hook,
         "network-driver" => PluginKind::NetworkDriver,
         "storage-driver" => PluginKind::StorageDriver,
-        k @ "volume-driver" => {
-            return Err(ctx.err(
-                raw.kind.span(),
-                key("kind"),
-                format!(
-                    "plugin kind `{k}` is not supported yet (this version runs `hook`, \
-                     `network-driver` and `storage-driver` plugins)"
-                ),
-            ));
-        }
+        "volume-driver" => PluginKind::VolumeDriver,
         k => {
             return Err(ctx.err(
                 raw.kind.span(),
                 key("kind"),
                 format!(
-                    "unknown plugin kind `{k}`, expected `hook`, `network-driver` or \
-                     `storage-driver`"
+                    "unknown plugin kind `{k}`, expected `hook`, `network-driver`, \
+                     `storage-driver` or `volume-driver`"
                 ),
             ));
         }
@@ -591,6 +585,15 @@ fn plugin(
             ));
         }
         (None, PluginKind::StorageDriver) => &no_hooks,
+        (Some(h), PluginKind::VolumeDriver) => {
+            return Err(ctx.err(
+                h.span(),
+                key("hooks"),
+                "a volume driver has no hook points: `rwasm volume create -d NAME` and the \
+                 volumes of `rwasm run -v` call the volume-driver plugin named NAME",
+            ));
+        }
+        (None, PluginKind::VolumeDriver) => &no_hooks,
         (None, PluginKind::Hook) => {
             return Err(ctx.err(
                 raw.name.span(),
@@ -739,7 +742,7 @@ fn plugin(
         storage: None,
     });
     let network = match (raw_grants.network.take(), kind) {
-        (Some(g), PluginKind::Hook) => {
+        (Some(g), PluginKind::Hook | PluginKind::VolumeDriver) => {
             return Err(ctx.err(
                 g.span(),
                 format!("plugin[{index}].grants.network"),
@@ -755,7 +758,7 @@ fn plugin(
                 "only a `network-driver` plugin may be granted network operations",
             ));
         }
-        (None, PluginKind::Hook | PluginKind::StorageDriver) => None,
+        (None, PluginKind::Hook | PluginKind::StorageDriver | PluginKind::VolumeDriver) => None,
     };
     let storage_dir = match (raw_grants.storage.take(), kind) {
         (Some(g), PluginKind::StorageDriver) => {

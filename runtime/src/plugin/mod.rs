@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod network;
 mod select;
 pub mod storage;
+pub mod volume;
 
 use std::cell::{OnceCell, RefCell};
 use std::fmt;

@@ -66,6 +66,7 @@ mod state;
 mod storage;
 mod storage_ctx;
 mod ticker;
+mod volume;
 mod worker;
 
 pub(crate) use convert::{Call, IMAGE_REF_ANNOTATION, RWASM_IMAGE_ANNOTATION};
@@ -319,6 +320,7 @@ impl Host {
             .map_err(engine_err)?;
         network::add_to_linker(&mut linker).map_err(engine_err)?;
         storage::add_to_linker(&mut linker).map_err(engine_err)?;
+        volume::add_to_linker(&mut linker).map_err(engine_err)?;
         let mut hasher = cache::StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Host {

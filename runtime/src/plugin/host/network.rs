@@ -388,6 +388,9 @@ impl Host {
             super::super::manifest::PluginKind::StorageDriver => {
                 self.load_storage(spec, cache_dir).map(|(_, o)| o)
             }
+            super::super::manifest::PluginKind::VolumeDriver => {
+                self.load_volume(spec, cache_dir).map(|(_, o)| o)
+            }
         }
     }
 

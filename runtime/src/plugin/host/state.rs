@@ -31,6 +31,8 @@ pub(super) struct HostState {
     pub(super) net: Option<super::NetCtx>,
     /// The `storage-host` capability of a storage driver call; `None` otherwise.
     pub(super) storage: Option<super::storage_ctx::StorageCtx>,
+    /// The `volume-host` capability of a volume driver call; `None` otherwise.
+    pub(super) vol: Option<super::volume::VolCtx>,
 }
 
 impl HostState {
@@ -61,6 +63,7 @@ impl HostState {
             quiet: false,
             net: None,
             storage: None,
+            vol: None,
         }
     }
 }

@@ -1,0 +1,579 @@
+//! Named volumes (Docker's `docker volume` and the volumes of `docker run -v`): the
+//! records rwasm keeps of them and the calls of their volume driver plugins.
+//!
+//! A record (`<data-root>/volume-records/NAME.json`, written atomically) holds what
+//! `volume inspect` shows: name, driver, labels, options, creation time, mountpoint,
+//! whether it is anonymous (made for one container, removed by `rm -v` and `--rm`). The
+//! data belong to the driver: the first-party `local` driver (`volume_local.wasm`, see
+//! [`builtin_local`]) keeps it in `<data-root>/volumes/NAME/_data`, as Docker does.
+//! A volume is in use while a container record lists it in its mounts; such a volume is
+//! not removed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{RecordError, Records};
+use crate::plugin::volume::{VolAnswer, VolOp};
+use crate::plugin::{PluginError, PluginSet};
+
+/// Where the first-party `volume_local.wasm` is installed.
+pub const LOCAL_WASM_PATH: &str = "/usr/local/lib/rwasm/plugins/volume_local.wasm";
+/// The default driver (Docker's `local`).
+pub const DEFAULT_DRIVER: &str = "local";
+
+/// Errors of the volume store.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A file or directory operation failed.
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record is not valid JSON.
+    #[error("volume record {} is corrupt", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The name breaks Docker's rule.
+    #[error("invalid volume name `{name}`: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least 2 characters)")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// No record of that name.
+    #[error("no such volume: {name}")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The volume exists with another driver.
+    #[error("volume {name} exists with driver `{driver}`, not `{asked}`")]
+    OtherDriver {
+        /// Volume name.
+        name: String,
+        /// Its driver.
+        driver: String,
+        /// The driver asked for.
+        asked: String,
+    },
+    /// Containers use it.
+    #[error("volume {name} is in use by container {}", containers.join(", "))]
+    InUse {
+        /// Volume name.
+        name: String,
+        /// Names of the containers that list it.
+        containers: Vec<String>,
+    },
+    /// `-o KEY=VALUE` or `--label KEY=VALUE` without `=`.
+    #[error("{flag} `{value}`: expected KEY=VALUE")]
+    BadPair {
+        /// `--opt` or `--label`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A `-v`, `--tmpfs` value is malformed.
+    #[error("{flag} `{value}`: {reason}")]
+    BadFlag {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The built-in `local` driver's component is nowhere.
+    #[error("the built-in `local` volume driver (volume_local.wasm) is not installed; searched: {}", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NoLocal {
+        /// Paths looked at.
+        searched: Vec<PathBuf>,
+    },
+    /// The driver answered no path for a mount.
+    #[error("volume driver `{driver}` gave no mountpoint for volume {name}")]
+    NoMountpoint {
+        /// Driver.
+        driver: String,
+        /// Volume name.
+        name: String,
+    },
+    /// A driver call failed.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Container records could not be read.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> VolumeError {
+    let path = path.to_path_buf();
+    move |source| VolumeError::Io { what, path, source }
+}
+
+/// What rwasm keeps about a volume; serialised as Docker's `volume inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeRecord {
+    /// Volume name.
+    pub name: String,
+    /// Its driver's name (`local`, or a `volume-driver` plugin of the manifest).
+    pub driver: String,
+    /// Host path of its data as the driver reported it.
+    pub mountpoint: PathBuf,
+    /// `--label KEY=VALUE`.
+    pub labels: BTreeMap<String, String>,
+    /// `-o KEY=VALUE` driver options.
+    pub options: BTreeMap<String, String>,
+    /// `local` (the only scope of the drivers rwasm ships).
+    pub scope: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// Made for one container (`-v /path`, an image's `Volumes`): `rm -v` and `--rm`
+    /// remove it, `volume prune` without `--all` considers only these.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// The manifest that holds the driver, for drivers other than the built-in `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+}
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Volume name; a random 64-hex-digit one when `None` (as Docker).
+    pub name: Option<String>,
+    /// Driver name; [`DEFAULT_DRIVER`] when `None`.
+    pub driver: Option<String>,
+    /// Driver options, in order.
+    pub options: Vec<(String, String)>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// See [`VolumeRecord::anonymous`].
+    pub anonymous: bool,
+}
+
+/// Splits `KEY=VALUE` of `flag` (`--opt`, `--label`).
+///
+/// Errors: [`VolumeError::BadPair`] without `=` or with an empty key.
+pub fn parse_pair(flag: &'static str, value: &str) -> Result<(String, String), VolumeError> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(VolumeError::BadPair {
+            flag,
+            value: value.to_string(),
+        }),
+    }
+}
+
+/// Checks Docker's volume name rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+///
+/// Errors: [`VolumeError::InvalidName`].
+pub fn check_name(name: &str) -> Result<(), VolumeError> {
+    let mut c = name.chars();
+    let ok = name.len() >= 2
+        && c.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && c.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(VolumeError::InvalidName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The first-party `local` volume driver: a manifest for `volume_local.wasm` written to
+/// `<data-root>/volume-driver/local.toml`, granted `<data-root>/volumes` (its state and
+/// the volumes' data). The component is `$RWASM_PLUGIN_DIR/volume_local.wasm`, or beside
+/// the `rwasm` binary, or [`LOCAL_WASM_PATH`].
+///
+/// Errors: [`VolumeError::NoLocal`], or I/O naming the file.
+pub fn builtin_local(data_root: &Path) -> Result<PathBuf, VolumeError> {
+    let mut searched = Vec::new();
+    if let Some(dir) = std::env::var_os("RWASM_PLUGIN_DIR") {
+        searched.push(PathBuf::from(dir).join("volume_local.wasm"));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        searched.push(dir.join("volume_local.wasm"));
+    }
+    searched.push(PathBuf::from(LOCAL_WASM_PATH));
+    let Some(wasm) = searched.iter().find(|p| p.is_file()).cloned() else {
+        return Err(VolumeError::NoLocal { searched });
+    };
+    let data = data_root.join("volumes");
+    fs::create_dir_all(&data).map_err(io_err("create", &data))?;
+    let data = data.canonicalize().map_err(io_err("resolve", &data))?;
+    let dir = data_root.join("volume-driver");
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let text = format!(
+        r#"# Written by rwasm: the first-party `local` volume driver (volume-local).
+[[plugin]]
+name = "local"
+path = {wasm:?}
+kind = "volume-driver"
+timeout-ms = 10000
+[plugin.config]
+root = {data:?}
+state-dir = "/volumes"
+[plugin.grants]
+dirs = {{ {data:?} = "/volumes:rw" }}
+"#,
+        wasm = wasm.display().to_string(),
+        data = data.display().to_string(),
+    );
+    let manifest = dir.join("local.toml");
+    let unchanged = fs::read_to_string(&manifest).is_ok_and(|t| t == text);
+    if !unchanged {
+        super::state::write_atomic(&manifest, text.as_bytes()).map_err(|e| VolumeError::Io {
+            what: "write",
+            path: manifest.clone(),
+            source: io::Error::other(crate::error_chain(&e)),
+        })?;
+    }
+    Ok(manifest)
+}
+
+/// The volumes of one data root.
+pub struct VolumeStore {
+    data_root: PathBuf,
+    records: PathBuf,
+    cache_dir: PathBuf,
+}
+
+impl VolumeStore {
+    /// The store of `data_root`; plugins compile into `cache_dir`. Nothing is created yet.
+    pub fn new(data_root: &Path, cache_dir: &Path) -> VolumeStore {
+        VolumeStore {
+            data_root: data_root.to_path_buf(),
+            records: data_root.join("volume-records"),
+            cache_dir: cache_dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.records.join(format!("{name}.json"))
+    }
+
+    /// Runs `f` with the plugin set that holds `driver`: `plugins` when its manifest has
+    /// it (or the record's `manifest`), else the built-in `local`.
+    fn with_driver<T>(
+        &self,
+        plugins: &PluginSet,
+        driver: &str,
+        manifest: Option<&Path>,
+        f: impl FnOnce(&PluginSet, Option<PathBuf>) -> Result<T, VolumeError>,
+    ) -> Result<T, VolumeError> {
+        if plugins.has_volume_driver(driver) {
+            return f(plugins, plugins.manifest_path().map(Path::to_path_buf));
+        }
+        if let Some(m) = manifest {
+            let set = PluginSet::load(m, &self.cache_dir)?;
+            return f(&set, Some(m.to_path_buf()));
+        }
+        if driver == DEFAULT_DRIVER {
+            let m = builtin_local(&self.data_root)?;
+            let set = PluginSet::load(&m, &self.cache_dir)?;
+            return f(&set, None);
+        }
+        Err(PluginError::NoVolumeDriver {
+            name: driver.to_string(),
+            manifest: plugins.manifest_path().map(Path::to_path_buf),
+        }
+        .into())
+    }
+
+    /// The record of `name`.
+    ///
+    /// Errors: [`VolumeError::NotFound`], [`VolumeError::Corrupt`], I/O naming the file.
+    pub fn get(&self, name: &str) -> Result<VolumeRecord, VolumeError> {
+        check_name(name)?;
+        let path = self.path(name);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(VolumeError::NotFound {
+                    name: name.to_string(),
+                });
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| VolumeError::Corrupt { path, source })
+    }
+
+    /// Every record, by name.
+    pub fn list(&self) -> Result<Vec<VolumeRecord>, VolumeError> {
+        let entries = match fs::read_dir(&self.records) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", &self.records)(e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(io_err("list", &self.records))?;
+            let file = e.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file.strip_suffix(".json")
+                && check_name(name).is_ok()
+            {
+                match self.get(name) {
+                    Ok(r) => out.push(r),
+                    Err(VolumeError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Creates a volume (Docker's `volume create`): the driver's `create`, then its
+    /// `path`, then the record. Creating an existing name with the same driver returns
+    /// the existing record, as Docker does.
+    ///
+    /// Errors: a bad name, [`VolumeError::OtherDriver`], the driver's failure; after a
+    /// failure to save the record the driver's volume is removed again.
+    pub fn create(
+        &self,
+        plugins: &PluginSet,
+        req: CreateRequest,
+    ) -> Result<VolumeRecord, VolumeError> {
+        let name = match req.name {
+            Some(n) => n,
+            None => super::run::new_id().map_err(io_err("read", Path::new("/dev/urandom")))?,
+        };
+        check_name(&name)?;
+        let driver = req.driver.unwrap_or_else(|| DEFAULT_DRIVER.to_string());
+        match self.get(&name) {
+            Ok(r) if r.driver == driver => return Ok(r),
+            Ok(r) => {
+                return Err(VolumeError::OtherDriver {
+                    name,
+                    driver: r.driver,
+                    asked: driver,
+                });
+            }
+            Err(VolumeError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        fs::create_dir_all(&self.records).map_err(io_err("create", &self.records))?;
+        self.with_driver(plugins, &driver, None, |set, manifest| {
+            set.volume(
+                &driver,
+                &VolOp::Create {
+                    name: name.clone(),
+                    options: req.options.clone(),
+                },
+            )?;
+            let saved = (|| {
+                let mountpoint = match set.volume(&driver, &VolOp::Path { name: name.clone() })? {
+                    VolAnswer::Path(Some(p)) => p,
+                    _ => {
+                        return Err(VolumeError::NoMountpoint {
+                            driver: driver.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                };
+                let record = VolumeRecord {
+                    name: name.clone(),
+                    driver: driver.clone(),
+                    mountpoint,
+                    labels: req.labels.clone(),
+                    options: req.options.iter().cloned().collect(),
+                    scope: "local".to_string(),
+                    created_at: super::state::now_rfc3339(),
+                    anonymous: req.anonymous,
+                    manifest: if driver == DEFAULT_DRIVER && !set.has_volume_driver(&driver) {
+                        None
+                    } else {
+                        manifest.clone()
+                    },
+                };
+                self.save(&record)?;
+                Ok(record)
+            })();
+            if saved.is_err()
+                && let Err(e) = set.volume(&driver, &VolOp::Remove { name: name.clone() })
+            {
+                tracing::warn!(volume = %name, "{}", crate::error_chain(&e));
+            }
+            saved
+        })
+    }
+
+    fn save(&self, r: &VolumeRecord) -> Result<(), VolumeError> {
+        let path = self.path(&r.name);
+        let bytes = serde_json::to_vec_pretty(r).map_err(|source| VolumeError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        super::state::write_atomic(&path, &bytes).map_err(|e| VolumeError::Io {
+            what: "write",
+            path,
+            source: io::Error::other(crate::error_chain(&e)),
+        })
+    }
+
+    /// Names of the containers whose records list volume `name` among their mounts,
+    /// except the container with id `except`.
+    pub fn users(&self, name: &str, except: Option<&str>) -> Result<Vec<String>, VolumeError> {
+        let records = Records::new(&self.data_root);
+        Ok(records
+            .all()?
+            .into_iter()
+            .filter(|c| Some(c.id.as_str()) != except)
+            .filter(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.typ == "volume" && m.source == name)
+            })
+            .map(|c| c.name)
+            .collect())
+    }
+
+    /// Removes volume `name` (Docker's `volume rm`): refused while a container uses it;
+    /// with `force` a missing volume is not an error.
+    ///
+    /// Errors: [`VolumeError::InUse`] naming the containers, [`VolumeError::NotFound`],
+    /// the driver's failure (the record is kept then).
+    pub fn remove(&self, plugins: &PluginSet, name: &str, force: bool) -> Result<(), VolumeError> {
+        let record = match self.get(name) {
+            Ok(r) => r,
+            Err(VolumeError::NotFound { .. }) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let users = self.users(name, None)?;
+        if !users.is_empty() {
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                containers: users,
+            });
+        }
+        self.remove_unchecked(plugins, &record)
+    }
+
+    /// Removes volume `name` without the in-use check (for a container's own anonymous
+    /// volumes while its record goes); a missing one is not an error.
+    pub fn force_remove(&self, plugins: &PluginSet, name: &str) -> Result<(), VolumeError> {
+        match self.get(name) {
+            Ok(r) => self.remove_unchecked(plugins, &r),
+            Err(VolumeError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_unchecked(&self, plugins: &PluginSet, r: &VolumeRecord) -> Result<(), VolumeError> {
+        self.with_driver(plugins, &r.driver, r.manifest.as_deref(), |set, _| {
+            set.volume(
+                &r.driver,
+                &VolOp::Remove {
+                    name: r.name.clone(),
+                },
+            )?;
+            Ok(())
+        })?;
+        let path = self.path(&r.name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &path)(e)),
+        }
+    }
+
+    /// Removes the volumes no container uses (Docker 23's `volume prune`: anonymous ones
+    /// only, every unused one with `all`); returns the names removed.
+    pub fn prune(&self, plugins: &PluginSet, all: bool) -> Result<Vec<String>, VolumeError> {
+        let mut removed = Vec::new();
+        for r in self.list()? {
+            if (all || r.anonymous) && self.users(&r.name, None)?.is_empty() {
+                self.remove_unchecked(plugins, &r)?;
+                removed.push(r.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Makes volume `name` available for container `id` (the driver's `mount`); returns
+    /// the host path to bind.
+    pub fn mount(&self, plugins: &PluginSet, name: &str, id: &str) -> Result<PathBuf, VolumeError> {
+        let r = self.get(name)?;
+        self.with_driver(
+            plugins,
+            &r.driver,
+            r.manifest.as_deref(),
+            |set, _| match set.volume(
+                &r.driver,
+                &VolOp::Mount {
+                    name: r.name.clone(),
+                    container_id: id.to_string(),
+                },
+            )? {
+                VolAnswer::Path(Some(p)) => Ok(p),
+                _ => Err(VolumeError::NoMountpoint {
+                    driver: r.driver.clone(),
+                    name: r.name.clone(),
+                }),
+            },
+        )
+    }
+
+    /// The driver's `unmount` of volume `name` for container `id`; a volume without a
+    /// record any more is not an error.
+    pub fn unmount(&self, plugins: &PluginSet, name: &str, id: &str) -> Result<(), VolumeError> {
+        let r = match self.get(name) {
+            Ok(r) => r,
+            Err(VolumeError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.with_driver(plugins, &r.driver, r.manifest.as_deref(), |set, _| {
+            set.volume(
+                &r.driver,
+                &VolOp::Unmount {
+                    name: r.name.clone(),
+                    container_id: id.to_string(),
+                },
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker() {
+        for ok in ["ab", "data", "my_vol.1-x", "0a"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "-ab", "a/b", "..", "a b", ".x"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pairs_need_a_key() {
+        assert_eq!(
+            parse_pair("--opt", "o=size=64m").unwrap(),
+            ("o".to_string(), "size=64m".to_string())
+        );
+        assert!(parse_pair("--opt", "novalue").is_err());
+        assert!(parse_pair("--label", "=x").is_err());
+    }
+}
