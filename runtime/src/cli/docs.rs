@@ -109,6 +109,26 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "completion",
         "rwasm completion bash > /etc/bash_completion.d/rwasm",
     ),
+    ("attach", "rwasm attach --detach-keys ctrl-x box"),
+    ("port", "rwasm port web 80/tcp"),
+    ("network", "rwasm network ls"),
+    (
+        "network create",
+        "rwasm network create --subnet 10.89.7.0/24 --gateway 10.89.7.1 backend",
+    ),
+    ("network ls", "rwasm network ls --format json"),
+    ("network inspect", "rwasm network inspect backend"),
+    ("network rm", "rwasm network rm backend"),
+    ("network prune", "rwasm network prune -f"),
+    ("volume", "rwasm volume ls"),
+    (
+        "volume create",
+        "rwasm volume create -o type=tmpfs -o device=tmpfs -o o=size=64m scratch",
+    ),
+    ("volume ls", "rwasm volume ls --format json"),
+    ("volume inspect", "rwasm volume inspect scratch"),
+    ("volume rm", "rwasm volume rm scratch"),
+    ("volume prune", "rwasm volume prune -a -f"),
 ];
 
 /// The whole command tree, each command with its example from [`EXAMPLES`].

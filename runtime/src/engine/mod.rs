@@ -2,9 +2,9 @@
 
 pub mod attach;
 pub mod container;
+pub mod copy_up;
 pub mod cp;
 pub mod disk_usage;
-pub mod copy_up;
 pub mod docker;
 pub mod hooks;
 pub mod host_config;
