@@ -499,9 +499,14 @@ pub(super) fn confirm(warning: &str) -> bool {
         && line.trim().eq_ignore_ascii_case("y")
 }
 
-/// The writable layer of a container's rootfs (Docker's container SIZE), in bytes.
-pub(super) fn writable_bytes(rs: &Records, id: &str) -> u64 {
-    rwasm::engine::disk_usage::tree_bytes(&rs.dir(id).join("upper"))
+/// The writable layer of a container's rootfs (Docker's container SIZE), in bytes: its
+/// storage driver's `usage`, or for the native overlay the bundle's `upper` directory.
+pub(super) fn writable_bytes(cli: &Cli, rs: &Records, id: &str) -> u64 {
+    let dir = rs.dir(id);
+    rwasm::engine::storage::usage(&dir, &cache_dir(cli)).map_or_else(
+        || rwasm::engine::disk_usage::tree_bytes(&dir.join("upper")),
+        |(bytes, _)| bytes,
+    )
 }
 
 /// Remove every container that is not running, paused or restarting and has no live
@@ -515,7 +520,7 @@ pub(super) fn remove_stopped(cli: &Cli) -> anyhow::Result<(Vec<String>, u64)> {
             if !matches!(r.live(), Live::Running | Live::Paused | Live::Restarting)
                 && !r.monitor_alive()
             {
-                let bytes = writable_bytes(&rs, &r.id);
+                let bytes = writable_bytes(cli, &rs, &r.id);
                 l.remove(&r.id, false, false)?;
                 reclaimed += bytes;
                 deleted.push(r.id);

@@ -61,7 +61,7 @@ fn df(cli: &Cli, a: &DfArgs) -> anyhow::Result<i32> {
         .map(|r| {
             let active = matches!(r.live(), Live::Running | Live::Paused | Live::Restarting)
                 || r.monitor_alive();
-            (active, writable_bytes(&rs, &r.id))
+            (active, writable_bytes(cli, &rs, &r.id))
         })
         .collect();
     let c_active = sizes.iter().filter(|(a, _)| *a).count();

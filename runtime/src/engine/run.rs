@@ -267,7 +267,10 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         .storage_driver
         .clone()
         .unwrap_or_else(|| super::storage::DEFAULT_DRIVER.to_string());
-    super::storage::choose(&dir, &driver, req.flags.host.read_only)?;
+    // `--read-only` is the spec's `root.readonly` (the runtime remounts the root read-only
+    // after making the mount destinations it needs, /etc/hostname among them), not a
+    // read-only rootfs from the driver, which would refuse those destinations.
+    super::storage::choose(&dir, &driver, false)?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     let records = Records::new(req.data_root);
     records.reserve_name(&name, &id)?;
