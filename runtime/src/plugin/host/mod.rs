@@ -57,6 +57,7 @@ use super::manifest::PluginSpec;
 
 mod clock;
 mod convert;
+mod driver_call;
 mod grants;
 mod limits;
 mod net_ctx;

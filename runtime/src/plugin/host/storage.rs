@@ -9,10 +9,9 @@
 //! `storage-host` are the same strings.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -23,7 +22,7 @@ use super::net_ctx::NetRefusal;
 use super::state::HostState;
 use super::storage_ctx::MountKind;
 pub(crate) use super::storage_ctx::StorageCtx;
-use super::{EPOCH_TICK_MS, Host, STDOUT_CAPACITY, convert, describe};
+use super::{Host, STDOUT_CAPACITY, convert, describe};
 
 /// Bindings of the `storage-driver` world; `types` and `host` are the hook world's.
 mod bindings_storage {
@@ -283,47 +282,11 @@ fn run(
     state_dir: &Path,
     fuel: bool,
 ) -> StorageCallResult {
-    let classify = |store: &Store<HostState>, e: wasmtime::Error| {
-        if store.data().limits.exceeded {
-            return FailureCause::MemoryLimit {
-                limit_bytes: spec.memory_limit,
-            };
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => FailureCause::Deadline {
-                timeout_ms: spec.timeout_ms,
-            },
-            Some(Trap::OutOfFuel) => FailureCause::OutOfFuel {
-                fuel: spec.fuel.unwrap_or(u64::MAX),
-            },
-            Some(trap) => FailureCause::Trap {
-                message: trap.to_string(),
-                stderr_tail: String::new(),
-            },
-            None => FailureCause::Trap {
-                message: e.root_cause().to_string(),
-                stderr_tail: String::new(),
-            },
-        }
-    };
-    store.data_mut().deadline = Some(Instant::now() + Duration::from_millis(spec.timeout_ms));
-    store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(spec.timeout_ms.div_ceil(EPOCH_TICK_MS) + 1);
-    store.epoch_deadline_trap();
-    if fuel {
-        store.set_fuel(spec.fuel.unwrap_or(u64::MAX)).map_err(|e| {
-            (
-                Phase::Prepare,
-                FailureCause::Engine {
-                    reason: describe(&e),
-                },
-            )
-        })?;
-    }
+    super::driver_call::arm(store, spec, fuel)?;
     let driver = loaded
         .pre
         .instantiate(&mut *store)
-        .map_err(|e| (Phase::Prepare, classify(store, e)))?;
+        .map_err(|e| (Phase::Prepare, super::driver_call::classify(store, spec, e)))?;
     let guest = |e: wit::Error| FailureCause::Guest {
         message: convert::error_message(e),
     };
@@ -338,7 +301,12 @@ fn run(
     match s.call_configure(&mut *store, &config) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err((Phase::Configure, guest(e))),
-        Err(e) => return Err((Phase::Configure, classify(store, e))),
+        Err(e) => {
+            return Err((
+                Phase::Configure,
+                super::driver_call::classify(store, spec, e),
+            ));
+        }
     }
     let answer = match op {
         StorageOp::Prepare => s
@@ -357,7 +325,7 @@ fn run(
     let result = match answer {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err((Phase::Invoke, guest(e))),
-        Err(e) => return Err((Phase::Invoke, classify(store, e))),
+        Err(e) => return Err((Phase::Invoke, super::driver_call::classify(store, spec, e))),
     };
     if store.data().overslept {
         return Err((

@@ -7,11 +7,10 @@
 //! directories; a mount it asks for must be on an existing directory under a writable one.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags};
+use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -19,7 +18,7 @@ use super::super::manifest::{Access, PluginSpec};
 use super::super::volume::{Scope, VolAnswer, VolOp, VolumeInfo};
 use super::super::{FailureCause, HookPoint, Phase};
 use super::state::HostState;
-use super::{EPOCH_TICK_MS, Host, STDOUT_CAPACITY, convert, describe};
+use super::{Host, STDOUT_CAPACITY, convert, describe};
 
 /// Bindings of the `volume-driver` world; `types` and `host` are the hook world's.
 mod bindings_vol {
@@ -346,47 +345,11 @@ fn run(
     op: &VolOp,
     fuel: bool,
 ) -> VolCallResult {
-    let classify = |store: &Store<HostState>, e: wasmtime::Error| {
-        if store.data().limits.exceeded {
-            return FailureCause::MemoryLimit {
-                limit_bytes: spec.memory_limit,
-            };
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => FailureCause::Deadline {
-                timeout_ms: spec.timeout_ms,
-            },
-            Some(Trap::OutOfFuel) => FailureCause::OutOfFuel {
-                fuel: spec.fuel.unwrap_or(u64::MAX),
-            },
-            Some(trap) => FailureCause::Trap {
-                message: trap.to_string(),
-                stderr_tail: String::new(),
-            },
-            None => FailureCause::Trap {
-                message: e.root_cause().to_string(),
-                stderr_tail: String::new(),
-            },
-        }
-    };
-    store.data_mut().deadline = Some(Instant::now() + Duration::from_millis(spec.timeout_ms));
-    store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(spec.timeout_ms.div_ceil(EPOCH_TICK_MS) + 1);
-    store.epoch_deadline_trap();
-    if fuel {
-        store.set_fuel(spec.fuel.unwrap_or(u64::MAX)).map_err(|e| {
-            (
-                Phase::Prepare,
-                FailureCause::Engine {
-                    reason: describe(&e),
-                },
-            )
-        })?;
-    }
+    super::driver_call::arm(store, spec, fuel)?;
     let driver = loaded
         .pre
         .instantiate(&mut *store)
-        .map_err(|e| (Phase::Prepare, classify(store, e)))?;
+        .map_err(|e| (Phase::Prepare, super::driver_call::classify(store, spec, e)))?;
     let guest = |e: wit::Error| FailureCause::Guest {
         message: convert::error_message(e),
     };
@@ -395,7 +358,12 @@ fn run(
     match v.call_configure(&mut *store, &config) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err((Phase::Configure, guest(e))),
-        Err(e) => return Err((Phase::Configure, classify(store, e))),
+        Err(e) => {
+            return Err((
+                Phase::Configure,
+                super::driver_call::classify(store, spec, e),
+            ));
+        }
     }
     let answer = match op {
         VolOp::Create { name, options } => v
@@ -429,7 +397,7 @@ fn run(
     let result = match answer {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err((Phase::Invoke, guest(e))),
-        Err(e) => return Err((Phase::Invoke, classify(store, e))),
+        Err(e) => return Err((Phase::Invoke, super::driver_call::classify(store, spec, e))),
     };
     if store.data().overslept {
         return Err((
