@@ -181,18 +181,15 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     Ok(code)
 }
 
-/// `run -t` in the foreground: the container owned by a monitor that holds its terminal
-/// (so that the detach keys leave it running), this process attached to it until it
-/// exits (its exit code) or is detached from (0).
-fn docker_run_terminal(
+/// Prepare the container of `run -d`, `create` or `run -t` for a monitor to start: bundle,
+/// config.json and record kept; returns its id.
+fn prepare_kept(
     cli: &Cli,
     a: &RunArgs,
     image: &str,
     args: &[String],
-    mut record: RecordOptions,
-) -> anyhow::Result<i32> {
-    rwasm::engine::attach::parse_detach_keys(&a.detach_keys)?;
-    record.detached = true;
+    record: RecordOptions,
+) -> anyhow::Result<String> {
     let none = rwasm::plugin::PluginSet::empty();
     let prepared = prepare(&RunRequest {
         image,
@@ -208,6 +205,22 @@ fn docker_run_terminal(
     })?;
     let id = prepared.id.clone();
     prepared.keep();
+    Ok(id)
+}
+
+/// `run -t` in the foreground: the container owned by a monitor that holds its terminal
+/// (so that the detach keys leave it running), this process attached to it until it
+/// exits (its exit code) or is detached from (0).
+fn docker_run_terminal(
+    cli: &Cli,
+    a: &RunArgs,
+    image: &str,
+    args: &[String],
+    mut record: RecordOptions,
+) -> anyhow::Result<i32> {
+    rwasm::engine::attach::parse_detach_keys(&a.detach_keys)?;
+    record.detached = true;
+    let id = prepare_kept(cli, a, image, args, record)?;
     let stream = super::monitor::launch(cli, &id, true)?
         .context("the monitor did not open the container's attach socket")?;
     super::attach::follow(cli, &id, stream, a.interactive, &a.detach_keys)
@@ -223,21 +236,7 @@ fn docker_run_detached(
     record: RecordOptions,
     start: bool,
 ) -> anyhow::Result<i32> {
-    let none = rwasm::plugin::PluginSet::empty();
-    let prepared = prepare(&RunRequest {
-        image,
-        args: args.to_vec(),
-        name: a.name.clone(),
-        rm: a.rm,
-        flags: run_flags(cli, a)?,
-        plugins: &none,
-        data_root: &cli.data_root,
-        cache_dir: &cache_dir(cli),
-        on_start: &|_| {},
-        record,
-    })?;
-    let id = prepared.id.clone();
-    prepared.keep();
+    let id = prepare_kept(cli, a, image, args, record)?;
     if start {
         super::monitor::launch(cli, &id, false)?;
     }
