@@ -355,3 +355,69 @@ state-dir = {state:?}
         );
     }
 }
+
+#[test]
+fn a_manifest_driver_serves_detached_and_created_containers() {
+    // `run -d` and `create` prepare the container in the calling process and hand it to a
+    // monitor: both must find a driver that only the manifest names, also where preparing
+    // mounts the rootfs (a user name looked up in /etc/passwd, an anonymous volume seeded
+    // with the image's content).
+    let w = World::new();
+    w.setup_image();
+    let state = w.path("myvfs-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let wasm = plugin_wasm("storage_vfs");
+    let m = manifest(
+        &w,
+        "myvfs.toml",
+        &format!(
+            r#"[[plugin]]
+name = "myvfs"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#
+        ),
+    );
+    let m = m.to_str().unwrap();
+    let base = ["--plugins", m, "--storage-driver", "myvfs"];
+    let run = |rest: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(rest);
+        ok(&w, &a)
+    };
+    let id = run(&[
+        "run", "-d", "-u", "root", "-v", "/etc", "busybox", "sleep", "600",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let out = run(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "echo hi > /f; cat /f; test -s /etc/passwd && id -u",
+    ]);
+    assert_eq!(out, "hi\n0\n");
+    let storage: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.data.join("containers").join(id).join("storage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(storage["driver"], "myvfs", "{storage}");
+    let created = run(&["create", "-u", "root", "busybox", "cat", "/etc/hostname"]);
+    let created = created.trim();
+    assert_eq!(created.len(), 64, "{created}");
+    let out = run(&["start", "-a", created]);
+    assert_eq!(out.trim(), &created[..12]);
+    run(&["rm", "-f", "-v", id, created]);
+    assert_eq!(
+        mounts_mentioning(&state.display().to_string()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "the driver's state directory still holds a container's tree"
+    );
+}

@@ -190,14 +190,15 @@ fn prepare_kept(
     args: &[String],
     record: RecordOptions,
 ) -> anyhow::Result<String> {
-    let none = rwasm::plugin::PluginSet::empty();
+    // The manifest's storage and volume drivers prepare the rootfs and the volumes here.
+    let plugins = load_plugins(cli)?;
     let prepared = prepare(&RunRequest {
         image,
         args: args.to_vec(),
         name: a.name.clone(),
         rm: a.rm,
         flags: run_flags(cli, a)?,
-        plugins: &none,
+        plugins: &plugins,
         data_root: &cli.data_root,
         cache_dir: &cache_dir(cli),
         on_start: &|_| {},
