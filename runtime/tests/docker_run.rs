@@ -33,9 +33,14 @@ fn run_busybox_echo_and_exit_codes() {
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     let out = docker(&w, &["busybox", "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    let out = docker(&w, &["no-such-image", "true"]);
+    // Not in the store, and not pulled (`--pull never`): Docker's error, exit code 125.
+    let out = docker(&w, &["--pull", "never", "no-such-image", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("No such image: no-such-image:latest"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(containers_left(&w), 0, "--rm removes every bundle");
 }
 

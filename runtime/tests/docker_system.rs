@@ -99,3 +99,105 @@ fn version_and_info_describe_the_build_and_the_host() {
     );
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
 }
+
+/// The stdout of a command that must succeed.
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", stderr(out));
+    stdout(out)
+}
+
+/// go-units' `HumanSizeWithPrecision(n, 3)`, as Docker prints SIZE.
+fn decimal_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+#[test]
+fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
+    let w = World::new();
+    w.setup_image();
+    // The image's bytes: its unpacked layers, as `images` counts them.
+    let image_bytes: u64 = std::fs::read_dir(w.data.join("images/layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".size"))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert!(image_bytes > 1_000_000, "busybox-static is over 1 MB");
+    // 300000 bytes written by each container: the overlay plugin and the native overlay.
+    for driver in ["overlay", "native-overlay"] {
+        let out = w.rwasm(&[
+            "--storage-driver",
+            driver,
+            "run",
+            "--name",
+            &format!("sz-{driver}"),
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/big bs=1000 count=300 2>/dev/null",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let want = format!("300kB (virtual {})", decimal_size(image_bytes + 300_000));
+    let rows: Vec<serde_json::Value> = ok(&w.rwasm(&["ps", "-a", "-s", "--format", "json"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["Size"], want.as_str(), "{r}");
+    }
+    let table = ok(&w.rwasm(&["ps", "-a", "--size"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("CONTAINER ID")
+            && lines[0]
+                .split_whitespace()
+                .rev()
+                .take(2)
+                .eq(["SIZE", "NAMES"]),
+        "{table}"
+    );
+    assert!(
+        lines[1..].iter().all(|l| l.trim_end().ends_with(&want)),
+        "{table}"
+    );
+    // A template naming .Size has the sizes computed, as Docker's.
+    let t = ok(&w.rwasm(&["ps", "-a", "--format", "{{.Names}}={{.Size}}"]));
+    assert!(t.contains(&format!("sz-overlay={want}")), "{t}");
+    // Without -s nothing is measured.
+    let plain: serde_json::Value = serde_json::from_str(
+        ok(&w.rwasm(&["ps", "-a", "--format", "json"]))
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plain["Size"], "0B");
+    assert!(!ok(&w.rwasm(&["ps", "-a"])).contains("SIZE"));
+}

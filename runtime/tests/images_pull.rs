@@ -791,3 +791,120 @@ fn two_concurrent_pulls_of_one_image_both_succeed() {
         assert_eq!(reg.blob_gets(&img.layer_digest(i)).len(), 1, "layer {i}");
     }
 }
+
+/// `rwasm ARGS` with no auth file of the machine's user, stdout and stderr captured.
+fn rwasm_clean(w: &World, args: &[&str]) -> Output {
+    let mut c = w.cmd(args);
+    c.env("HOME", w.path("home"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG");
+    c.output().unwrap()
+}
+
+/// Entries of the data root's `containers/` (none when it does not exist).
+fn bundles(w: &World) -> usize {
+    std::fs::read_dir(w.data.join("containers")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn run_and_create_pull_a_missing_image_first_as_docker_does() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let img = app(&w, "pulled by run\n", GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "1");
+    reg.push(&lay, "1", "x:1", &[]);
+    let r = format!("{}/x:1", reg.host());
+
+    // --pull never on an empty store: Docker's error, and nothing is made.
+    let out = rwasm_clean(&w, &["run", "--rm", "--pull", "never", &r, "cat", "/file"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("No such image: {r}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("Unable to find image"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(bundles(&w), 0, "no bundle is left");
+    assert!(ok(&w, &["ps", "-aq"]).trim().is_empty());
+    assert!(ok(&w, &["images", "-q"]).trim().is_empty());
+    assert_eq!(
+        reg.blob_gets(&img.layer_digest(1)).len(),
+        0,
+        "nothing fetched"
+    );
+    let e = fails(&w, &["run", "--pull", "sometimes", &r, "true"]);
+    assert!(
+        e.contains(
+            r#"invalid pull option: 'sometimes': must be one of "always", "missing" or "never""#
+        ),
+        "{e}"
+    );
+
+    // The default (missing): Docker's message, the pull reported on stderr, then the run.
+    let out = rwasm_clean(&w, &["run", "--rm", &r, "cat", "/file"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        stdout(&out),
+        "pulled by run\n",
+        "only the container's output on stdout"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("Unable to find image '{r}' locally"),
+        "{err}"
+    );
+    assert_eq!(lines[1], "1: Pulling from x", "{err}");
+    assert!(
+        lines.contains(&format!("{}: Pull complete", &img.layer_digest(1)[7..19]).as_str()),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&format!("Digest: {}", img.digest()).as_str()),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&format!("Status: Downloaded newer image for {r}").as_str()),
+        "{err}"
+    );
+    assert_eq!(bundles(&w), 0, "--rm removed the container");
+    assert_eq!(inspect(&w, &r)["Id"], sha(&img.config));
+    assert_eq!(reg.blob_gets(&img.layer_digest(1)).len(), 1);
+
+    // Present now: no pull, no message.
+    let out = rwasm_clean(&w, &["run", "--rm", &r, "cat", "/file"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // --pull always asks the registry again; its layers are already there.
+    let out = rwasm_clean(&w, &["run", "--rm", "--pull", "always", &r, "cat", "/file"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("Status: Image is up to date for {r}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("Unable to find image"));
+    assert_eq!(
+        reg.blob_gets(&img.layer_digest(1)).len(),
+        1,
+        "no layer fetched again"
+    );
+
+    // `create` pulls too, into a second store, and the container runs from it.
+    let w2 = World::new();
+    let out = rwasm_clean(&w2, &["create", "--name", "c", &r, "cat", "/file"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("Unable to find image '{r}' locally\n")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).trim().len(), 64, "create prints the id");
+    assert_eq!(ok(&w2, &["start", "-a", "c"]), "pulled by run\n");
+    ok(&w2, &["rm", "c"]);
+}

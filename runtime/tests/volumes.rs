@@ -641,3 +641,93 @@ fn mount_flag_as_docker() {
     );
     assert!(!w.path("nope").exists());
 }
+
+/// A volume made in a `local`-style driver's directory behind rwasm's back (as another
+/// tool using the driver would): `DIR/NAME/_data` and its options file.
+fn volume_behind_our_back(dir: &std::path::Path, name: &str) {
+    std::fs::create_dir_all(dir.join(name).join("_data")).unwrap();
+    std::fs::write(dir.join(name).join("opts"), "").unwrap();
+}
+
+#[test]
+fn volume_ls_and_inspect_ask_the_drivers_list_and_get() {
+    let w = world();
+    ok(&w, &["volume", "create", "rec"]);
+    let local = w.data.join("volumes").canonicalize().unwrap();
+    volume_behind_our_back(&local, "side");
+    let grant = w.path("vendor-volumes");
+    let m = driver_manifest(&w, "vendor", &grant, &grant);
+    ok(
+        &w,
+        &["--plugins", &m, "volume", "create", "-d", "vendor", "vv"],
+    );
+    volume_behind_our_back(&grant, "other");
+
+    // `ls`: what each driver's `list` reports, merged with the records. The vendor
+    // driver is asked through the manifest its record keeps, even without --plugins.
+    let table = ok(&w, &["volume", "ls"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["DRIVER", "VOLUME", "NAME"],
+            vec!["vendor", "other"],
+            vec!["local", "rec"],
+            vec!["local", "side"],
+            vec!["vendor", "vv"],
+        ],
+        "{table}"
+    );
+    assert_eq!(volume_names(&w), ["other", "rec", "side", "vv"]);
+
+    // `inspect`: a volume only the driver knows, found by its `get`, with the driver's
+    // mountpoint and creation time.
+    let side = inspect_volume(&w, "side");
+    assert_eq!(side["Driver"], "local");
+    assert_eq!(
+        side["Mountpoint"],
+        local.join("side/_data").display().to_string()
+    );
+    assert!(side["CreatedAt"].as_str().unwrap().ends_with('Z'), "{side}");
+    let other = inspect_volume(&w, "other");
+    assert_eq!(other["Driver"], "vendor");
+    assert_eq!(
+        other["Mountpoint"],
+        grant.join("other/_data").display().to_string()
+    );
+    // A recorded volume's mountpoint is the driver's answer, not the record's copy.
+    let rec_file = w.data.join("volume-records/rec.json");
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&rec_file).unwrap()).unwrap();
+    rec["Mountpoint"] = json!("/stale/path");
+    std::fs::write(&rec_file, serde_json::to_vec(&rec).unwrap()).unwrap();
+    assert_eq!(
+        inspect_volume(&w, "rec")["Mountpoint"],
+        local.join("rec/_data").display().to_string()
+    );
+
+    // A driver-only volume is usable and removable as any other.
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "side:/s",
+                "busybox",
+                "sh",
+                "-c",
+                "echo s > /s/f; cat /s/f"
+            ]
+        ),
+        "s\n"
+    );
+    ok(&w, &["volume", "rm", "side", "other"]);
+    assert!(!local.join("side").exists() && !grant.join("other").exists());
+    // A record whose data the driver no longer has is left out of `ls`, as Docker does.
+    std::fs::remove_dir_all(local.join("rec")).unwrap();
+    assert_eq!(volume_names(&w), ["vv"]);
+}

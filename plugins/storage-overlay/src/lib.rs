@@ -57,9 +57,11 @@ fn walk(path: &str, usage: &mut LayerUsage) -> Result<(), Error> {
         let p = format!("{path}/{}", e.file_name().to_string_lossy());
         let m = fs::symlink_metadata(&p).map_err(|e| io("read", &p, e))?;
         usage.inodes += 1;
-        usage.size += m.len();
+        // Docker's count (`directory.Size`): file and symlink bytes, not directories'.
         if m.is_dir() {
             walk(&p, usage)?;
+        } else {
+            usage.size += m.len();
         }
     }
     Ok(())

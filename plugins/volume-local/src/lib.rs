@@ -208,12 +208,41 @@ fn host_data(s: &Settings, name: &str) -> String {
     format!("{}/{name}/_data", s.root)
 }
 
+/// `secs` since the Unix epoch as RFC 3339 UTC (`2026-12-02T18:31:18Z`), by Howard
+/// Hinnant's civil-from-days algorithm.
+fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rest = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// A volume as `get` and `list` report it: its host mountpoint, and as its creation time
+/// the time its `opts` file was written (once, at `create`).
 fn info(s: &Settings, name: &str) -> VolumeInfo {
+    let created_at = fs::metadata(format!("{}/{name}/opts", s.state))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| rfc3339(d.as_secs()));
     VolumeInfo {
         name: name.to_string(),
         mountpoint: Some(host_data(s, name)),
         status: Vec::new(),
-        created_at: None,
+        created_at,
     }
 }
 
@@ -328,12 +357,14 @@ impl Guest for Local {
         Ok(Some(host_data(&s, &name)))
     }
 
+    /// `/VolumeDriver.Get`: the volume's mountpoint and creation time.
     fn get(name: String) -> Result<VolumeInfo, Error> {
         let s = settings();
         existing(&s, &name)?;
         Ok(info(&s, &name))
     }
 
+    /// `/VolumeDriver.List`: every volume under the state directory, by name.
     fn list() -> Result<Vec<VolumeInfo>, Error> {
         let s = settings();
         let entries = match fs::read_dir(&s.state) {

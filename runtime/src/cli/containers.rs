@@ -102,6 +102,9 @@ pub struct PsArgs {
     /// Do not truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Display total file sizes: the writable layer, and virtual (with the image's layers).
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 fn ellipsis(s: &str, max: usize) -> String {
@@ -122,8 +125,29 @@ fn go_time(stamp: &str) -> String {
     format!("{} +0000 UTC", secs.trim_end_matches('Z').replace('T', " "))
 }
 
-/// The `ps --format json` object of a record (Docker's field names).
-fn ps_value(r: &ContainerRecord, trunc: bool, now: SystemTime) -> Value {
+/// Docker's SIZE of `ps -s`: the writable layer's bytes, and with the image's layers
+/// (`2B (virtual 1.24MB)`); the writable layer alone when there are no image bytes.
+fn size_column(rw: u64, virtual_bytes: u64) -> String {
+    if virtual_bytes > 0 {
+        format!("{} (virtual {})", human_size(rw), human_size(virtual_bytes))
+    } else {
+        human_size(rw)
+    }
+}
+
+/// `(writable, virtual)` bytes of container `r`: its writable layer as its storage driver
+/// counts it (as `system df` does), plus its image's unpacked layers for the virtual size.
+fn container_sizes(cli: &Cli, rs: &Records, r: &ContainerRecord) -> (u64, u64) {
+    let rw = writable_bytes(cli, rs, &r.id);
+    (
+        rw,
+        rw + rwasm::engine::image::usage::layer_dirs_bytes(&r.layers),
+    )
+}
+
+/// The `ps --format json` object of a record (Docker's field names); `sizes` are the
+/// `(writable, virtual)` bytes when `-s` asked for them.
+fn ps_value(r: &ContainerRecord, trunc: bool, now: SystemTime, sizes: Option<(u64, u64)>) -> Value {
     let cmd = r.command.join(" ");
     let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     json!({
@@ -139,7 +163,7 @@ fn ps_value(r: &ContainerRecord, trunc: bool, now: SystemTime) -> Value {
         // Docker shows a stopped container's ports as none.
         "Ports": if r.live().is_running() { r.ports.join(", ") } else { String::new() },
         "RunningFor": format!("{} ago", human_duration(since(Some(&r.created), now))),
-        "Size": "0B",
+        "Size": sizes.map_or_else(|| "0B".to_string(), |(rw, v)| size_column(rw, v)),
         "State": r.live().word(),
         "Status": status(r, now),
     })
@@ -201,7 +225,8 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     let last = if a.latest { Some(1) } else { a.last };
     let all =
         a.all || last.is_some() || filters.contains_key("status") || filters.contains_key("exited");
-    let mut rows: Vec<ContainerRecord> = records(cli)
+    let rs = records(cli);
+    let mut rows: Vec<ContainerRecord> = rs
         .all()?
         .into_iter()
         .filter(|r| all || matches!(r.live(), Live::Running | Live::Paused | Live::Restarting))
@@ -224,13 +249,19 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
+    // Docker: `-s`, or a template that shows `.Size`, has the sizes computed.
+    let sized = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let sizes = |r: &ContainerRecord| sized.then(|| container_sizes(cli, &rs, r));
     let template = match a.format.as_deref() {
+        None | Some("table") if a.size => {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+        }
         None | Some("table") => {
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
         }
         Some("json") => {
             for r in &rows {
-                outln!("{}", ps_value(r, trunc, now));
+                outln!("{}", ps_value(r, trunc, now, sizes(r)));
             }
             return Ok(0);
         }
@@ -245,7 +276,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
         lines.push(header(body));
     }
     for r in &rows {
-        lines.push(render(body, &ps_value(r, trunc, now))?);
+        lines.push(render(body, &ps_value(r, trunc, now, sizes(r)))?);
     }
     let lines = if table { columns(&lines) } else { lines };
     for l in lines {

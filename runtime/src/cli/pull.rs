@@ -41,10 +41,8 @@ pub struct PullArgs {
 /// the fully qualified reference.
 pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<()> {
     use rwasm::engine::image::pull::PullOptions;
-    use rwasm::engine::image::reference::Reference;
     use rwasm::engine::image::registry::{Insecure, default_auth_file};
-    use std::io::IsTerminal;
-    let r = Reference::parse(&a.reference)?;
+    rwasm::engine::image::reference::Reference::parse(&a.reference)?;
     let name = a.reference.rsplit('/').next().unwrap_or(&a.reference);
     let defaulted = !name.contains(':') && !name.contains('@');
     if let Some(p) = &a.platform {
@@ -61,34 +59,77 @@ pub fn pull(cli: &Cli, a: &PullArgs) -> anyhow::Result<()> {
     if defaulted && !a.quiet {
         outln!("Using default tag: latest");
     }
+    let sink = if a.quiet { Sink::Quiet } else { Sink::Stdout };
+    let full = fetch(cli, &a.reference, &options, sink)?;
+    outln!("{full}");
+    Ok(())
+}
+
+/// Where a pull's report goes: `rwasm pull` writes it on stdout, `run` and `create` on
+/// stderr (as `docker run` does when it pulls a missing image), `pull -q` nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sink {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Nowhere.
+    Quiet,
+}
+
+impl Sink {
+    fn line(self, text: std::fmt::Arguments<'_>) {
+        match self {
+            Sink::Stdout => outln!("{text}"),
+            Sink::Stderr => eprintln!("{text}"),
+            Sink::Quiet => {}
+        }
+    }
+
+    fn is_terminal(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Sink::Stdout => std::io::stdout().is_terminal(),
+            Sink::Stderr => std::io::stderr().is_terminal(),
+            Sink::Quiet => false,
+        }
+    }
+}
+
+/// Pull `reference` into the store with `options`, reporting to `sink` as Docker does
+/// (`TAG: Pulling from PATH`, the layers, `Digest:`, `Status:`); returns the fully
+/// qualified reference. The one pull of `rwasm pull`, `run` and `create`.
+pub(super) fn fetch(
+    cli: &Cli,
+    reference: &str,
+    options: &rwasm::engine::image::pull::PullOptions,
+    sink: Sink,
+) -> anyhow::Result<String> {
+    use rwasm::engine::image::reference::Reference;
+    let r = Reference::parse(reference)?;
     let what = match (&r.tag, &r.digest) {
         (_, Some(d)) => d.clone(),
         (Some(t), None) => t.clone(),
         (None, None) => "latest".into(),
     };
-    let progress: Box<dyn Progress> = if a.quiet {
-        Box::new(Quiet)
-    } else if std::io::stdout().is_terminal() {
-        Box::new(Bars::new(what))
-    } else {
-        Box::new(Lines::new(what))
+    let progress: Box<dyn Progress> = match sink {
+        Sink::Quiet => Box::new(Quiet),
+        s if s.is_terminal() => Box::new(Bars::new(what, s)),
+        s => Box::new(Lines::new(what, s)),
     };
-    let pulled = super::image::images(cli).pull(&a.reference, &options, progress.as_ref())?;
+    let pulled = super::image::images(cli).pull(reference, options, progress.as_ref())?;
     drop(progress);
     let shown = match (&pulled.reference.tag, &pulled.reference.digest) {
         (_, Some(_)) | (None, None) => pulled.reference.to_string(),
         (Some(t), None) => format!("{}:{t}", pulled.reference.repository),
     };
-    if !a.quiet {
-        outln!("Digest: {}", pulled.digest);
-        if pulled.downloaded {
-            outln!("Status: Downloaded newer image for {shown}");
-        } else {
-            outln!("Status: Image is up to date for {shown}");
-        }
+    sink.line(format_args!("Digest: {}", pulled.digest));
+    if pulled.downloaded {
+        sink.line(format_args!("Status: Downloaded newer image for {shown}"));
+    } else {
+        sink.line(format_args!("Status: Image is up to date for {shown}"));
     }
-    outln!("{}", pulled.reference.full());
-    Ok(())
+    Ok(pulled.reference.full())
 }
 
 /// The words Docker prints for a status.
@@ -116,17 +157,19 @@ impl Progress for Quiet {
 /// Not a terminal: Docker's plain lines (`ID: STATUS`), without the byte counts.
 struct Lines {
     what: String,
+    sink: Sink,
 }
 
 impl Lines {
-    fn new(what: String) -> Self {
-        Lines { what }
+    fn new(what: String, sink: Sink) -> Self {
+        Lines { what, sink }
     }
 }
 
 impl Progress for Lines {
     fn pulling(&self, from: &str) {
-        outln!("{}: Pulling from {from}", self.what);
+        self.sink
+            .line(format_args!("{}: Pulling from {from}", self.what));
     }
 
     fn layer(&self, id: &str, status: LayerStatus) {
@@ -134,23 +177,30 @@ impl Progress for Lines {
             status,
             LayerStatus::Downloading { .. } | LayerStatus::Extracting
         ) {
-            outln!("{id}: {}", words(status));
+            self.sink.line(format_args!("{id}: {}", words(status)));
         }
     }
 }
 
-/// A terminal: one bar per layer, in manifest order, drawn on stdout.
+/// A terminal: one bar per layer, in manifest order, drawn on the sink's terminal.
 struct Bars {
     what: String,
+    sink: Sink,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, (ProgressBar, bool)>>,
 }
 
 impl Bars {
-    fn new(what: String) -> Self {
+    fn new(what: String, sink: Sink) -> Self {
+        let target = if sink == Sink::Stderr {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::stdout()
+        };
         Bars {
             what,
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            sink,
+            multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -158,7 +208,8 @@ impl Bars {
 
 impl Progress for Bars {
     fn pulling(&self, from: &str) {
-        outln!("{}: Pulling from {from}", self.what);
+        self.sink
+            .line(format_args!("{}: Pulling from {from}", self.what));
     }
 
     fn layer(&self, id: &str, status: LayerStatus) {
@@ -205,7 +256,7 @@ impl Drop for Bars {
         }
         if !bars.is_empty() {
             // indicatif leaves the cursor at the end of the last bar.
-            outln!();
+            self.sink.line(format_args!(""));
         }
     }
 }

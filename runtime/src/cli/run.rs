@@ -98,6 +98,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub mount: Vec<String>,
 
+    /// Pull image before running: always, missing (when it is not in the store), never.
+    #[arg(long, default_value = "missing", value_name = "always|missing|never")]
+    pub pull: String,
+
     /// IMAGE [CMD...] (Docker) or ID (runc, with --bundle).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub positional: Vec<String>,
@@ -137,6 +141,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     if let Some(s) = &a.stop_signal {
         rwasm::linux::signal::parse(s)?;
     }
+    ensure_image(cli, image, &a.pull)?;
     let record = RecordOptions {
         labels: a.label.clone(),
         restart,
@@ -179,6 +184,48 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
         },
     )?;
     Ok(code)
+}
+
+/// Docker's `--pull` before `run` and `create`: with `missing` (the default) an image that
+/// is not in the store is pulled first, after "Unable to find image 'REF' locally", the
+/// pull reported on stderr as `docker run` reports it; `always` pulls every time; `never`
+/// refuses a missing image with Docker's "No such image". A rootfs directory given by path
+/// is never pulled.
+fn ensure_image(cli: &Cli, image: &str, policy: &str) -> anyhow::Result<()> {
+    use rwasm::engine::image::ImageError;
+    use rwasm::engine::image::pull::PullOptions;
+    use rwasm::engine::image::reference::Reference;
+    use rwasm::engine::image::registry::{Insecure, default_auth_file};
+    if !matches!(policy, "always" | "missing" | "never") {
+        anyhow::bail!(
+            "invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\""
+        );
+    }
+    if image.starts_with('/') || image.starts_with('.') {
+        return Ok(());
+    }
+    let present = match super::image::images(cli).find(image) {
+        Ok(_) => true,
+        Err(ImageError::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if present && policy != "always" {
+        return Ok(());
+    }
+    // Docker's familiar form, tag defaulted: `busybox:latest`, `localhost:5000/x:1`.
+    let shown = Reference::parse(image)?.to_string();
+    match policy {
+        "never" => anyhow::bail!("No such image: {shown}"),
+        "missing" => eprintln!("Unable to find image '{shown}' locally"),
+        _ => {}
+    }
+    let options = PullOptions {
+        platform: None,
+        insecure: Insecure::load(&cli.data_root, &[])?,
+        auth_file: default_auth_file(),
+    };
+    super::pull::fetch(cli, image, &options, super::pull::Sink::Stderr)?;
+    Ok(())
 }
 
 /// Prepare the container of `run -d`, `create` or `run -t` for a monitor to start: bundle,

@@ -1,6 +1,7 @@
 //! Docker's volume commands: `volume create|ls|inspect|rm|prune`. Output follows
 //! Docker's: `ls` as a table with DRIVER and VOLUME NAME (or names only with `-q`, one
-//! JSON object per line with `--format json`), `inspect` as a JSON array.
+//! JSON object per line with `--format json`), `inspect` as a JSON array. `ls` lists what
+//! the volume drivers' `list` reports, `inspect` takes the mountpoint from `get`.
 
 use clap::{Args, Subcommand};
 
@@ -98,7 +99,13 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls { quiet, format } => {
-            let all = store.list()?;
+            // Each driver's `list`, merged with the records (Docker's /VolumeDriver.List).
+            let plugins = super::load_plugins(cli)?;
+            let listing = store.list_all(&plugins)?;
+            for w in &listing.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            let all = listing.volumes;
             match (format.as_str(), quiet) {
                 (_, true) => all.iter().for_each(|r| outln!("{}", r.name)),
                 ("json" | "{{json .}}", false) => {
@@ -118,11 +125,18 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         VolumeCommand::Inspect { volumes } => {
+            // The driver's `get` gives the mountpoint (Docker's /VolumeDriver.Get).
+            let plugins = super::load_plugins(cli)?;
             let mut out = Vec::new();
             let mut failed = false;
             for v in volumes {
-                match store.get(v) {
-                    Ok(r) => out.push(r),
+                match store.inspect(&plugins, v) {
+                    Ok(found) => {
+                        for w in &found.warnings {
+                            eprintln!("WARNING: {w}");
+                        }
+                        out.extend(found.volumes);
+                    }
                     Err(e) => {
                         eprintln!("rwasm: {}", rwasm::error_chain(&e));
                         failed = true;

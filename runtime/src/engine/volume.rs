@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::record::{RecordError, Records};
-use crate::plugin::volume::{VolAnswer, VolOp};
+use crate::plugin::volume::{VolAnswer, VolOp, VolumeInfo};
 use crate::plugin::{PluginError, PluginSet};
 
 /// Where the first-party `volume_local.wasm` is installed.
@@ -148,6 +148,54 @@ pub struct VolumeRecord {
     /// The manifest that holds the driver, for drivers other than the built-in `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<PathBuf>,
+    /// What the driver's `get` reported as the volume's status (Docker's `Status`, shown
+    /// by `volume inspect` when the driver gives one); never saved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub status: BTreeMap<String, String>,
+}
+
+impl VolumeRecord {
+    /// A record for a volume that driver `driver` (from `manifest`) reports but rwasm has
+    /// no record of (made behind rwasm's back, or by another tool using the driver).
+    fn reported(driver: &str, manifest: Option<PathBuf>, info: VolumeInfo) -> VolumeRecord {
+        VolumeRecord {
+            name: info.name,
+            driver: driver.to_string(),
+            mountpoint: info.mountpoint.unwrap_or_default(),
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            scope: "local".to_string(),
+            created_at: info.created_at.unwrap_or_default(),
+            anonymous: false,
+            manifest,
+            status: info.status.into_iter().collect(),
+        }
+    }
+
+    /// This record with what the driver reports: its mountpoint, status and (when the
+    /// record has none) creation time.
+    fn with_info(mut self, info: VolumeInfo) -> VolumeRecord {
+        if let Some(m) = info.mountpoint {
+            self.mountpoint = m;
+        }
+        self.status = info.status.into_iter().collect();
+        if self.created_at.is_empty()
+            && let Some(c) = info.created_at
+        {
+            self.created_at = c;
+        }
+        self
+    }
+}
+
+/// What [`VolumeStore::list_all`] and [`VolumeStore::inspect`] found: the volumes, and a
+/// warning per driver that could not be asked (its volumes are shown as recorded).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The volumes, by name then driver.
+    pub volumes: Vec<VolumeRecord>,
+    /// One line per driver that failed, naming it and the cause.
+    pub warnings: Vec<String>,
 }
 
 /// What to create.
@@ -298,6 +346,142 @@ impl VolumeStore {
         .into())
     }
 
+    /// The drivers to ask for `list` and `get`: the manifest's volume drivers, the
+    /// built-in `local`, and the drivers of records made from other manifests; each as
+    /// (name, the manifest of its record, `None` for the manifest's or the built-in).
+    fn drivers(
+        &self,
+        plugins: &PluginSet,
+        records: &[VolumeRecord],
+    ) -> Vec<(String, Option<PathBuf>)> {
+        let mut out: Vec<(String, Option<PathBuf>)> = plugins
+            .volume_drivers()
+            .into_iter()
+            .map(|d| (d.to_string(), None))
+            .collect();
+        if !plugins.has_volume_driver(DEFAULT_DRIVER) {
+            out.push((DEFAULT_DRIVER.to_string(), None));
+        }
+        for r in records {
+            let key = (r.driver.clone(), r.manifest.clone());
+            if !plugins.has_volume_driver(&r.driver) && r.manifest.is_some() && !out.contains(&key)
+            {
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    /// Every volume, as Docker's `volume ls` finds them: each driver's `list`
+    /// (`/VolumeDriver.List`) merged with rwasm's records by driver and name. A volume a
+    /// driver reports without a record is listed (no labels, no options); a record its
+    /// driver does not report any more is left out, as Docker leaves it out; the records
+    /// of a driver that cannot be asked are listed as recorded, with a warning.
+    ///
+    /// Errors: the records cannot be read.
+    pub fn list_all(&self, plugins: &PluginSet) -> Result<Listing, VolumeError> {
+        let records = self.list()?;
+        let mut listing = Listing::default();
+        for (driver, manifest) in self.drivers(plugins, &records) {
+            let mine = records
+                .iter()
+                .filter(|r| r.driver == driver && (manifest.is_none() || r.manifest == manifest));
+            let asked =
+                self.with_driver(plugins, &driver, manifest.as_deref(), |set, m| {
+                    match set.volume(&driver, &VolOp::List)? {
+                        VolAnswer::Volumes(v) => Ok((v, m)),
+                        _ => Ok((Vec::new(), m)),
+                    }
+                });
+            match asked {
+                Ok((reported, m)) => {
+                    let m = if driver == DEFAULT_DRIVER && !plugins.has_volume_driver(&driver) {
+                        None
+                    } else {
+                        m
+                    };
+                    for info in reported {
+                        let volume = match mine.clone().find(|r| r.name == info.name) {
+                            Some(r) => r.clone().with_info(info),
+                            None => VolumeRecord::reported(&driver, m.clone(), info),
+                        };
+                        listing.volumes.push(volume);
+                    }
+                }
+                Err(e) => {
+                    listing.warnings.push(format!(
+                        "volume driver `{driver}`: cannot list its volumes: {}",
+                        crate::error_chain(&e)
+                    ));
+                    listing.volumes.extend(mine.cloned());
+                }
+            }
+        }
+        listing
+            .volumes
+            .sort_by(|a, b| (&a.name, &a.driver).cmp(&(&b.name, &b.driver)));
+        Ok(listing)
+    }
+
+    /// Volume `name` as Docker's `volume inspect` shows it: its driver's `get`
+    /// (`/VolumeDriver.Get`) gives the mountpoint and status, the record the rest; a volume
+    /// without a record is looked for with every driver's `get`. A recorded volume whose
+    /// driver cannot be asked is shown as recorded, with a warning.
+    ///
+    /// Errors: [`VolumeError::NotFound`] when neither a record nor a driver has it.
+    pub fn inspect(&self, plugins: &PluginSet, name: &str) -> Result<Listing, VolumeError> {
+        let get = |driver: &str, manifest: Option<&Path>| {
+            self.with_driver(plugins, driver, manifest, |set, m| {
+                match set.volume(
+                    driver,
+                    &VolOp::Get {
+                        name: name.to_string(),
+                    },
+                )? {
+                    VolAnswer::Volume(v) => Ok((v, m)),
+                    _ => Err(VolumeError::NotFound {
+                        name: name.to_string(),
+                    }),
+                }
+            })
+        };
+        match self.get(name) {
+            Ok(r) => Ok(match get(&r.driver, r.manifest.as_deref()) {
+                Ok((info, _)) => Listing {
+                    volumes: vec![r.with_info(info)],
+                    warnings: Vec::new(),
+                },
+                Err(e) => Listing {
+                    warnings: vec![format!(
+                        "volume driver `{}`: cannot get volume {name}: {}",
+                        r.driver,
+                        crate::error_chain(&e)
+                    )],
+                    volumes: vec![r],
+                },
+            }),
+            Err(VolumeError::NotFound { .. }) => {
+                for (driver, manifest) in self.drivers(plugins, &self.list()?) {
+                    if let Ok((info, m)) = get(&driver, manifest.as_deref()) {
+                        let m = if driver == DEFAULT_DRIVER && !plugins.has_volume_driver(&driver) {
+                            None
+                        } else {
+                            m
+                        };
+                        return Ok(Listing {
+                            volumes: vec![VolumeRecord::reported(&driver, m, info)],
+                            warnings: Vec::new(),
+                        });
+                    }
+                }
+                Err(VolumeError::NotFound {
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The record of `name`.
     ///
     /// Errors: [`VolumeError::NotFound`], [`VolumeError::Corrupt`], I/O naming the file.
@@ -390,6 +574,7 @@ impl VolumeStore {
                     }
                 };
                 let record = VolumeRecord {
+                    status: BTreeMap::new(),
                     name: name.clone(),
                     driver: driver.clone(),
                     mountpoint,
@@ -447,14 +632,24 @@ impl VolumeStore {
     }
 
     /// Removes volume `name` (Docker's `volume rm`): refused while a container uses it;
-    /// with `force` a missing volume is not an error.
+    /// with `force` a missing volume is not an error. A volume a driver reports without a
+    /// record is removed through that driver.
     ///
     /// Errors: [`VolumeError::InUse`] naming the containers, [`VolumeError::NotFound`],
     /// the driver's failure (the record is kept then).
     pub fn remove(&self, plugins: &PluginSet, name: &str, force: bool) -> Result<(), VolumeError> {
         let record = match self.get(name) {
             Ok(r) => r,
-            Err(VolumeError::NotFound { .. }) if force => return Ok(()),
+            // A volume only its driver knows (no record): removed through that driver.
+            Err(VolumeError::NotFound { .. }) => match self.inspect(plugins, name) {
+                Ok(found) if !found.volumes.is_empty() => found.volumes[0].clone(),
+                _ if force => return Ok(()),
+                _ => {
+                    return Err(VolumeError::NotFound {
+                        name: name.to_string(),
+                    });
+                }
+            },
             Err(e) => return Err(e),
         };
         let users = self.users(name, None)?;

@@ -128,6 +128,15 @@ pub enum VolAnswer {
 }
 
 impl PluginSet {
+    /// The names of the manifest's `volume-driver` plugins, in manifest order.
+    pub fn volume_drivers(&self) -> Vec<&str> {
+        self.plugins
+            .iter()
+            .filter(|p| p.spec.kind == PluginKind::VolumeDriver)
+            .map(|p| p.spec.name.as_str())
+            .collect()
+    }
+
     /// Whether the manifest has a `volume-driver` plugin named `name`.
     pub fn has_volume_driver(&self, name: &str) -> bool {
         self.plugins

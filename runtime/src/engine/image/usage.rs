@@ -2,6 +2,7 @@
 //! layers are counted once, and what no container uses is reclaimable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use super::manage::ContainerUse;
 use super::{ImageError, ImageStore};
@@ -20,6 +21,26 @@ pub struct ImagesUsage {
     /// Per image (by `sha256:` config ID): its layers' bytes and how many containers use it,
     /// for `system df -v`.
     pub per_image: BTreeMap<String, (u64, u64)>,
+}
+
+/// Bytes of file content in a container's image layers (`ContainerRecord::layers`), for
+/// `ps -s`'s virtual size: a stored layer's recorded size (`layers/HEX.size`, written when
+/// it was unpacked), or for a rootfs directory given by path the bytes of its files.
+pub fn layer_dirs_bytes(layers: &[PathBuf]) -> u64 {
+    layers
+        .iter()
+        .map(|l| {
+            let stored = l
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+            stored
+                .then(|| std::fs::read_to_string(l.with_extension("size")).ok())
+                .flatten()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or_else(|| crate::engine::disk_usage::tree_bytes(Path::new(l)))
+        })
+        .sum()
 }
 
 impl ImageStore {
