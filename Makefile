@@ -27,7 +27,7 @@ APT_PACKAGES += docker-registry skopeo umoci apache2-utils
 # bench-containers: podman (with Debian's runc) beside rwasm for 200 detached containers.
 APT_PACKAGES += podman
 
-.PHONY: setup build plugins demo test lint man bench bench-plugins bench-network bench-pull bench-containers clean
+.PHONY: setup build plugins demo test lint man bench bench-plugins bench-network bench-pull bench-containers bench-storage clean
 
 ## setup: install what builds and tests need (apt packages, the wasm32-wasip2 target)
 setup:
@@ -94,6 +94,12 @@ bench-network: setup build
 ## bench-pull: pull + unpack of a ~81 MB 4-layer image from a loopback registry, rwasm vs skopeo + umoci
 bench-pull: setup build
 	bench/pull.sh
+
+## bench-storage: rootfs preparation by the overlay, vfs and native-overlay drivers, and
+## `run --rm busybox true` beside podman with runc
+bench-storage: setup build
+	cargo build --release -p rwasm --example storage_prepare
+	bench/storage.sh
 
 clean:
 	cargo clean

@@ -5,13 +5,9 @@
 #   bench/pull.sh        (or `make bench-pull`, which first runs setup and build)
 #
 # The registry is Debian's docker-registry on a free 127.0.0.1 port with its own storage
-# under the script's temporary directory. The image is built here with umoci (gzip
-# layers, as umoci repack writes them) and pushed with skopeo:
-#   1. busybox-static with its applet links           (~2 MB)
-#   2. 32 MiB of random bytes in one file              (incompressible)
-#   3. 32 MiB of base64 text in 8 files                (compresses to ~75 %)
-#   4. 2000 files of 8 KiB of base64 text in 20 dirs   (many small files: unpack cost)
-# so ~82 MiB unpacked, ~81 MB on the wire (Go gzip at its default level).
+# under the script's temporary directory. The image (big-image.sh: busybox-static, 32 MiB
+# random, 32 MiB base64 text, 2000 small files; ~82 MiB unpacked, ~81 MB gzipped) is
+# built here with umoci and pushed with skopeo.
 # Commands, each from a fresh store (hyperfine --prepare removes it before every run):
 #   rwasm:          rwasm --data-root D pull HOST/bench:v1
 #                   (manifest, config and layers fetched, 3 at a time, verified, stored
@@ -78,41 +74,9 @@ curl -fs "http://$HOST/v2/" >/dev/null || { cat "$WORK/registry.log" >&2; die "t
 
 say "building the image (umoci) and pushing it (skopeo) to $HOST"
 L=$WORK/src
-umoci init --layout "$L"
-umoci new --image "$L:v1"
-layer() { # layer N: unpack, let "fill_N ROOTFS" add files, repack
-    umoci unpack --image "$L:v1" "$WORK/b"
-    "fill_$1" "$WORK/b/rootfs"
-    umoci repack --image "$L:v1" "$WORK/b"
-    rm -rf "$WORK/b"
-}
-fill_1() {
-    mkdir -p "$1/bin" "$1/etc" "$1/tmp"
-    cp /bin/busybox "$1/bin/busybox"
-    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$1/bin/$a"; done
-    echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"
-}
-fill_2() { mkdir -p "$1/data"; head -c $((32 << 20)) /dev/urandom >"$1/data/random.bin"; }
-fill_3() {
-    mkdir -p "$1/text"
-    for i in $(seq 8); do
-        head -c $((3 << 20)) /dev/urandom | base64 -w 76 >"$1/text/t$i.txt"
-        truncate -s $((4 << 20)) "$1/text/t$i.txt"
-    done
-}
-fill_4() {
-    python3 - "$1" <<'PY'
-import base64, os, sys
-root = os.path.join(sys.argv[1], "small")
-for d in range(20):
-    os.makedirs(os.path.join(root, f"d{d:02}"))
-    for f in range(100):
-        with open(os.path.join(root, f"d{d:02}", f"f{f:03}.txt"), "wb") as out:
-            out.write(base64.b64encode(os.urandom(6144))[:8192])
-PY
-}
-for n in 1 2 3 4; do layer "$n"; done
-umoci config --image "$L:v1" --config.cmd sh --config.env PATH=/bin
+# shellcheck source=big-image.sh
+. "$HERE/big-image.sh"
+build_big_image "$L" "$WORK/b"
 skopeo copy --quiet --dest-tls-verify=false "oci:$L:v1" "docker://$HOST/bench:v1"
 WIRE=$(skopeo inspect --raw --tls-verify=false "docker://$HOST/bench:v1" | jq '[.layers[].size] | add')
 NLAYERS=$(skopeo inspect --raw --tls-verify=false "docker://$HOST/bench:v1" | jq '.layers | length')
