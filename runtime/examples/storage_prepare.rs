@@ -46,7 +46,7 @@ fn once(data_root: &Path, cache: &Path, layers: &[PathBuf], driver: &str) -> (Du
     let id = rwasm::engine::run::new_id().expect("read /dev/urandom");
     let bundle = data_root.join("containers").join(&id);
     std::fs::create_dir_all(bundle.join("rootfs")).expect("create the bundle");
-    storage::choose(&bundle, driver, false).expect("record the driver");
+    storage::choose(&bundle, driver, false, &[]).expect("record the driver");
     let plugins = PluginSet::empty();
     let t0 = Instant::now();
     storage::mount(&MountCtx {

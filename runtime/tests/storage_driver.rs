@@ -421,3 +421,47 @@ state-dir = {state:?}
         "the driver's state directory still holds a container's tree"
     );
 }
+
+#[test]
+fn storage_opt_is_refused_by_name_and_leaves_nothing() {
+    let w = World::new();
+    w.setup_image();
+    for driver in ["overlay", "vfs", "native-overlay"] {
+        for cmd in ["run", "create"] {
+            let err = fails(
+                &w,
+                &[
+                    "--storage-driver",
+                    driver,
+                    cmd,
+                    "--storage-opt",
+                    "size=10G",
+                    "busybox",
+                    "true",
+                ],
+            );
+            assert!(
+                err.contains(&format!(
+                    "invalid --storage-opt \"size=10G\": storage driver `{driver}` takes no option `size`"
+                )),
+                "{driver} {cmd}: {err}"
+            );
+        }
+    }
+    let err = fails(
+        &w,
+        &["run", "--rm", "--storage-opt", "size", "busybox", "true"],
+    );
+    assert!(
+        err.contains("invalid --storage-opt \"size\": expected KEY=VALUE"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(w.data.join("containers")).map_or(true, |mut d| d.next().is_none()),
+        "no bundle is left"
+    );
+    assert!(
+        ok(&w, &["ps", "-aq"]).trim().is_empty(),
+        "no container is left"
+    );
+}

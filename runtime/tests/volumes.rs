@@ -731,3 +731,91 @@ fn volume_ls_and_inspect_ask_the_drivers_list_and_get() {
     std::fs::remove_dir_all(local.join("rec")).unwrap();
     assert_eq!(volume_names(&w), ["vv"]);
 }
+
+#[test]
+fn volumes_are_unmounted_at_stop_and_mounted_again_at_start() {
+    let w = world();
+    ok(
+        &w,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=1m",
+            "mem",
+        ],
+    );
+    ok(&w, &["volume", "create", "disk"]);
+    let data = w.data.join("volumes/mem/_data").canonicalize().unwrap();
+    let marks = w.data.join("volumes").canonicalize().unwrap();
+    let mounted_for = |v: &str| -> Vec<String> {
+        std::fs::read_dir(marks.join(v).join("mounts"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    start(
+        &w,
+        &[
+            "--name", "t", "-v", "mem:/m", "-v", "disk:/d", "busybox", "sleep", "1000",
+        ],
+    );
+    let id = ok(&w, &["inspect", "-f", "{{.Id}}", "t"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        host_mounts(data.to_str().unwrap()).len(),
+        1,
+        "tmpfs while running"
+    );
+    assert_eq!(mounted_for("disk"), [id.clone()]);
+    ok(
+        &w,
+        &[
+            "exec",
+            "t",
+            "sh",
+            "-c",
+            "echo kept > /d/f; echo lost > /m/f",
+        ],
+    );
+
+    ok(&w, &["stop", "-t", "0", "t"]);
+    // The drivers' `unmount` ran: no mount marker, the tmpfs gone with its data.
+    assert!(
+        host_mounts(data.to_str().unwrap()).is_empty(),
+        "unmounted at stop"
+    );
+    assert!(mounted_for("disk").is_empty() && mounted_for("mem").is_empty());
+    assert!(
+        !data.join("f").exists(),
+        "the tmpfs data went with the mount"
+    );
+
+    let (code, err) = w.rwasm_detached(&["start", "t"]);
+    assert_eq!(code, 0, "start: {err}");
+    // The drivers' `mount` again: a fresh tmpfs inside, the directory volume's data kept.
+    let inside = ok(
+        &w,
+        &[
+            "exec",
+            "t",
+            "sh",
+            "-c",
+            "grep ' /m ' /proc/mounts | cut -d' ' -f1; cat /d/f; ls /m",
+        ],
+    );
+    assert_eq!(inside, "tmpfs\nkept\n", "{inside}");
+    assert_eq!(host_mounts(data.to_str().unwrap()).len(), 1);
+    assert_eq!(mounted_for("mem"), [id]);
+    ok(&w, &["rm", "-f", "t"]);
+    assert!(host_mounts(data.to_str().unwrap()).is_empty());
+    assert!(mounted_for("disk").is_empty());
+}

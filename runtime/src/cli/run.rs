@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// Publish all the image's exposed ports, each on a free host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Storage driver option KEY=VALUE (refused by rwasm's drivers, which take none: no
+    /// size quotas here; passed to a manifest's storage driver plugin).
+    #[arg(long = "storage-opt", value_name = "KEY=VALUE")]
+    pub storage_opt: Vec<String>,
     /// Mount a volume or bind: NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous).
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
@@ -319,6 +323,7 @@ fn run_flags(cli: &Cli, a: &RunArgs) -> anyhow::Result<RunFlags> {
     }
     let mut flags = RunFlags {
         storage_driver: cli.storage_driver.clone(),
+        storage_opts: a.storage_opt.clone(),
         network: a.network.clone(),
         publish,
         publish_all: a.publish_all,

@@ -813,6 +813,13 @@ pub fn delete(
             path: record.rootfs.clone(),
             reason: crate::error_chain(&e),
         })?;
+        // Its volumes' drivers unmount them at every stop, as Docker calls
+        // `/VolumeDriver.Unmount` (a start mounts them again; `rm` removes anonymous ones).
+        if let Some(data_root) = record.bundle.parent().and_then(Path::parent)
+            && let Ok(r) = super::record::Records::new(data_root).load(id)
+        {
+            super::volume_mounts::release(data_root, cache_dir, id, &r.mounts, false);
+        }
     }
     let spec = load_spec(store, id).ok();
     store.remove(id)?;

@@ -123,6 +123,9 @@ pub struct RunFlags {
     /// `--storage-driver`: `overlay` (default), `vfs`, `native-overlay` or a storage
     /// driver plugin's name (see [`crate::engine::storage`]).
     pub storage_driver: Option<String>,
+    /// `--storage-opt KEY=VALUE` as given, for the storage driver's `prepare` (see
+    /// [`crate::engine::storage::check_options`]).
+    pub storage_opts: Vec<String>,
     /// `-v/--volume` as given (see [`crate::engine::volume_mounts::parse_volume`]).
     pub volumes: Vec<String>,
     /// `--tmpfs /path[:opts]` as given (see [`crate::engine::volume_mounts::parse_tmpfs`]).

@@ -242,6 +242,21 @@ impl Monitor<'_> {
     ) -> Result<i32, MonitorError> {
         let dir = self.dir();
         mount_rootfs(layers, &dir, self.plugins, self.cache_dir)?;
+        // The volumes' drivers mount them again (the last stop unmounted them).
+        if let Some(data_root) = dir.parent().and_then(Path::parent) {
+            let mounts = self.records.load(self.id)?.mounts;
+            let mounted = super::volume_mounts::mount_at_start(
+                data_root,
+                self.cache_dir,
+                self.plugins,
+                self.id,
+                &mounts,
+            );
+            if let Err(e) = mounted {
+                let _ = super::storage::unmount(&dir);
+                return Err(RunError::from(e).into());
+            }
+        }
         let cleanup = || {
             let _ = container::delete(
                 self.store,

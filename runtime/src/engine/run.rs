@@ -244,6 +244,14 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         }
         None => return Err(RunError::NoCommand(req.image.into())),
     };
+    let driver = req
+        .flags
+        .storage_driver
+        .clone()
+        .unwrap_or_else(|| super::storage::DEFAULT_DRIVER.to_string());
+    // Refused before anything exists: an option no driver here can honour.
+    let storage_opts =
+        super::storage::check_options(&driver, req.plugins, &req.flags.storage_opts)?;
     let id = new_id().map_err(io_err("read", Path::new("/dev/urandom")))?;
     let containers = req.data_root.join("containers");
     fs::create_dir_all(&containers).map_err(io_err("create", &containers))?;
@@ -262,15 +270,10 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         mounts: Vec::new(),
     };
     fs::create_dir_all(&rootfs).map_err(io_err("create", &rootfs))?;
-    let driver = req
-        .flags
-        .storage_driver
-        .clone()
-        .unwrap_or_else(|| super::storage::DEFAULT_DRIVER.to_string());
     // `--read-only` is the spec's `root.readonly` (the runtime remounts the root read-only
     // after making the mount destinations it needs, /etc/hostname among them), not a
     // read-only rootfs from the driver, which would refuse those destinations.
-    super::storage::choose(&dir, &driver, false)?;
+    super::storage::choose(&dir, &driver, false, &storage_opts)?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     let records = Records::new(req.data_root);
     records.reserve_name(&name, &id)?;

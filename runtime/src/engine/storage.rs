@@ -78,6 +78,14 @@ pub enum StorageError {
         #[source]
         source: serde_json::Error,
     },
+    /// A `--storage-opt` is malformed or its driver takes no such option.
+    #[error("invalid --storage-opt {option:?}: {reason}")]
+    BadOption {
+        /// The option as given.
+        option: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The driver failed.
     #[error(transparent)]
     Plugin(#[from] PluginError),
@@ -108,6 +116,9 @@ struct State {
     /// What the driver's last `prepare` mounted, in order.
     #[serde(default)]
     mounted: Vec<PathBuf>,
+    /// `--storage-opt KEY=VALUE`, handed to every `prepare`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    options: Vec<(String, String)>,
 }
 
 fn read_state(bundle: &Path) -> Result<Option<State>, StorageError> {
@@ -143,15 +154,57 @@ pub fn check_name(name: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Checks `--storage-opt` values (`KEY=VALUE`) for driver `driver` and returns them as
+/// pairs. The first-party drivers (`overlay`, `vfs`, `native-overlay`) take no options:
+/// none of them can enforce a size quota (Docker's `size=`, overlay2 over xfs with
+/// `pquota` only), so any option is refused here, before anything is made, rather than
+/// ignored. Options for a manifest's storage driver plugin (`plugins` has it) go to its
+/// `prepare`, which refuses what it does not take.
+///
+/// Errors: [`StorageError::BadOption`] naming the option.
+pub fn check_options(
+    driver: &str,
+    plugins: &PluginSet,
+    options: &[String],
+) -> Result<Vec<(String, String)>, StorageError> {
+    let mut out = Vec::new();
+    for o in options {
+        let bad = |reason: String| StorageError::BadOption {
+            option: o.clone(),
+            reason,
+        };
+        let (k, v) = match o.split_once('=') {
+            Some((k, v)) if !k.is_empty() => (k.to_string(), v.to_string()),
+            _ => return Err(bad("expected KEY=VALUE (e.g. size=10G)".to_string())),
+        };
+        let first_party = driver == NATIVE_DRIVER
+            || (matches!(driver, "overlay" | "vfs") && !plugins.has_storage_driver(driver));
+        if first_party {
+            return Err(bad(format!(
+                "storage driver `{driver}` takes no option `{k}` (none of rwasm's drivers \
+                 supports options; a size quota needs a driver that can enforce one)"
+            )));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
 /// Records in `bundle` that its rootfs comes from driver `driver` (`--read-only` as
-/// given); nothing is mounted yet.
-pub fn choose(bundle: &Path, driver: &str, read_only: bool) -> Result<(), StorageError> {
+/// given) with `options` (checked by [`check_options`]); nothing is mounted yet.
+pub fn choose(
+    bundle: &Path,
+    driver: &str,
+    read_only: bool,
+    options: &[(String, String)],
+) -> Result<(), StorageError> {
     check_name(driver)?;
     write_state(
         bundle,
         &State {
             driver: driver.to_string(),
             read_only,
+            options: options.to_vec(),
             ..State::default()
         },
     )
@@ -280,7 +333,7 @@ pub fn mount(ctx: &MountCtx<'_>) -> Result<(), StorageError> {
             })
             .collect(),
         read_only: state.read_only,
-        options: Vec::new(),
+        options: state.options.clone(),
     };
     let outcome = set.storage(&state.driver, StorageOp::Prepare, &request)?;
     state.manifest = Some(manifest);

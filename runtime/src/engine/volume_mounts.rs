@@ -404,6 +404,31 @@ pub fn resolve(
     Ok(mounts)
 }
 
+/// Mounts the volumes among `mounts` for container `id` again (their drivers' `mount`),
+/// as Docker calls `/VolumeDriver.Mount` at every start: after a stop unmounted them, a
+/// tmpfs volume of the `local` driver gets its tmpfs back. A driver answers the same path
+/// for a volume each time (config.json binds the path of the first mount).
+///
+/// Errors: a driver's failure, naming the volume; what was mounted before it is unmounted.
+pub fn mount_at_start(
+    data_root: &Path,
+    cache_dir: &Path,
+    plugins: &PluginSet,
+    id: &str,
+    mounts: &[MountRecord],
+) -> Result<(), VolumeError> {
+    let store = VolumeStore::new(data_root, cache_dir);
+    let volumes: Vec<&MountRecord> = mounts.iter().filter(|m| m.typ == "volume").collect();
+    for (i, m) in volumes.iter().enumerate() {
+        if let Err(e) = store.mount(plugins, &m.source, id) {
+            let done: Vec<MountRecord> = volumes[..i].iter().map(|m| (*m).clone()).collect();
+            release(data_root, cache_dir, id, &done, false);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Unmounts the volumes among `mounts` for container `id` (through their drivers) and,
 /// with `remove_anonymous`, removes its anonymous volumes once no other container uses
 /// them. Errors are logged: a container going away is never held up by a volume.
