@@ -775,7 +775,7 @@ fn volumes_are_unmounted_at_stop_and_mounted_again_at_start() {
         1,
         "tmpfs while running"
     );
-    assert_eq!(mounted_for("disk"), [id.clone()]);
+    assert_eq!(mounted_for("disk"), std::slice::from_ref(&id));
     ok(
         &w,
         &[
