@@ -35,8 +35,10 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
     let rs = records(cli);
     let id = rs.resolve(&a.container)?;
     let r = rs.load(&id)?;
-    if !matches!(r.live(), Live::Running) {
-        bail!("You cannot attach to a stopped container, start it first");
+    match r.live() {
+        Live::Running => {}
+        Live::Paused => bail!("You cannot attach to a paused container, unpause it first"),
+        _ => bail!("You cannot attach to a stopped container, start it first"),
     }
     let dir = rs.dir(&id);
     let terminal = attach::has_terminal(&dir);

@@ -613,6 +613,8 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
             "Entrypoint": null,
             "Labels": r.labels,
+            "Tty": process.as_ref().and_then(|p| p.terminal()).unwrap_or(false),
+            "OpenStdin": r.open_stdin,
             "StopSignal": r.stop_signal(),
             "StopTimeout": r.stop_timeout,
         },
