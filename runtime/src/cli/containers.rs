@@ -453,9 +453,11 @@ fn start_attached(
     super::monitor::launch(cli, id, attach)
 }
 
-/// Docker's `start [-a [-i]] CONTAINER...`: with `-a`, one container, its output followed
-/// (a terminal's through the monitor's attach socket, our stdin typed on it with `-i`)
-/// and its exit code returned.
+/// Docker's `start [-a [-i]] CONTAINER...`: with `-a`, one container, connected to its
+/// monitor's attach socket before it starts: its stdout and stderr followed (kept apart;
+/// a terminal's output is all stdout), our stdin sent to it with `-i` (when it was
+/// created with `-i`), signals proxied to it (without a terminal), and its exit code
+/// returned.
 pub fn start(
     cli: &Cli,
     attach: bool,
@@ -469,17 +471,17 @@ pub fn start(
         };
         let rs = records(cli);
         let id = rs.resolve(name)?;
-        if rwasm::engine::attach::has_terminal(&rs.dir(&id)) {
-            rwasm::engine::attach::parse_detach_keys(detach_keys)?;
-            let Some(stream) = start_attached(cli, &id, true)? else {
-                bail!("container {name} is already running: use `rwasm attach {name}`");
-            };
-            return super::attach::follow(cli, &id, stream, interactive, detach_keys);
+        let terminal = rwasm::engine::attach::has_terminal(&rs.dir(&id));
+        rwasm::engine::attach::parse_detach_keys(detach_keys)?;
+        let Some(stream) = start_attached(cli, &id, true)? else {
+            bail!("container {name} is already running: use `rwasm attach {name}`");
+        };
+        let r = rs.load(&id)?;
+        if !terminal {
+            super::attach::proxy_signals(r.pid);
         }
-        let mut reader = LogReader::at_end(&rs.log_path(&id));
-        start_one(cli, &id)?;
-        follow(&rs, &id, &mut reader, false)?;
-        return with_lifecycle(cli, |l| Ok(l.wait(&id)?));
+        let stdin = interactive && r.open_stdin;
+        return super::attach::follow(cli, &id, stream, stdin, terminal, detach_keys);
     }
     each(cli, names, true, |id| start_one(cli, id))
 }
@@ -642,6 +644,8 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "WorkingDir": process.as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default(),
             "Entrypoint": null,
             "Labels": r.labels,
+            "Tty": process.as_ref().and_then(|p| p.terminal()).unwrap_or(false),
+            "OpenStdin": r.open_stdin,
             "StopSignal": r.stop_signal(),
             "StopTimeout": r.stop_timeout,
         },

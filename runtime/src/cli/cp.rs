@@ -1,5 +1,6 @@
 //! `rwasm cp [-a] [-L] CONTAINER:SRC DEST` and `rwasm cp [-a] [-L] SRC CONTAINER:DEST`
-//! (Docker's `cp`). A running container is reached through `/proc/PID/root`, so its volumes
+//! (Docker's `cp`); `-` as DEST writes a tar stream of SRC to stdout, `-` as SRC extracts
+//! a tar stream read from stdin into the directory DEST. A running container is reached through `/proc/PID/root`, so its volumes
 //! and tmpfs mounts are seen as inside; a stopped one through its rootfs, mounted for the
 //! copy under the container's record lock.
 
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use rwasm::engine::cp::{CopyOptions, copy_in, copy_out};
+use rwasm::engine::cp::{CopyOptions, CpError, copy_in, copy_out};
+use rwasm::engine::cp_tar::{tar_in, tar_out};
 use rwasm::engine::record::Live;
 
 use super::Cli;
@@ -23,9 +25,11 @@ pub struct CpArgs {
     /// Follow a symlink given as SRC_PATH.
     #[arg(short = 'L', long)]
     pub follow_link: bool,
-    /// `CONTAINER:SRC_PATH` or a host path.
+    /// `CONTAINER:SRC_PATH`, a host path, or `-` (a tar stream on stdin, extracted into
+    /// the directory DEST_PATH).
     pub src: String,
-    /// `CONTAINER:DEST_PATH` or a host path.
+    /// `CONTAINER:DEST_PATH`, a host path, or `-` (SRC_PATH written to stdout as a tar
+    /// stream).
     pub dest: String,
 }
 
@@ -56,8 +60,8 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
         archive: a.archive,
         follow_link: a.follow_link,
     };
-    if a.src == "-" || a.dest == "-" {
-        bail!("cp: `-` (a tar stream on stdin or stdout) is not supported; give a host path");
+    if a.src == "-" && a.dest == "-" {
+        bail!("must specify at least one container source (CONTAINER:PATH)");
     }
     let (name, out) = match (split(&a.src), split(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
@@ -83,15 +87,36 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
             dir.join("rootfs")
         }
     };
-    let result = if out {
-        let (_, p) = split(&a.src).expect("checked");
-        copy_out(&root, &container_path(p), Path::new(&a.dest), opts)
-    } else {
-        let (_, p) = split(&a.dest).expect("checked");
-        copy_in(Path::new(&a.src), &root, &container_path(p), opts)
+    let result = match (out, a.src.as_str(), a.dest.as_str()) {
+        (true, _, "-") => {
+            let (_, p) = split(&a.src).expect("checked");
+            let stdout = std::io::stdout().lock();
+            tar_out(
+                &root,
+                &container_path(p),
+                std::io::BufWriter::new(stdout),
+                opts,
+            )
+        }
+        (true, _, dest) => {
+            let (_, p) = split(&a.src).expect("checked");
+            copy_out(&root, &container_path(p), Path::new(dest), opts)
+        }
+        (false, "-", _) => {
+            let (_, p) = split(&a.dest).expect("checked");
+            spool_stdin(&dir).and_then(|mut f| tar_in(&mut f, &root, &container_path(p), opts))
+        }
+        (false, src, _) => {
+            let (_, p) = split(&a.dest).expect("checked");
+            copy_in(Path::new(src), &root, &container_path(p), opts)
+        }
     };
     if mounted_here {
         let _ = rwasm::engine::storage::unmount(&dir);
+    }
+    if let Err(CpError::NotADirectory(_)) = &result {
+        // Docker's words.
+        bail!("destination \"{}\" must be a directory", a.dest);
     }
     let done = result.with_context(|| format!("cp {} {}", a.src, a.dest))?;
     if done.skipped > 0 {
@@ -101,6 +126,26 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Our stdin copied into an unnamed file in the container's directory (`O_TMPFILE`, gone
+/// when closed), so the archive can be checked whole before anything is extracted.
+fn spool_stdin(dir: &Path) -> Result<std::fs::File, CpError> {
+    use std::io::Seek;
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_TMPFILE | nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| CpError::Host {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })?;
+    let mut f = std::fs::File::from(fd);
+    std::io::copy(&mut std::io::stdin().lock(), &mut f)
+        .and_then(|_| f.rewind())
+        .map_err(|e| CpError::Tar("read", e))?;
+    Ok(f)
 }
 
 #[cfg(test)]

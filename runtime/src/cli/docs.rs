@@ -19,7 +19,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "start",
-        "rwasm start -a web\n  rwasm start ID                              (runc)",
+        "rwasm start -a web\n  rwasm create -i --name box busybox cat; echo hi | rwasm start -ai box\n  rwasm start ID                              (runc)",
     ),
     ("state", "rwasm state ID"),
     (
@@ -103,13 +103,16 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("system prune", "rwasm system prune -a -f"),
     (
         "cp",
-        "rwasm cp web:/etc/hostname ./hostname\n  rwasm cp ./site web:/var/www",
+        "rwasm cp web:/etc/hostname ./hostname\n  rwasm cp ./site web:/var/www\n  rwasm cp web:/var/log - | tar tvf -\n  tar -cf - site | rwasm cp - web:/var/www",
     ),
     (
         "completion",
         "rwasm completion bash > /etc/bash_completion.d/rwasm",
     ),
-    ("attach", "rwasm attach --detach-keys ctrl-x box"),
+    (
+        "attach",
+        "rwasm attach --detach-keys ctrl-x box\n  rwasm run -di --name cat busybox cat; echo hi | rwasm attach cat",
+    ),
     ("port", "rwasm port web 80/tcp"),
     ("network", "rwasm network ls"),
     (

@@ -101,10 +101,10 @@ pub enum Command {
     /// runc's grammar applies when the one argument is exactly the id of an OCI container
     /// under --root that has no Docker record (what engines create), and -a is not given.
     Start {
-        /// Docker: attach to the container's output and return its exit code.
+        /// Docker: attach to the container's stdout and stderr and return its exit code.
         #[arg(short, long)]
         attach: bool,
-        /// Docker: with -a, attach stdin too (a container with a terminal).
+        /// Docker: with -a, attach stdin too (a container created with -i).
         #[arg(short, long)]
         interactive: bool,
         /// Docker: the key sequence that detaches (with -a -i on a terminal).
@@ -113,7 +113,7 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Attach the terminal to a running container's terminal (detach: ctrl-p ctrl-q)
+    /// Attach stdin, stdout and stderr to a running container (detach from a terminal: ctrl-p ctrl-q)
     ///
     /// Example: `rwasm run -dit --name box busybox sh; rwasm attach box`
     Attach(attach::AttachArgs),

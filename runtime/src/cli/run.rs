@@ -152,6 +152,7 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         detached: a.detach || !start,
+        open_stdin: a.interactive,
     };
     if a.detach || !start {
         return docker_run_detached(cli, a, image, args, record, start);
@@ -275,7 +276,7 @@ fn docker_run_terminal(
     let id = prepare_kept(cli, a, image, args, record)?;
     let stream = super::monitor::launch(cli, &id, true)?
         .context("the monitor did not open the container's attach socket")?;
-    super::attach::follow(cli, &id, stream, a.interactive, &a.detach_keys)
+    super::attach::follow(cli, &id, stream, a.interactive, true, &a.detach_keys)
 }
 
 /// `run -d` (and Docker's `create` with `start = false`): prepare the container, then

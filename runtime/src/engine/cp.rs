@@ -55,6 +55,20 @@ pub enum CpError {
     /// Docker's rule broken: a directory onto a file, or a file onto `DIR/` that is missing.
     #[error("{0}")]
     Rule(String),
+    /// `cp - CONTAINER:DIR`: DIR is missing or not a directory.
+    #[error("{0} in the container is not a directory")]
+    NotADirectory(PathBuf),
+    /// An entry of a tar stream given to `cp -` that would land outside its directory.
+    #[error("tar entry {entry:?} is refused: {reason}")]
+    Entry {
+        /// The entry's path (or `path -> link target`) as the archive spells it.
+        entry: String,
+        /// `absolute path`, `".." component` or `path through the symlink S`.
+        reason: String,
+    },
+    /// The tar stream itself could not be read or written.
+    #[error("cannot {0} the tar stream")]
+    Tar(&'static str, #[source] io::Error),
 }
 
 /// Options of `rwasm cp` (Docker's `-a` and `-L`).
@@ -77,7 +91,7 @@ pub struct Copied {
     pub skipped: u64,
 }
 
-fn cerr(path: &Path) -> impl Fn(Errno) -> CpError + '_ {
+pub(super) fn cerr(path: &Path) -> impl Fn(Errno) -> CpError + '_ {
     move |e| CpError::Container {
         path: path.to_path_buf(),
         source: io::Error::from(e),
@@ -91,7 +105,7 @@ fn herr(path: &Path) -> impl Fn(io::Error) -> CpError + '_ {
     }
 }
 
-fn open_root(root: &Path) -> Result<OwnedFd, CpError> {
+pub(super) fn open_root(root: &Path) -> Result<OwnedFd, CpError> {
     nix::fcntl::open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -104,7 +118,7 @@ fn open_root(root: &Path) -> Result<OwnedFd, CpError> {
 }
 
 /// Whether `p` asks for "the contents of": it ends in `/.`.
-fn contents_of(p: &Path) -> bool {
+pub(super) fn contents_of(p: &Path) -> bool {
     p.as_os_str().as_bytes().ends_with(b"/.") || p.as_os_str() == "."
 }
 
@@ -113,7 +127,7 @@ fn ends_with_slash(p: &Path) -> bool {
 }
 
 /// The directory fd of `path`'s parent inside `root` and its last name; `/` has none.
-fn parent_in_root(root: &OwnedFd, path: &Path) -> Result<(OwnedFd, OsString), CpError> {
+pub(super) fn parent_in_root(root: &OwnedFd, path: &Path) -> Result<(OwnedFd, OsString), CpError> {
     let name = path
         .file_name()
         .ok_or_else(|| CpError::Rule(format!("{}: not a file or directory name", path.display())))?
@@ -126,7 +140,7 @@ fn parent_in_root(root: &OwnedFd, path: &Path) -> Result<(OwnedFd, OsString), Cp
     Ok((reopen_dir(&fd).map_err(cerr(parent))?, name))
 }
 
-fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+pub(super) fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
     nix::fcntl::open(
         proc_fd_path(fd).as_path(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -134,7 +148,7 @@ fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
     )
 }
 
-fn is_dir_mode(mode: u32) -> bool {
+pub(super) fn is_dir_mode(mode: u32) -> bool {
     mode & libc::S_IFMT == libc::S_IFDIR
 }
 
@@ -333,7 +347,7 @@ fn out_children(
     Ok(())
 }
 
-fn list_dir(dir: &OwnedFd) -> Result<Vec<OsString>, Errno> {
+pub(super) fn list_dir(dir: &OwnedFd) -> Result<Vec<OsString>, Errno> {
     let d = nix::dir::Dir::openat(
         dir,
         ".",
@@ -420,7 +434,7 @@ pub fn copy_in(src: &Path, root: &Path, dest: &Path, opts: CopyOptions) -> Resul
     Ok(done)
 }
 
-fn open_dir_nofollow(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
+pub(super) fn open_dir_nofollow(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
     openat(
         dir,
         name,
@@ -521,6 +535,6 @@ fn in_entry(
 
 /// Remove `name` in `dir` unless it is a directory (a file or link is replaced, as tar
 /// extraction does).
-fn remove_nondir(dir: &OwnedFd, name: &OsStr) {
+pub(super) fn remove_nondir(dir: &OwnedFd, name: &OsStr) {
     let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
 }

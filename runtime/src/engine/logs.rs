@@ -6,7 +6,7 @@
 //! ends in `\n`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -93,23 +93,47 @@ impl LogWriter {
 /// one per line (split at [`MAX_ENTRY`]), until end of file; a trailing partial line is
 /// written as it is.
 pub fn pump(reader: impl Read, stream: &str, log: &LogWriter) {
-    let mut r = BufReader::with_capacity(MAX_ENTRY, reader);
-    let mut line = Vec::with_capacity(256);
+    pump_tee(reader, stream, log, &|_| {});
+}
+
+/// [`pump`], and every chunk read also handed to `tee` as soon as it is read (attached
+/// clients see a prompt that no newline ended yet).
+pub fn pump_tee(mut reader: impl Read, stream: &str, log: &LogWriter, tee: &dyn Fn(&[u8])) {
+    let mut buf = vec![0u8; MAX_ENTRY];
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let write = |line: &[u8]| {
+        if let Err(e) = log.write(stream, line) {
+            tracing::warn!("{}", crate::error_chain(&e));
+        }
+    };
     loop {
-        line.clear();
-        match (&mut r).take(MAX_ENTRY as u64).read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                if let Err(e) = log.write(stream, &line) {
-                    tracing::warn!("{}", crate::error_chain(&e));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!("reading the container's {stream}: {e}");
-                return;
+                break;
+            }
+        };
+        tee(&buf[..n]);
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let room = rest.len().min(MAX_ENTRY - line.len());
+            let take = rest[..room]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(room, |i| i + 1);
+            line.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if line.ends_with(b"\n") || line.len() == MAX_ENTRY {
+                write(&line);
+                line.clear();
             }
         }
+    }
+    if !line.is_empty() {
+        write(&line);
     }
 }
 

@@ -4,6 +4,7 @@ pub mod attach;
 pub mod container;
 pub mod copy_up;
 pub mod cp;
+pub mod cp_tar;
 pub mod disk_usage;
 pub mod docker;
 pub mod hooks;

@@ -20,8 +20,9 @@ use crate::linux::proc::start_time;
 use crate::linux::sync::FailureKind;
 use crate::plugin::PluginSet;
 
+use super::attach::{Clients, FRAME_STDERR, FRAME_STDOUT, Input, Server, pump_terminal};
 use super::container::{self, CreateOptions, EngineError};
-use super::logs::{LogError, LogWriter, pump};
+use super::logs::{LogError, LogWriter, pump_tee};
 use super::record::{RecordError, Records, RunState};
 use super::run::{RunError, mount_rootfs};
 use super::state::{StateStore, now_rfc3339};
@@ -147,17 +148,21 @@ impl Monitor<'_> {
         })?;
         let log = LogWriter::open(&self.records.log_path(self.id))?;
         let mut restarts = rec.restart_count;
-        let lingering = std::sync::Mutex::new(Vec::new());
+        let mut lingering = Vec::new();
         let result = loop {
-            match self.run_once(&rec.layers, &log, &mut ready, &lingering) {
-                Ok(code) => {
+            match self.run_once(&rec.layers, rec.open_stdin, &log, &mut ready) {
+                Ok((code, clients)) => {
                     let r = self.records.update(self.id, |r| {
                         r.state = RunState::Exited;
                         r.exit_code = Some(code);
                         r.finished_at = Some(now_rfc3339());
                         r.pid = None;
                         r.pid_start = None;
-                    })?;
+                    });
+                    // The exit code goes to the attached clients over the socket, recorded
+                    // or not, so `--rm` cannot take it away from a slow one.
+                    lingering.extend(clients.finish(Some(code)));
+                    let r = r?;
                     if self.stop_requested() || !r.restart.wants_restart(code, restarts) {
                         break Ok(());
                     }
@@ -209,11 +214,8 @@ impl Monitor<'_> {
                 }
             }
         };
-        // Attached clients read the exit code from the record before it may go.
-        super::attach::linger(
-            std::mem::take(&mut *lingering.lock().expect("lingering lock")),
-            Duration::from_secs(2),
-        );
+        // A client that missed the exit frame reads the code from the record before it may go.
+        super::attach::linger(lingering, Duration::from_secs(2));
         let rec = self.records.load(self.id)?;
         if rec.auto_remove {
             super::storage::release(&self.dir(), self.cache_dir);
@@ -231,15 +233,16 @@ impl Monitor<'_> {
         result
     }
 
-    /// One run: mount, create with our stdio pipes, start, wait, delete. Returns the
-    /// exit code (128+N for signal N).
+    /// One run: mount, create with our stdio pipes (and a stdin pipe with `open_stdin`),
+    /// serve the attach socket, start, wait, delete. Returns the exit code (128+N for
+    /// signal N) and the clients attached, whose streams are still open.
     fn run_once(
         &self,
         layers: &[PathBuf],
+        open_stdin: bool,
         log: &LogWriter,
         ready: &mut Option<File>,
-        lingering: &std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>,
-    ) -> Result<i32, MonitorError> {
+    ) -> Result<(i32, Clients), MonitorError> {
         let dir = self.dir();
         mount_rootfs(layers, &dir, self.plugins, self.cache_dir)?;
         // The volumes' drivers mount them again (the last stop unmounted them).
@@ -270,6 +273,14 @@ impl Monitor<'_> {
         let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
         let (out_r, out_w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;
         let (err_r, err_w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;
+        // `-i` without a terminal: the container reads a pipe whose write end we hold for
+        // attached clients (a terminal's stdin is the terminal).
+        let (stdin_r, stdin_w) = if open_stdin && !super::attach::has_terminal(&dir) {
+            let (r, w) = pipe().map_err(|e| MonitorError::Stdio("create", e))?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
         let saved_err = std::io::stderr()
             .as_fd()
             .try_clone_to_owned()
@@ -286,7 +297,10 @@ impl Monitor<'_> {
         // back, so that only the container holds the write ends.
         nix::unistd::dup2_stdout(&out_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
         nix::unistd::dup2_stderr(&err_w).map_err(|e| MonitorError::Stdio("redirect", e))?;
-        drop((out_w, err_w));
+        if let Some(r) = &stdin_r {
+            nix::unistd::dup2_stdin(r).map_err(|e| MonitorError::Stdio("redirect", e))?;
+        }
+        drop((out_w, err_w, stdin_r));
         // With `process.terminal` (`run -t`), init sends the pty master on this pair.
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| {
             MonitorError::Stdio(
@@ -307,6 +321,7 @@ impl Monitor<'_> {
             },
         );
         drop(theirs);
+        let _ = nix::unistd::dup2_stdin(&devnull);
         let _ = nix::unistd::dup2_stdout(&devnull);
         let _ = nix::unistd::dup2_stderr(&saved_err);
         let created = match created {
@@ -327,36 +342,49 @@ impl Monitor<'_> {
             cleanup();
             return Err(e.into());
         }
-        let terminal = if created.terminal {
-            let served = crate::linux::console::receive(&ours)
-                .map_err(MonitorError::Terminal)
-                .and_then(|(master, _)| {
-                    let server = super::attach::Server::bind(&dir)?;
-                    if self.wait_attach && ready.is_some() {
-                        server.accept_first(&master, Duration::from_secs(10))?;
-                    }
-                    Ok((server, master))
-                });
-            match served {
-                Ok(t) => Some(t),
+        let input = if created.terminal {
+            match crate::linux::console::receive(&ours).map_err(MonitorError::Terminal) {
+                Ok((master, _)) => Input::Terminal(std::sync::Arc::new(master)),
                 Err(e) => {
                     cleanup();
                     return Err(e);
                 }
             }
         } else {
-            None
+            stdin_w.map_or(Input::Nothing, |w| Input::pipe(File::from(w)))
         };
         drop(ours);
+        let server = match Server::bind(&dir, input.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                cleanup();
+                return Err(e.into());
+            }
+        };
+        if self.wait_attach
+            && ready.is_some()
+            && let Err(e) = server.accept_first(Duration::from_secs(10))
+        {
+            cleanup();
+            return Err(e.into());
+        }
+        let clients = server.clients();
         let ooms = oom_kills(self.store, self.id);
-        std::thread::scope(|s| {
-            s.spawn(|| pump(File::from(out_r), "stdout", log));
-            s.spawn(|| pump(File::from(err_r), "stderr", log));
-            if let Some((server, master)) = terminal {
-                s.spawn(move || {
-                    let clients = server.serve(master, log);
-                    lingering.lock().expect("lingering lock").extend(clients);
-                });
+        let code = std::thread::scope(|s| {
+            // However this run ends, the accept loop ends with it.
+            let _close = CloseOnDrop(&server);
+            s.spawn(|| server.accept_until_closed());
+            let tee = |kind: u8| {
+                let clients = clients.clone();
+                move |b: &[u8]| clients.send(kind, b)
+            };
+            let (out_tee, err_tee) = (tee(FRAME_STDOUT), tee(FRAME_STDERR));
+            s.spawn(move || pump_tee(File::from(out_r), "stdout", log, &out_tee));
+            s.spawn(move || pump_tee(File::from(err_r), "stderr", log, &err_tee));
+            if let Input::Terminal(master) = &input {
+                let master = master.clone();
+                let clients = clients.clone();
+                s.spawn(move || pump_terminal(&master, log, &clients));
             }
             let record = match container::start(self.store, self.id, self.plugins) {
                 Ok(r) => r,
@@ -389,7 +417,17 @@ impl Monitor<'_> {
             // Tears down the cgroup (killing anything left holding the pipes), so the
             // pumps reach end of file.
             cleanup();
-            Ok(code.map_err(Box::new)?)
-        })
+            Ok::<_, MonitorError>(code.map_err(Box::new)?)
+        })?;
+        Ok((code, clients))
+    }
+}
+
+/// Closes the attach socket when a run ends, however it ends.
+struct CloseOnDrop<'a>(&'a Server);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }

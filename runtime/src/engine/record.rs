@@ -238,6 +238,10 @@ pub struct ContainerRecord {
     /// Whether it was started detached (a monitor holds its stdio and writes its logs).
     #[serde(default)]
     pub detached: bool,
+    /// `-i`: the container's stdin is kept open (by its monitor, for attached clients);
+    /// Docker's `Config.OpenStdin`.
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// The state a command reports: the record corrected by whether init still lives.
@@ -317,6 +321,7 @@ impl ContainerRecord {
             mounts: vec![],
             labels: BTreeMap::new(),
             detached: false,
+            open_stdin: false,
         }
     }
 

@@ -128,6 +128,8 @@ pub struct RecordOptions {
     pub stop_timeout: Option<u32>,
     /// `-d`: a monitor will hold the container's stdio.
     pub detached: bool,
+    /// `-i`: keep the container's stdin open (a monitor holds it for attached clients).
+    pub open_stdin: bool,
 }
 
 /// A Docker-style container's bundle, ready for its overlay to be mounted and the OCI
@@ -457,6 +459,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             })
             .collect(),
         detached: o.detached,
+        open_stdin: o.open_stdin,
         ports: publish.iter().map(super::ports::ps_form).collect(),
         mounts: bundle.mounts.clone(),
         ..ContainerRecord::created(
