@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// One entry of a test tar: kind ('d', 'f', 'l'), name, content or link target.
+type TarEntry<'a> = (char, &'a str, &'a str);
+
 fn world() -> World {
     let w = World::new();
     w.setup_image();
@@ -418,7 +421,7 @@ fn cp_dash_refuses_a_hostile_tar_and_writes_nothing() {
     let out_s = outside.to_str().unwrap();
     let dotdot = format!("../../../../../..{out_s}/dotdot");
     let abs = format!("{out_s}/abs");
-    let cases: Vec<(Vec<(char, &str, &str)>, String)> = vec![
+    let cases: Vec<(Vec<TarEntry>, String)> = vec![
         (
             vec![('f', "first", "x"), ('f', &dotdot, "evil")],
             format!("tar entry {dotdot:?} is refused: \"..\" component"),
