@@ -371,8 +371,11 @@ fn cp_dash_extracts_a_tar_into_a_directory_and_writes_one_back() {
     ok(&w.rwasm(&["rm", "-f", &name, &stopped]));
 }
 
+/// One entry for [`tar_of`]: kind, path, body or link target.
+type Raw<'a> = (char, &'a str, &'a str);
+
 /// A tar of `(kind, path, body or link target)` entries: `f` file, `l` symlink, `h` hard link.
-fn tar_of(entries: &[(char, &str, &str)]) -> Vec<u8> {
+fn tar_of(entries: &[Raw<'_>]) -> Vec<u8> {
     // Raw headers: the tar crate refuses to write `..` and absolute names.
     let mut out = Vec::new();
     for (kind, path, body) in entries {
@@ -418,7 +421,7 @@ fn cp_dash_refuses_a_hostile_tar_and_writes_nothing() {
     let out_s = outside.to_str().unwrap();
     let dotdot = format!("../../../../../..{out_s}/dotdot");
     let abs = format!("{out_s}/abs");
-    let cases: Vec<(Vec<(char, &str, &str)>, String)> = vec![
+    let cases: Vec<(Vec<Raw<'_>>, String)> = vec![
         (
             vec![('f', "first", "x"), ('f', &dotdot, "evil")],
             format!("tar entry {dotdot:?} is refused: \"..\" component"),
