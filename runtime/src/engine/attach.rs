@@ -275,13 +275,16 @@ impl Server {
         Ok(())
     }
 
-    /// Accept clients until [`Server::close`]; run on a thread of its own.
+    /// Accept clients until [`Server::close`]; run on a thread of its own. It blocks in
+    /// accept(2) (no polling: a monitor per container stays idle).
     pub fn accept_until_closed(&self) {
+        let _ = self.listener.set_nonblocking(false);
         while !self.stop.load(Ordering::Relaxed) {
             match self.listener.accept() {
                 Ok((c, _)) => {
                     let _ = self.add(c);
                 }
+                Err(_) if self.stop.load(Ordering::Relaxed) => break,
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -291,6 +294,10 @@ impl Server {
     /// until [`Clients::finish`].
     pub fn close(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Wakes a thread blocked in accept(2) on it (EINVAL), as Linux does for a
+        // listening socket that is shut down.
+        let _ =
+            nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
         let _ = std::fs::remove_file(&self.path);
     }
 }
