@@ -265,6 +265,39 @@ fn the_exit_code_reaches_a_slow_client_before_rm_removes_the_container() {
     }
 }
 
+/// `restart` (stop, then start) while a client that has not read the exit code keeps the
+/// old monitor lingering: `start` waits for that monitor instead of calling the container
+/// busy (CI saw "is being started or stopped" from `restart -t 0`).
+#[test]
+fn restart_waits_for_the_old_monitor_a_slow_client_keeps() {
+    let w = world();
+    detached(
+        &w,
+        &["run", "-d", "--name", "svc", "busybox", "sleep", "60"],
+    );
+    let pid1 = inspect(&w, "svc")["State"]["Pid"].clone();
+    let mut c = w.cmd(&["attach", "svc"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut client = c.spawn().unwrap();
+    // Attached once the monitor counts it: give it a moment, then stop it reading.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(client.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = w.rwasm(&["restart", "-t", "0", "svc"]);
+    assert_eq!(ok(&out), "svc\n", "{}", stderr(&out));
+    let after = inspect(&w, "svc");
+    assert_eq!(after["State"]["Status"], "running");
+    assert_ne!(after["State"]["Pid"], pid1, "a new init");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let status = client.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "the client got the old run's code"
+    );
+    ok(&w.rwasm(&["rm", "-f", "svc"]));
+}
+
 // ---- cp with `-` ----
 
 /// A tar holding `d/` (0750), `d/f` (0640, "file body\n") and `d/l -> f`.

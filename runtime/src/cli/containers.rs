@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -22,6 +22,10 @@ use rwasm::linux::signal;
 
 use super::format::{columns, header, human_duration, human_size, render, since, status};
 use super::{Cli, cache_dir};
+
+/// How long `start` waits for a container's previous monitor to finish (it lingers up to
+/// 2 s for attached clients to read the exit code) before calling the container busy.
+const MONITOR_SETTLE: Duration = Duration::from_secs(5);
 
 /// Whether `arg` names an OCI container under `--root` by its exact id and no Docker
 /// record: then `start`/`kill` follow runc's grammar (what engines call).
@@ -437,16 +441,26 @@ fn start_attached(
     attach: bool,
 ) -> anyhow::Result<Option<std::os::unix::net::UnixStream>> {
     let rs = records(cli);
-    let r = rs.load(id)?;
-    if matches!(r.live(), Live::Running | Live::Paused | Live::Restarting) {
-        return Ok(None);
-    }
-    if r.monitor_alive() {
-        bail!(
-            "container {} is being started or stopped; try again",
-            r.name
-        );
-    }
+    // A monitor that has recorded the end of its run still lingers a moment (its clients
+    // read the exit code, `--rm` removes); one being launched by another `start` soon
+    // records the run. Either way, wait for it rather than fail (`stop` then `start`).
+    let settle = Instant::now();
+    let r = loop {
+        let r = rs.load(id)?;
+        if matches!(r.live(), Live::Running | Live::Paused | Live::Restarting) {
+            return Ok(None);
+        }
+        if !r.monitor_alive() {
+            break r;
+        }
+        if settle.elapsed() > MONITOR_SETTLE {
+            bail!(
+                "container {} is being started or stopped; try again",
+                r.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     if !r.detached {
         rs.update(id, |r| r.detached = true)?;
     }
