@@ -12,6 +12,16 @@
 //! The clone creates every new namespace at once (init becomes PID 1 of a new pid
 //! namespace directly, and the runtime stays its parent, so `run` can `waitpid` it) except
 //! the cgroup namespace, which init unshares once it sits in its cgroup.
+//!
+//! Choice: **without a new user namespace the clone is a vfork** (`CLONE_VM|CLONE_VFORK`,
+//! as glibc's `posix_spawn`): the child borrows our memory until its `execveat`, so the
+//! kernel copies no page tables and our threads take no copy-on-write faults afterwards
+//! (each one a TLB shootdown IPI to the other CPUs, dear on a VM; measured in
+//! bench/RESULTS.md). Like `posix_spawn`, we block every signal around the clone and the
+//! child resets each caught signal to its default before restoring the mask, so no
+//! handler of ours ever runs in the borrowed memory. A child that must wait for its id
+//! maps (a new user namespace) cannot be a vfork — we would wait for it while it waits
+//! for us — and is a plain copy.
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
@@ -117,12 +127,38 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
     };
 
     let new_userns = l.new_userns;
-    let child = Box::new(move || -> isize {
-        // SAFETY: runs in the cloned child, which has a private copy of the parent's memory
-        // and must only make async-signal-safe calls: read, setgroups, setres[ug]id, fcntl
-        // and execveat are raw syscalls on fds (the console fd only when it is set), a stack byte and pointers prepared (and kept
-        // alive) by the parent before the clone.
+    let vfork = !new_userns;
+    // Every signal blocked across the clone (module docs); the child gets `old` back.
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    if vfork {
+        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+        // SAFETY: sigfillset and pthread_sigmask only write the two local sigset_t buffers
+        // they are given, which are zero-initialised and live for the whole function.
         unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
+        }
+    }
+    let old_mask = old.as_ptr();
+    let child = Box::new(move || -> isize {
+        // SAFETY: runs in the cloned child — with `vfork`, in the parent's memory, whose
+        // thread is suspended until our execveat; else in a private copy — which must only
+        // make async-signal-safe calls and write nothing of the parent's: rt_sigaction and
+        // rt_sigprocmask on the child's own signal state, read, setgroups, setres[ug]id,
+        // fcntl and execveat are raw syscalls on fds (the console fd only when it is set),
+        // a stack byte, the mask `old_mask` and pointers prepared (and kept alive) by the
+        // parent before the clone.
+        unsafe {
+            if vfork {
+                reset_caught_signals();
+                libc::syscall(
+                    libc::SYS_rt_sigprocmask,
+                    libc::SIG_SETMASK,
+                    old_mask,
+                    ptr::null_mut::<libc::sigset_t>(),
+                    KERNEL_SIGSET_BYTES,
+                );
+            }
             if new_userns {
                 // Without this, exec as an unmapped uid would drop every capability in the
                 // new namespace (capabilities(7), "Effect of user ID changes").
@@ -150,10 +186,21 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
             libc::_exit(127)
         }
     });
+    let flags = if vfork {
+        l.flags | CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK
+    } else {
+        l.flags
+    };
     // SAFETY: the callback only performs async-signal-safe syscalls (see above) and never
     // returns into Rust code that could touch state shared with other threads; the stack
-    // buffer outlives the clone call, and without CLONE_VM the child works on its own copy.
-    let res = unsafe { nix::sched::clone(child, &mut stack, l.flags, Some(libc::SIGCHLD)) };
+    // buffer outlives the clone call (with CLONE_VFORK we are suspended until the child
+    // has exec'd or exited, so it never runs on a freed stack), and without CLONE_VM the
+    // child works on its own copy.
+    let res = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) };
+    if vfork {
+        // SAFETY: puts back the mask saved above, from a buffer that is still alive.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
+    }
 
     if let Some(ours) = restore {
         // Best effort: failing to go back only affects hooks this process forks later.
@@ -163,4 +210,46 @@ pub fn spawn_init(l: &Launch<'_>) -> Result<Pid, LaunchError> {
         flags: l.flags,
         source,
     })
+}
+
+/// The size of the kernel's signal set, for raw `rt_sigprocmask` (64 signals: 8 bytes).
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// Reset every signal the process catches to its default action, for a vfork child before
+/// it unblocks signals: a handler of the parent must not run in the parent's memory. Ignored
+/// signals stay ignored (exec keeps them so, as after fork).
+///
+/// # Safety
+/// Only for the vfork child (or a single-threaded process): it changes the calling
+/// process's signal dispositions with raw syscalls and touches nothing else.
+unsafe fn reset_caught_signals() {
+    for sig in 1..=64 {
+        // The kernel's struct sigaction on x86-64: handler, flags, restorer, mask.
+        let mut cur = [0usize; 4];
+        // SAFETY: rt_sigaction reads nothing (null new action) and writes `cur`, which is
+        // as large as the kernel's struct; invalid signals (SIGKILL, SIGSTOP) fail harmlessly.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                ptr::null::<u8>(),
+                cur.as_mut_ptr(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
+        if got != 0 || cur[0] == libc::SIG_DFL || cur[0] == libc::SIG_IGN {
+            continue;
+        }
+        let dfl = [libc::SIG_DFL, 0usize, 0, 0];
+        // SAFETY: as above, with a default action and an empty mask to install.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                ptr::null_mut::<u8>(),
+                KERNEL_SIGSET_BYTES,
+            );
+        }
+    }
 }
