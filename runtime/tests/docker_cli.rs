@@ -884,3 +884,54 @@ fn exec_joins_the_container_namespaces_and_cgroup() {
         "the exec'd process went with the container"
     );
 }
+
+#[test]
+fn exec_s_caller_stays_out_of_the_cgroup_and_reports_137_when_the_container_ends() {
+    let d = Docker::new();
+    let id = d.detach(&[
+        "--name",
+        "exo",
+        "busybox",
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done",
+    ]);
+    let mut c = d.w.cmd(&["exec", "exo", "sleep", "60"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let caller = child.id().to_string();
+    let procs = || -> Vec<String> {
+        cgroup_dirs_named(&id)
+            .iter()
+            .filter_map(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !procs().iter().all(|p| p.lines().count() == 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exec'd sleep never joined: {:?}",
+            procs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        procs().iter().all(|p| !p.lines().any(|l| l == caller)),
+        "init and the exec'd sleep only, not `rwasm exec` {caller}: {:?}",
+        procs()
+    );
+    let own = std::fs::read_to_string(format!("/proc/{caller}/cgroup")).unwrap();
+    assert!(!own.contains(&id), "{own}");
+    // The container ends: its pid namespace and cgroup are killed, the exec'd sleep with
+    // them; the caller is not, and reports the kill as Docker does (128 + 9).
+    d.ok(&["exec", "-d", "exo", "touch", "/tmp/go"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+}

@@ -1,11 +1,15 @@
 //! Run a new process inside a running container (`exec`, as runc's and Docker's): join
-//! the container's cgroup and every namespace of its init (ipc, uts, net, cgroup, pid,
-//! mount; a user namespace is not joined), then fork (a pid namespace applies to
-//! children only), switch to the process's user and capabilities, and exec it.
+//! every namespace of its init but the cgroup one (ipc, uts, net, pid, mount; a user
+//! namespace is not joined), then fork (a pid namespace applies to children only); the
+//! child moves itself into the container's cgroup through `cgroup.procs` files opened
+//! beforehand, joins the cgroup namespace, switches to the process's user and
+//! capabilities, and execs it.
 //!
 //! The calling process must be single-threaded: joining a mount namespace is refused to
 //! a process whose threads share its filesystem attributes (setns(2)). It stays in the
-//! container's namespaces and cgroup afterwards; it only waits for the child.
+//! container's namespaces afterwards, but not in its cgroup: it only waits for the child,
+//! and when the container ends and its cgroup is killed, the caller is not killed with it
+//! (it reports 137 for a killed process, its terminal restored, as `docker exec` does).
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -20,7 +24,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 use oci_spec::runtime::Process;
 
-use super::cgroup::{CgroupError, CgroupManager, Manager};
+use super::cgroup::{CgroupError, Manager, ProcsFiles};
 use super::credentials::{self, CredentialError};
 use super::seccomp::{self, SeccompError};
 use super::sync::FailureKind;
@@ -146,10 +150,20 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
             nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
         )
     })?;
-    req.cgroup.add_task(std::process::id().cast_signed())?;
+    // Joined by the child: opened here, before this process leaves the host's mount
+    // namespace, and before the cgroup namespace (with nsdelegate, a move out of a
+    // namespace's subtree is refused inside it).
+    let cgroup = ProcsFiles::open(req.cgroup)?;
+    let (cgroup_ns, fds): (Vec<_>, Vec<_>) = fds
+        .into_iter()
+        .partition(|(_, flag, _)| *flag == CloneFlags::CLONE_NEWCGROUP);
     for (kind, flag, f) in &fds {
         setns(f.as_fd(), *flag).map_err(|source| ExecError::Setns { kind, source })?;
     }
+    let joins = Joins {
+        cgroup: &cgroup,
+        cgroup_ns: cgroup_ns.first().map(|(_, _, f)| f),
+    };
     // In the container's mount namespace now: /dev/ptmx is the container's.
     let pty = if req.terminal && !req.detach {
         let size =
@@ -178,7 +192,7 @@ pub fn exec_in(req: &ExecRequest<'_>) -> Result<i32, ExecError> {
             };
             let Err(e) = on_tty
                 .map_err(ExecError::from)
-                .and_then(|on_tty| child(req, &devnull, on_tty, filter.as_ref()));
+                .and_then(|on_tty| child(req, &joins, &devnull, on_tty, filter.as_ref()));
             let kind = match &e {
                 ExecError::Exec(_, k) => *k,
                 _ => FailureKind::Other,
@@ -257,14 +271,30 @@ fn pidfd(pid: nix::unistd::Pid) -> Result<std::os::fd::OwnedFd, ExecError> {
 /// if something it left behind keeps the terminal open.
 const TTY_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// In the forked child: stdin (unless `on_tty`: the terminal is stdio), cwd, user and
-/// capabilities, the seccomp `filter`, then exec.
+/// What the forked child joins itself: the container's cgroup, then its cgroup namespace
+/// (`None` when this process already is in it).
+struct Joins<'a> {
+    cgroup: &'a ProcsFiles,
+    cgroup_ns: Option<&'a File>,
+}
+
+/// In the forked child: the cgroup and cgroup namespace of `joins`, stdin (unless
+/// `on_tty`: the terminal is stdio), cwd, user and capabilities, the seccomp `filter`,
+/// then exec.
 fn child(
     req: &ExecRequest<'_>,
+    joins: &Joins<'_>,
     devnull: &File,
     on_tty: bool,
     filter: Option<&seccomp::Filter>,
 ) -> Result<Infallible, ExecError> {
+    joins.cgroup.join()?;
+    if let Some(f) = joins.cgroup_ns {
+        setns(f.as_fd(), CloneFlags::CLONE_NEWCGROUP).map_err(|source| ExecError::Setns {
+            kind: "cgroup",
+            source,
+        })?;
+    }
     let p = req.process;
     if !req.stdin && !on_tty {
         nix::unistd::dup2_stdin(devnull).map_err(|e| ExecError::Sys("redirect stdin", e))?;

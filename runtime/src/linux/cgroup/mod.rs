@@ -67,6 +67,12 @@ pub trait CgroupManager {
     /// `cgroup.procs` in every hierarchy.
     fn add_task(&self, pid: i32) -> Result<(), CgroupError>;
 
+    /// The container's `cgroup.procs` file in every hierarchy (v1: one per hierarchy,
+    /// v2: one), as [`add_task`] writes them.
+    ///
+    /// [`add_task`]: CgroupManager::add_task
+    fn procs_files(&self) -> Vec<PathBuf>;
+
     /// Writes `resources` as translated by [`resources::v1_writes`] or
     /// [`resources::v2_writes`]: bytes for memory, microseconds for CPU quota and period,
     /// CPU shares (v1 weights; converted on v2), device numbers `MAJ:MIN`, bytes or I/O
@@ -104,6 +110,54 @@ pub trait CgroupManager {
     ///
     /// [`create`]: CgroupManager::create
     fn supports(&self, controller: &str, file: &str) -> bool;
+}
+
+/// A container's `cgroup.procs` files, opened for writing ahead of time so that a process
+/// can move itself in later ([`ProcsFiles::join`]) from another mount or cgroup namespace,
+/// where the paths no longer lead there: `exec`'s forked child joins this way, so that the
+/// `rwasm exec` process waiting for it stays out of the container's cgroup (and is not
+/// killed with the container's processes, as runc's and crun's exec callers are not).
+#[derive(Debug)]
+pub struct ProcsFiles(Vec<(PathBuf, std::fs::File)>);
+
+impl ProcsFiles {
+    /// Opens `m`'s [`procs_files`] for writing; a missing file or directory is
+    /// [`CgroupError::AddTask`] with pid 0 and the file.
+    ///
+    /// [`procs_files`]: CgroupManager::procs_files
+    pub fn open(m: &dyn CgroupManager) -> Result<Self, CgroupError> {
+        m.procs_files()
+            .into_iter()
+            .map(
+                |path| match std::fs::OpenOptions::new().write(true).open(&path) {
+                    Ok(f) => Ok((path, f)),
+                    Err(source) => Err(CgroupError::AddTask {
+                        pid: 0,
+                        path,
+                        source,
+                    }),
+                },
+            )
+            .collect::<Result<_, _>>()
+            .map(ProcsFiles)
+    }
+
+    /// Moves the calling process (all its threads) into the cgroup in every hierarchy:
+    /// writes `0`, which `cgroup.procs` takes as "the writer" (kernel
+    /// Documentation/admin-guide/cgroup-v1/cgroups.rst and cgroup-v2.rst). The error
+    /// names the file; its pid is the caller's as it sees itself.
+    pub fn join(&self) -> Result<(), CgroupError> {
+        use std::io::Write;
+        for (path, f) in &self.0 {
+            let mut f = f;
+            f.write_all(b"0").map_err(|source| CgroupError::AddTask {
+                pid: std::process::id().cast_signed(),
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// A container's cgroup on this host: v1 (also on hybrid hosts) or v2.
@@ -385,6 +439,9 @@ impl CgroupManager for Manager {
     }
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
         self.inner().add_task(pid)
+    }
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.inner().procs_files()
     }
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         self.inner().apply(resources)

@@ -183,6 +183,13 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.dir.join("cgroup.procs"))
+            .collect()
+    }
+
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         warn_unapplied(resources, false);
         let mem = self.hierarchy("memory");

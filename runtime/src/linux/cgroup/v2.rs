@@ -136,6 +136,10 @@ impl CgroupManager for V2Manager {
         })
     }
 
+    fn procs_files(&self) -> Vec<PathBuf> {
+        vec![self.dir.join("cgroup.procs")]
+    }
+
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         warn_unapplied(resources, true);
         let cur = Current {
