@@ -18,7 +18,7 @@ use super::super::network::{self as net, NetOp, NetworkRequest};
 use super::super::{FailureCause, HookPoint, Phase};
 use super::net_ctx::{NetRefusal, Side};
 use super::state::HostState;
-use super::{Host, STDOUT_CAPACITY, convert, describe};
+use super::{Host, STDOUT_CAPACITY, convert};
 use crate::linux::net::{netlink, nft};
 
 pub(crate) use super::net_ctx::NetCtx;
@@ -348,27 +348,14 @@ impl Host {
         spec: &PluginSpec,
         cache_dir: &std::path::Path,
     ) -> Result<(NetLoaded, super::Origin), FailureCause> {
-        let (component, origin) = self.component(&spec.path, cache_dir)?;
-        let names = self.interfaces(&component);
-        check_exports(&names.exports)?;
-        super::grants::check_imports(
-            &spec.sandbox,
-            names
-                .imports
-                .iter()
-                .map(String::as_str)
-                .filter(|i| *i != NET_HOST_IMPORT),
-        )?;
-        let link = |e: wasmtime::Error| FailureCause::NetworkLink {
-            reason: describe(&e),
+        let kind = super::driver_call::DriverKind {
+            check_exports,
+            host_import: NET_HOST_IMPORT,
+            link: |reason| FailureCause::NetworkLink { reason },
+            pre: bindings_net::NetworkDriverPre::new,
         };
-        let instance = self.linker.instantiate_pre(&component).map_err(link)?;
-        Ok((
-            NetLoaded {
-                pre: bindings_net::NetworkDriverPre::new(instance).map_err(link)?,
-            },
-            origin,
-        ))
+        self.load_driver(spec, cache_dir, &kind)
+            .map(|(pre, origin)| (NetLoaded { pre }, origin))
     }
 
     /// The load phase of a plugin of either kind, for `rwasm plugin validate`,

@@ -22,7 +22,7 @@ use super::net_ctx::NetRefusal;
 use super::state::HostState;
 use super::storage_ctx::MountKind;
 pub(crate) use super::storage_ctx::StorageCtx;
-use super::{Host, STDOUT_CAPACITY, convert, describe};
+use super::{Host, STDOUT_CAPACITY, convert};
 
 /// Bindings of the `storage-driver` world; `types` and `host` are the hook world's.
 mod bindings_storage {
@@ -154,27 +154,14 @@ impl Host {
         spec: &PluginSpec,
         cache_dir: &Path,
     ) -> Result<(StorageLoaded, super::Origin), FailureCause> {
-        let (component, origin) = self.component(&spec.path, cache_dir)?;
-        let names = self.interfaces(&component);
-        check_exports(&names.exports)?;
-        super::grants::check_imports(
-            &spec.sandbox,
-            names
-                .imports
-                .iter()
-                .map(String::as_str)
-                .filter(|i| *i != STORAGE_HOST_IMPORT),
-        )?;
-        let link = |e: wasmtime::Error| FailureCause::StorageLink {
-            reason: describe(&e),
+        let kind = super::driver_call::DriverKind {
+            check_exports,
+            host_import: STORAGE_HOST_IMPORT,
+            link: |reason| FailureCause::StorageLink { reason },
+            pre: bindings_storage::StorageDriverPre::new,
         };
-        let instance = self.linker.instantiate_pre(&component).map_err(link)?;
-        Ok((
-            StorageLoaded {
-                pre: bindings_storage::StorageDriverPre::new(instance).map_err(link)?,
-            },
-            origin,
-        ))
+        self.load_driver(spec, cache_dir, &kind)
+            .map(|(pre, origin)| (StorageLoaded { pre }, origin))
     }
 
     /// Configure + `op` of a loaded driver owning `state_dir`, in `ctx`; returns the

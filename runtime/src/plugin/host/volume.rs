@@ -18,7 +18,7 @@ use super::super::manifest::{Access, PluginSpec};
 use super::super::volume::{Scope, VolAnswer, VolOp, VolumeInfo};
 use super::super::{FailureCause, HookPoint, Phase};
 use super::state::HostState;
-use super::{Host, STDOUT_CAPACITY, convert, describe};
+use super::{Host, STDOUT_CAPACITY, convert};
 
 /// Bindings of the `volume-driver` world; `types` and `host` are the hook world's.
 mod bindings_vol {
@@ -240,27 +240,14 @@ impl Host {
         spec: &PluginSpec,
         cache_dir: &Path,
     ) -> Result<(VolLoaded, super::Origin), FailureCause> {
-        let (component, origin) = self.component(&spec.path, cache_dir)?;
-        let names = self.interfaces(&component);
-        check_exports(&names.exports)?;
-        super::grants::check_imports(
-            &spec.sandbox,
-            names
-                .imports
-                .iter()
-                .map(String::as_str)
-                .filter(|i| *i != VOLUME_HOST_IMPORT),
-        )?;
-        let link = |e: wasmtime::Error| FailureCause::VolumeLink {
-            reason: describe(&e),
+        let kind = super::driver_call::DriverKind {
+            check_exports,
+            host_import: VOLUME_HOST_IMPORT,
+            link: |reason| FailureCause::VolumeLink { reason },
+            pre: bindings_vol::VolumeDriverPre::new,
         };
-        let instance = self.linker.instantiate_pre(&component).map_err(link)?;
-        Ok((
-            VolLoaded {
-                pre: bindings_vol::VolumeDriverPre::new(instance).map_err(link)?,
-            },
-            origin,
-        ))
+        self.load_driver(spec, cache_dir, &kind)
+            .map(|(pre, origin)| (VolLoaded { pre }, origin))
     }
 
     /// Configure + `op` of a loaded driver. After a failure the host unmounts what the
