@@ -475,3 +475,28 @@ fn delete_force_recovers_a_killed_docker_run() {
     );
     assert!(cgroup_dirs_named(&id).is_empty());
 }
+
+/// `rwasm --debug run ... 2>&1 | head`: once the reader is gone, every log line fails with
+/// EPIPE. That used to panic (tracing-subscriber reports its failed write with eprintln!)
+/// half-way through the run and leave the container behind (exit 101).
+#[test]
+fn a_closed_stderr_does_not_abort_a_run() {
+    let w = World::new();
+    w.setup_image();
+    let mut c = w.cmd(&["--debug", "run", "--name", "epipe", "busybox", "true"]);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let out = w.rwasm(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(
+        stdout(&out).starts_with("epipe Exited (0)"),
+        "recorded, not left half-made: {}",
+        stdout(&out)
+    );
+    let out = w.rwasm(&["rm", "epipe"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(containers_left(&w), 0);
+}

@@ -72,7 +72,7 @@ fn each(
             Ok(()) if print => outln!("{n}"),
             Ok(()) => {}
             Err(e) => {
-                eprintln!("Error response from daemon: {}", crate::error_line(&e));
+                errln!("Error response from daemon: {}", crate::error_line(&e));
                 code = 1;
             }
         }
@@ -539,7 +539,7 @@ pub fn prune(cli: &Cli, force: bool) -> anyhow::Result<i32> {
 /// Docker's prompt of `prune` commands: `warning`, then "Are you sure ...? [y/N]"; true
 /// only for `y` typed on a terminal.
 pub(super) fn confirm(warning: &str) -> bool {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    errout!("{warning}\nAre you sure you want to continue? [y/N] ");
     let mut line = String::new();
     std::io::stdin().is_terminal()
         && std::io::stdin().lock().read_line(&mut line).is_ok()
@@ -676,7 +676,7 @@ pub fn inspect(cli: &Cli, format: Option<&str>, names: &[String]) -> anyhow::Res
         match rs.resolve(n).and_then(|id| rs.load(&id)) {
             Ok(r) => values.push(inspect_value(&rs, &r)),
             Err(e) => {
-                eprintln!("Error: {}", rwasm::error_chain(&e));
+                errln!("Error: {}", rwasm::error_chain(&e));
                 code = 1;
             }
         }

@@ -120,7 +120,7 @@ pub fn cp(cli: &Cli, a: &CpArgs) -> anyhow::Result<i32> {
     }
     let done = result.with_context(|| format!("cp {} {}", a.src, a.dest))?;
     if done.skipped > 0 {
-        eprintln!(
+        errln!(
             "rwasm cp: {} device nodes, fifos or sockets left out",
             done.skipped
         );

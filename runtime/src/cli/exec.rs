@@ -111,7 +111,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
     match result {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("rwasm: {}", rwasm::error_chain(&e));
+            errln!("rwasm: {}", rwasm::error_chain(&e));
             Ok(e.exit_code())
         }
     }

@@ -163,7 +163,7 @@ pub fn rmi(cli: &Cli, a: &RmiArgs) -> anyhow::Result<i32> {
         match store.remove(name, a.force, &users) {
             Ok(lines) => print_removed(&lines),
             Err(e) => {
-                eprintln!("Error response from daemon: {}", rwasm::error_chain(&e));
+                errln!("Error response from daemon: {}", rwasm::error_chain(&e));
                 code = 1;
             }
         }

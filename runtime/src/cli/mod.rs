@@ -10,6 +10,26 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that a closed stderr (`rwasm ... 2>&1 | head`) does not turn into a panic
+/// half-way through an operation (which would leave its container behind): the EPIPE is
+/// dropped, as `outln!` drops it for stdout.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+/// `eprint!` (no newline) with the EPIPE dropped, as `errln!`.
+macro_rules! errout {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, $($t)*);
+        let _ = e.flush();
+    }};
+}
+
 mod attach;
 mod containers;
 mod cp;
@@ -316,7 +336,10 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        // Its own report of a failed write is an eprintln!, which panics on a closed
+        // stderr and would abort the operation half-way: a log line lost is all it is.
+        .log_internal_errors(false);
     match (&cli.log, cli.log_format) {
         (Some(path), fmt) => {
             let file = std::fs::OpenOptions::new()
@@ -388,7 +411,7 @@ pub fn main() -> i32 {
         || matches!(&cli.command, Command::Start { attach: true, .. })
         || matches!(&cli.command, Command::Attach(_));
     if let Err(e) = init_logging(&cli) {
-        eprintln!("rwasm: {e:#}");
+        errln!("rwasm: {e:#}");
         return if docker_run { 125 } else { 1 };
     }
     let result = (|| -> anyhow::Result<i32> {
@@ -506,7 +529,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rwasm: {}", crate::error_line(&e));
+            errln!("rwasm: {}", crate::error_line(&e));
             exit_code_for(&e, docker_run)
         }
     }

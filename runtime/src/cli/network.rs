@@ -147,7 +147,7 @@ pub fn run(cli: &Cli, c: &NetworkCommand) -> anyhow::Result<i32> {
                 match nets.load(n) {
                     Ok(r) => out.push(inspect_value(cli, &r)?),
                     Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
+                        errln!("Error response from daemon: {e}");
                         code = 1;
                     }
                 }
@@ -161,7 +161,7 @@ pub fn run(cli: &Cli, c: &NetworkCommand) -> anyhow::Result<i32> {
                 match nets.remove(n, |name| users(cli, name)) {
                     Ok(_) => outln!("{n}"),
                     Err(e) => {
-                        eprintln!(
+                        errln!(
                             "Error response from daemon: {}",
                             crate::error_line(&e.into())
                         );
@@ -173,7 +173,7 @@ pub fn run(cli: &Cli, c: &NetworkCommand) -> anyhow::Result<i32> {
         }
         NetworkCommand::Prune { force } => {
             if !force {
-                eprint!(
+                errout!(
                     "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
                 );
                 let mut line = String::new();

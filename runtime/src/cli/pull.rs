@@ -81,7 +81,7 @@ impl Sink {
     fn line(self, text: std::fmt::Arguments<'_>) {
         match self {
             Sink::Stdout => outln!("{text}"),
-            Sink::Stderr => eprintln!("{text}"),
+            Sink::Stderr => errln!("{text}"),
             Sink::Quiet => {}
         }
     }

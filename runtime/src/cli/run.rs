@@ -221,7 +221,7 @@ fn ensure_image(cli: &Cli, image: &str, policy: &str) -> anyhow::Result<()> {
     let shown = Reference::parse(image)?.to_string();
     match policy {
         "never" => anyhow::bail!("No such image: {shown}"),
-        "missing" => eprintln!("Unable to find image '{shown}' locally"),
+        "missing" => errln!("Unable to find image '{shown}' locally"),
         _ => {}
     }
     let options = PullOptions {
@@ -352,7 +352,7 @@ fn run_flags(cli: &Cli, a: &RunArgs) -> anyhow::Result<RunFlags> {
     };
     if flags.blkio_weight.is_some_and(|w| w != 0) && !blkio_weight_supported() {
         // Docker's behaviour on such kernels: warn and discard the weight.
-        eprintln!(
+        errln!(
             "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
         );
         flags.blkio_weight = None;

@@ -109,7 +109,7 @@ pub fn update(cli: &Cli, a: &UpdateArgs) -> anyhow::Result<()> {
         }
     })?;
     for c in &updated.clamped {
-        eprintln!("rwasm: update {}: clamped by {c}", a.id);
+        errln!("rwasm: update {}: clamped by {c}", a.id);
     }
     Ok(())
 }

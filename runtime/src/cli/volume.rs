@@ -103,7 +103,7 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
             let plugins = super::load_plugins(cli)?;
             let listing = store.list_all(&plugins)?;
             for w in &listing.warnings {
-                eprintln!("WARNING: {w}");
+                errln!("WARNING: {w}");
             }
             let all = listing.volumes;
             match (format.as_str(), quiet) {
@@ -133,12 +133,12 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
                 match store.inspect(&plugins, v) {
                     Ok(found) => {
                         for w in &found.warnings {
-                            eprintln!("WARNING: {w}");
+                            errln!("WARNING: {w}");
                         }
                         out.extend(found.volumes);
                     }
                     Err(e) => {
-                        eprintln!("rwasm: {}", rwasm::error_chain(&e));
+                        errln!("rwasm: {}", rwasm::error_chain(&e));
                         failed = true;
                     }
                 }
@@ -153,7 +153,7 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
                 match store.remove(&plugins, v, *force) {
                     Ok(()) => outln!("{v}"),
                     Err(e) => {
-                        eprintln!("rwasm: {}", rwasm::error_chain(&e));
+                        errln!("rwasm: {}", rwasm::error_chain(&e));
                         failed = true;
                     }
                 }
@@ -164,7 +164,7 @@ pub fn run(cli: &Cli, command: &VolumeCommand) -> anyhow::Result<i32> {
             if !force {
                 use std::io::IsTerminal;
                 if std::io::stdin().is_terminal() {
-                    eprint!(
+                    errout!(
                         "WARNING! This will remove {} volumes not used by at least one \
                          container.\nAre you sure you want to continue? [y/N] ",
                         if *all { "all local" } else { "anonymous local" }

@@ -140,7 +140,11 @@ pub fn main() -> ! {
     let (mut sync, start) = match (sync, start) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("rwasm init: {}", error_chain(&e));
+            // A closed stderr must not turn the report into a panic.
+            let _ = io::Write::write_fmt(
+                &mut io::stderr(),
+                format_args!("rwasm init: {}\n", error_chain(&e)),
+            );
             std::process::exit(1)
         }
     };
