@@ -313,6 +313,31 @@ fn read_only_root_keeps_only_dev_and_shm_writable() {
 }
 
 #[test]
+fn read_only_keeps_hostname_hosts_and_resolv_conf_read_only_as_docker() {
+    let w = world();
+    // On the bridge all three are the bundle's files bind-mounted; each write fails
+    // with EROFS (busybox sh: "Read-only file system"), as in Docker.
+    let script = "for f in hostname hosts resolv.conf; do grep -q . /etc/$f && echo $f=seen; \
+        (echo x >> /etc/$f) 2>/dev/null; echo $f=$?; done; echo x >> /etc/hosts";
+    let (_, o, e) = sh(&w, &["--read-only", "--network", "bridge"], script);
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        assert!(
+            o.contains(&format!("{f}=seen")) && o.contains(&format!("{f}=1")),
+            "/etc/{f} is read-only: {o}{e}"
+        );
+    }
+    assert!(e.contains("Read-only file system"), "{e}");
+    // Without --read-only they stay writable (Docker's default).
+    let (_, o, e) = sh(&w, &["--network", "bridge"], script);
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        assert!(
+            o.contains(&format!("{f}=0")),
+            "/etc/{f} is writable: {o}{e}"
+        );
+    }
+}
+
+#[test]
 fn pid_host_and_pid_container_share_pid_namespaces() {
     let w = world();
     let me = std::process::id().to_string();
