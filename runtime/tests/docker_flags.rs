@@ -383,6 +383,26 @@ fn pid_host_and_pid_container_share_pid_namespaces() {
 }
 
 #[test]
+fn ipc_container_shares_the_others_dev_shm_both_ways() {
+    let w = world();
+    let a = detach(&w, &[], &["sleep", "60"]);
+    let (_, e) = exec(&w, &a, "echo from-a > /dev/shm/a");
+    assert_eq!(e, "");
+    let (code, o, e) = sh(
+        &w,
+        &["--ipc", &format!("container:{a}")],
+        "cat /dev/shm/a && echo from-b > /dev/shm/b",
+    );
+    assert_eq!((code, o.as_str()), (0, "from-a\n"), "{e}");
+    let (o, e) = exec(&w, &a, "cat /dev/shm/b");
+    assert_eq!(o, "from-b\n", "{e}");
+    // A container of its own IPC namespace has its own, empty /dev/shm.
+    let (_, o, e) = sh(&w, &[], "ls -A /dev/shm");
+    assert_eq!(o, "", "{e}");
+    rm(&w, &a);
+}
+
+#[test]
 fn privileged_gets_host_devices_all_caps_and_no_seccomp() {
     let w = world();
     let (code, o, e) = sh(
