@@ -233,6 +233,42 @@ fn exit_codes_are_recorded_0_3_and_137_after_kill() {
     assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
 }
 
+/// Between a detached container's exit and its monitor's record of it, `inspect` and `ps`
+/// used to say "exited, code unknown" (ExitCode -1, "Exited (unknown)"): they now wait
+/// for the monitor's record, so every reading is running or the recorded exit.
+#[test]
+fn inspect_and_ps_right_after_an_exit_report_the_recorded_code() {
+    let d = Docker::new();
+    for i in 0..5 {
+        let name = format!("quick{i}");
+        d.detach(&["--name", &name, "busybox", "sh", "-c", "exit 3"]);
+        let t = Instant::now();
+        loop {
+            let s = d.field(
+                &name,
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+            );
+            assert!(s == "running 0" || s == "exited 3", "{name}: {s:?}");
+            let ps = d.ok(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={name}"),
+                "--format",
+                "{{.Status}}",
+            ]);
+            assert!(
+                ps.starts_with("Up ") || ps.starts_with("Exited (3) "),
+                "{name}: {ps:?}"
+            );
+            if s == "exited 3" && ps.starts_with("Exited") {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "{name} never exited");
+        }
+    }
+}
+
 #[test]
 fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
     let d = Docker::new();

@@ -233,6 +233,14 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     let mut rows: Vec<ContainerRecord> = rs
         .all()?
         .into_iter()
+        // One that has just exited is shown as its monitor records it (gone if `--rm`).
+        .filter_map(|r| {
+            if r.exit_unrecorded() {
+                rs.load_settled(&r.id).ok()
+            } else {
+                Some(r)
+            }
+        })
         .filter(|r| all || matches!(r.live(), Live::Running | Live::Paused | Live::Restarting))
         .filter(|r| matches_filters(r, &filters))
         .collect();
@@ -673,7 +681,7 @@ pub fn inspect(cli: &Cli, format: Option<&str>, names: &[String]) -> anyhow::Res
     let mut values = Vec::new();
     let mut code = 0;
     for n in names {
-        match rs.resolve(n).and_then(|id| rs.load(&id)) {
+        match rs.resolve(n).and_then(|id| rs.load_settled(&id)) {
             Ok(r) => values.push(inspect_value(&rs, &r)),
             Err(e) => {
                 eprintln!("Error: {}", rwasm::error_chain(&e));
