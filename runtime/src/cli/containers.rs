@@ -494,6 +494,7 @@ pub fn start(
         let rs = records(cli);
         let id = rs.resolve(name)?;
         let terminal = rwasm::engine::attach::has_terminal(&rs.dir(&id));
+        super::attach::check_tty(interactive, terminal)?;
         rwasm::engine::attach::parse_detach_keys(detach_keys)?;
         let Some(stream) = start_attached(cli, &id, true)? else {
             bail!("container {name} is already running: use `rwasm attach {name}`");

@@ -157,6 +157,8 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
     if a.detach || !start {
         return docker_run_detached(cli, a, image, args, record, start);
     }
+    // Checked before anything exists, as Docker's client does.
+    super::attach::check_tty(a.interactive, a.tty)?;
     if a.tty {
         return docker_run_terminal(cli, a, image, args, record);
     }
