@@ -72,6 +72,42 @@ fn stats_no_stream_reports_memory_inside_the_limit() {
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
 }
 
+/// Docker's CPU %: two samples of the cgroup's CPU time (cpuacct.usage, cpu.stat
+/// usage_usec) against the host's CPU time between them, times the online CPUs. A busy
+/// loop shows well above 0 % (up to 100 % of one CPU, less while other work shares the
+/// machine), an idle `sleep` about 0 %.
+#[test]
+fn stats_cpu_percent_tells_a_busy_loop_from_an_idle_sleep() {
+    let w = World::new();
+    w.setup_image();
+    let busy = format!("busy-{}", rand_suffix());
+    let idle = format!("idle-{}", rand_suffix());
+    for (name, cmd) in [(&busy, "while :; do :; done"), (&idle, "sleep 60")] {
+        let out = w.rwasm(&["run", "-d", "--name", name, "busybox", "sh", "-c", cmd]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &busy, &idle]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cpu = |name: &str| -> f64 {
+        let line = stdout(&out)
+            .lines()
+            .find(|l| l.contains(&format!("\"Name\":\"{name}\"")))
+            .unwrap_or_else(|| panic!("no row for {name}: {}", stdout(&out)))
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["CPUPerc"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let (b, i) = (cpu(&busy), cpu(&idle));
+    assert!(b > 10.0 && b <= 105.0, "busy loop: {b}% ({})", stdout(&out));
+    assert!(i < 5.0, "idle sleep: {i}% ({})", stdout(&out));
+    assert!(w.rwasm(&["rm", "-f", &busy, &idle]).status.success());
+}
+
 #[test]
 fn version_and_info_describe_the_build_and_the_host() {
     let w = World::new();
