@@ -25,14 +25,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat};
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchownat, symlinkat};
 use tar::EntryType;
 
 use super::cp::{
-    Copied, CopyOptions, CpError, cerr, contents_of, is_dir_mode, list_dir, open_dir_nofollow,
-    open_root, parent_in_root, remove_nondir, reopen_dir,
+    Copied, CopyOptions, CpError, Named, cerr, contents_of, is_dir_mode, list_dir,
+    open_dir_nofollow, open_named, open_root, parent_in_root, remove_nondir, reopen_dir,
 };
 use crate::linux::path_in_root::{Create, open_in_root, proc_fd_path};
 
@@ -126,25 +126,14 @@ fn add_named<W: Write>(
     arc: &Path,
     done: &mut Copied,
 ) -> Result<(), CpError> {
-    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(cerr(cpath))?;
-    match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
-        SFlag::S_IFLNK => {
-            let link = readlinkat(dir, name).map_err(cerr(cpath))?;
+    match open_named(dir, name, cpath)? {
+        (st, Named::Link(link)) => {
             let mut h = header(&st, EntryType::Symlink);
             b.append_link(&mut h, arc, &link).map_err(write_err)?;
             done.entries += 1;
         }
-        SFlag::S_IFDIR | SFlag::S_IFREG => {
-            let fd = openat(
-                dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(cerr(cpath))?;
-            add_open(b, &fd, &st, cpath, arc, done)?;
-        }
-        _ => done.skipped += 1,
+        (st, Named::Open(fd)) => add_open(b, &fd, &st, cpath, arc, done)?,
+        (_, Named::Other) => done.skipped += 1,
     }
     Ok(())
 }
