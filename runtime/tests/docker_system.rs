@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rwasm::engine::units::human_size;
 
 /// "12.5MiB" → bytes.
 fn binary_size(s: &str) -> f64 {
@@ -142,30 +143,6 @@ fn ok(out: &std::process::Output) -> String {
     stdout(out)
 }
 
-/// go-units' `HumanSizeWithPrecision(n, 3)`, as Docker prints SIZE.
-fn decimal_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", units[i])
-}
-
 #[test]
 fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
     let w = World::new();
@@ -199,7 +176,7 @@ fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let want = format!("300kB (virtual {})", decimal_size(image_bytes + 300_000));
+    let want = format!("300kB (virtual {})", human_size(image_bytes + 300_000));
     let rows: Vec<serde_json::Value> = ok(&w.rwasm(&["ps", "-a", "-s", "--format", "json"]))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
