@@ -458,7 +458,11 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     records.save(&ContainerRecord {
         restart: o.restart,
         auto_remove: req.rm,
-        stop_signal: o.stop_signal.clone(),
+        // `--stop-signal`, else the image's StopSignal (Docker's order), else SIGTERM.
+        stop_signal: o
+            .stop_signal
+            .clone()
+            .or_else(|| config.and_then(|c| c.stop_signal().clone())),
         stop_timeout: o.stop_timeout,
         labels: o
             .labels
