@@ -288,12 +288,31 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
         "-c",
         "trap 'exit 5' TERM; while true; do sleep 0.1; done",
     ]);
+    let t = Instant::now();
     assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
+    // Well under the 10 s default: the 1 s given was the one waited (no bound on speed).
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert_eq!(
         d.field("stubborn", "{{.State.ExitCode}}"),
         "137",
         "SIGKILL after the timeout"
     );
+    // --stop-timeout is the default of a plain `stop`.
+    d.detach(&[
+        "--name",
+        "stubborn1",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(d.field("stubborn1", "{{.Config.StopTimeout}}"), "1");
+    let t = Instant::now();
+    d.ok(&["stop", "stubborn1"]);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert_eq!(d.field("stubborn1", "{{.State.ExitCode}}"), "137");
     assert_eq!(d.ok(&["stop", "-t", "5", "polite"]), "polite\n");
     assert_eq!(
         d.field("polite", "{{.State.ExitCode}}"),
