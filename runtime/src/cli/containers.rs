@@ -627,6 +627,7 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "ExitCode": match live { Live::Exited(c) => c.unwrap_or(-1), _ => r.exit_code.unwrap_or(0) },
             "Error": match (live, &r.error) {
                 (_, Some(e)) => e.clone(),
+                (Live::Exited(None), None) if r.monitor_alive() => "the container's monitor has not recorded its exit yet".into(),
                 (Live::Exited(None), None) => "the container's monitor went away; its exit code is unknown".into(),
                 _ => String::new(),
             },
