@@ -403,6 +403,33 @@ fn ipc_container_shares_the_others_dev_shm_both_ways() {
 }
 
 #[test]
+fn uts_host_and_ipc_host_share_the_hosts_namespaces_and_dev_shm() {
+    let w = world();
+    let ns = |k: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{k}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let (uts, ipc) = (ns("uts"), ns("ipc"));
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let f = format!("/dev/shm/rwasm-test-{}", rand_suffix());
+    std::fs::write(&f, "from-host").unwrap();
+    let script =
+        format!("readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; hostname; cat {f}");
+    let (code, o, e) = sh(&w, &["--uts", "host", "--ipc", "host"], &script);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o, format!("{uts}\n{ipc}\n{host}\nfrom-host"), "{e}");
+    // Without them the container has its own of each, and its own /dev/shm.
+    let (_, o, e) = sh(&w, &[], &script);
+    assert!(
+        !o.contains(&uts) && !o.contains(&ipc) && !o.contains("from-host"),
+        "{o}{e}"
+    );
+}
+
+#[test]
 fn privileged_gets_host_devices_all_caps_and_no_seccomp() {
     let w = world();
     let (code, o, e) = sh(
