@@ -129,9 +129,30 @@ fn version_and_info_describe_the_build_and_the_host() {
     let layout = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let v1 = layout.lines().any(|l| l.contains(" - cgroup "));
     assert_eq!(i["CgroupVersion"], if v1 { "1" } else { "2" }, "{i}");
+    // The storage driver new containers get, and the drivers there are to choose from.
+    assert_eq!(i["Driver"], "overlay", "{i}");
+    assert_eq!(
+        i["NetworkDrivers"],
+        serde_json::json!(["none", "host", "bridge"]),
+        "{i}"
+    );
+    assert_eq!(
+        i["StorageDrivers"],
+        serde_json::json!(["overlay", "vfs", "native-overlay"]),
+        "{i}"
+    );
+    assert_eq!(i["VolumeDrivers"], serde_json::json!(["local"]), "{i}");
+    let vfs: serde_json::Value = serde_json::from_slice(
+        &w.rwasm(&["--storage-driver", "vfs", "info", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(vfs["Driver"], "vfs");
     let text = stdout(&w.rwasm(&["info"]));
     assert!(
-        text.contains(" Cgroup Driver: cgroupfs") && text.contains("   Running: 1"),
+        text.contains(" Cgroup Driver: cgroupfs")
+            && text.contains("   Running: 1")
+            && text.contains(" Network Drivers: none host bridge"),
         "{text}"
     );
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
