@@ -545,7 +545,15 @@ fn in_entry(
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(cerr(cpath))?;
-    let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    set_time_at(dir, name, meta.mtime(), meta.mtime_nsec());
+    done.entries += 1;
+    Ok(())
+}
+
+/// Set the access and modification times of `name` in the container directory `dir`
+/// without following it (best effort: a link's times may not be settable).
+pub(super) fn set_time_at(dir: &OwnedFd, name: &OsStr, sec: i64, nsec: i64) {
+    let t = nix::sys::time::TimeSpec::new(sec, nsec);
     let _ = nix::sys::stat::utimensat(
         dir,
         name,
@@ -553,8 +561,6 @@ fn in_entry(
         &t,
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     );
-    done.entries += 1;
-    Ok(())
 }
 
 /// Remove `name` in `dir` unless it is a directory (a file or link is replaced, as tar

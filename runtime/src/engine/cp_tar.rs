@@ -33,6 +33,7 @@ use tar::EntryType;
 use super::cp::{
     Copied, CopyOptions, CpError, Named, cerr, contents_of, is_dir_mode, list_dir,
     open_dir_nofollow, open_named, open_root, parent_in_root, remove_nondir, reopen_dir,
+    set_time_at,
 };
 use crate::linux::path_in_root::{Create, open_in_root, proc_fd_path};
 
@@ -389,16 +390,16 @@ pub fn tar_in(
             }
             Made::File(f) => {
                 chmod(&f)?;
-                set_time(&dir, &name, mtime);
+                set_time_at(&dir, &name, mtime, 0);
             }
-            Made::Link => set_time(&dir, &name, mtime),
+            Made::Link => set_time_at(&dir, &name, mtime, 0),
         }
         done.entries += 1;
     }
     // Directories last, deepest first: writing their entries changed their mtimes.
     for (path, t) in dir_times.iter().rev() {
         if let Ok((dir, name)) = parent_in_root(&rootfd, path) {
-            set_time(&dir, &name, *t);
+            set_time_at(&dir, &name, *t, 0);
         }
     }
     Ok(done)
@@ -423,17 +424,6 @@ fn make_dir(dir: &OwnedFd, name: &OsString, mode: Mode) -> Result<OwnedFd, Errno
         Err(_) => mkdirat(dir, name.as_os_str(), mode)?,
     }
     open_dir_nofollow(dir, name)
-}
-
-fn set_time(dir: &OwnedFd, name: &OsStr, sec: i64) {
-    let t = nix::sys::time::TimeSpec::new(sec, 0);
-    let _ = nix::sys::stat::utimensat(
-        dir,
-        name,
-        &t,
-        &t,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    );
 }
 
 #[cfg(test)]
