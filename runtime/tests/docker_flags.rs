@@ -168,6 +168,10 @@ fn device_throttles_and_oom_kill_disable_land_in_the_containers_cgroup() {
             &format!("{dev}:1mb"),
             "--device-write-iops",
             &format!("{dev}:300"),
+            "--device-write-bps",
+            &format!("{dev}:2mb"),
+            "--device-read-iops",
+            &format!("{dev}:400"),
             "-m",
             "64m",
             "--oom-kill-disable",
@@ -196,6 +200,16 @@ fn device_throttles_and_oom_kill_disable_land_in_the_containers_cgroup() {
     assert!(
         iops.contains(&format!("{majmin} 300")) || iops.contains("wiops=300"),
         "{iops}"
+    );
+    let wbps = read("blkio.throttle.write_bps_device");
+    assert!(
+        wbps.contains(&format!("{majmin} 2097152")) || wbps.contains("wbps=2097152"),
+        "{wbps}"
+    );
+    let riops = read("blkio.throttle.read_iops_device");
+    assert!(
+        riops.contains(&format!("{majmin} 400")) || riops.contains("riops=400"),
+        "{riops}"
     );
     // cgroup v1 only (v2 has no switch for the OOM killer; the runtime warns there).
     if let Some(oom) = dirs
