@@ -204,7 +204,8 @@ fn attaching_stdin_that_is_not_a_tty_to_a_t_container_is_refused_unless_no_stdin
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = c.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    ok(&w.rwasm(&["exec", &name, "touch", "/tmp/go"]));
+    // Detached: the container's end would kill a `touch` still in its cgroup.
+    ok(&w.rwasm(&["exec", "-d", &name, "touch", "/tmp/go"]));
     let out = wait_output(child);
     assert_eq!(stdout(&out), "tick\r\n", "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(3));

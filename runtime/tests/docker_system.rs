@@ -19,6 +19,19 @@ fn binary_size(s: &str) -> f64 {
     num.parse::<f64>().unwrap() * mul
 }
 
+/// Poll (bounded at 30 s) until the container `name` has made `path`.
+fn wait_for_file(w: &World, name: &str, path: &str) {
+    let t = std::time::Instant::now();
+    while !w
+        .rwasm(&["exec", name, "test", "-e", path])
+        .status
+        .success()
+    {
+        assert!(t.elapsed().as_secs() < 30, "{name} never made {path}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn stats_no_stream_reports_memory_inside_the_limit() {
     let w = World::new();
@@ -40,18 +53,7 @@ fn stats_no_stream_reports_memory_inside_the_limit() {
         "dd if=/dev/zero of=/dev/shm/f bs=1M count=10 2>/dev/null; touch /tmp/ready; sleep 60",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let t = std::time::Instant::now();
-    while !w
-        .rwasm(&["exec", &name, "test", "-e", "/tmp/ready"])
-        .status
-        .success()
-    {
-        assert!(
-            t.elapsed().as_secs() < 20,
-            "the container never wrote its 10 MiB"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_file(&w, &name, "/tmp/ready");
     let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
@@ -140,18 +142,7 @@ fn stats_block_io_counts_what_the_container_wrote() {
         "dd if=/dev/zero of=/big bs=1M count=8 conv=fsync 2>/dev/null; sync; touch /tmp/done; sleep 60",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let t = std::time::Instant::now();
-    while !w
-        .rwasm(&["exec", &name, "test", "-e", "/tmp/done"])
-        .status
-        .success()
-    {
-        assert!(
-            t.elapsed().as_secs() < 30,
-            "the container never synced its 8 MiB"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_file(&w, &name, "/tmp/done");
     let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
