@@ -157,6 +157,63 @@ fn attach_to_a_container_without_i_gets_its_output_only() {
     ok(&w.rwasm(&["rm", &name]));
 }
 
+/// Docker's client refuses to attach a stdin that is not a terminal to a container's
+/// terminal: "the input device is not a TTY" (`attach`, `run -it`, `exec -it`, `start
+/// -ai`), unless stdin is left out (`attach --no-stdin`).
+#[test]
+fn attaching_stdin_that_is_not_a_tty_to_a_t_container_is_refused_unless_no_stdin() {
+    let w = world();
+    let name = format!("ntty-{}", rand_suffix());
+    detached(
+        &w,
+        &[
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo tick; exit 3",
+        ],
+    );
+    // Our stdin is /dev/null here. The codes are rwasm's for its own failures: 125 where
+    // the container's code would be returned (attach, run), 1 for exec.
+    let refused = |args: &[&str], code: i32| {
+        let mut c = w.cmd(args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = &wait_output(c.spawn().unwrap());
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+        assert!(
+            stderr(out).contains("the input device is not a TTY"),
+            "{}",
+            stderr(out)
+        );
+    };
+    refused(&["attach", &name], 125);
+    refused(&["exec", "-it", &name, "true"], 1);
+    refused(
+        &["run", "--rm", "-it", "--name", "never", "busybox", "true"],
+        125,
+    );
+    assert!(
+        !w.rwasm(&["inspect", "never"]).status.success(),
+        "a refused run -it leaves no container"
+    );
+    ok(&w.rwasm(&["exec", "-t", &name, "true"]));
+    let mut c = w.cmd(&["attach", "--no-stdin", &name]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Detached: the container's end would kill a `touch` still in its cgroup.
+    ok(&w.rwasm(&["exec", "-d", &name, "touch", "/tmp/go"]));
+    let out = wait_output(child);
+    assert_eq!(stdout(&out), "tick\r\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3));
+    ok(&w.rwasm(&["rm", &name]));
+}
+
 #[test]
 fn create_i_then_start_ai_streams_stdin_and_start_a_streams_output() {
     let w = world();

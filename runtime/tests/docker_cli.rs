@@ -233,6 +233,42 @@ fn exit_codes_are_recorded_0_3_and_137_after_kill() {
     assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
 }
 
+/// Between a detached container's exit and its monitor's record of it, `inspect` and `ps`
+/// used to say "exited, code unknown" (ExitCode -1, "Exited (unknown)"): they now wait
+/// for the monitor's record, so every reading is running or the recorded exit.
+#[test]
+fn inspect_and_ps_right_after_an_exit_report_the_recorded_code() {
+    let d = Docker::new();
+    for i in 0..5 {
+        let name = format!("quick{i}");
+        d.detach(&["--name", &name, "busybox", "sh", "-c", "exit 3"]);
+        let t = Instant::now();
+        loop {
+            let s = d.field(
+                &name,
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+            );
+            assert!(s == "running 0" || s == "exited 3", "{name}: {s:?}");
+            let ps = d.ok(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={name}"),
+                "--format",
+                "{{.Status}}",
+            ]);
+            assert!(
+                ps.starts_with("Up ") || ps.starts_with("Exited (3) "),
+                "{name}: {ps:?}"
+            );
+            if s == "exited 3" && ps.starts_with("Exited") {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "{name} never exited");
+        }
+    }
+}
+
 #[test]
 fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
     let d = Docker::new();
@@ -252,12 +288,31 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
         "-c",
         "trap 'exit 5' TERM; while true; do sleep 0.1; done",
     ]);
+    let t = Instant::now();
     assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
+    // Well under the 10 s default: the 1 s given was the one waited (no bound on speed).
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert_eq!(
         d.field("stubborn", "{{.State.ExitCode}}"),
         "137",
         "SIGKILL after the timeout"
     );
+    // --stop-timeout is the default of a plain `stop`.
+    d.detach(&[
+        "--name",
+        "stubborn1",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(d.field("stubborn1", "{{.Config.StopTimeout}}"), "1");
+    let t = Instant::now();
+    d.ok(&["stop", "stubborn1"]);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert_eq!(d.field("stubborn1", "{{.State.ExitCode}}"), "137");
     assert_eq!(d.ok(&["stop", "-t", "5", "polite"]), "polite\n");
     assert_eq!(
         d.field("polite", "{{.State.ExitCode}}"),

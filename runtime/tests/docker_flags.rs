@@ -168,6 +168,10 @@ fn device_throttles_and_oom_kill_disable_land_in_the_containers_cgroup() {
             &format!("{dev}:1mb"),
             "--device-write-iops",
             &format!("{dev}:300"),
+            "--device-write-bps",
+            &format!("{dev}:2mb"),
+            "--device-read-iops",
+            &format!("{dev}:400"),
             "-m",
             "64m",
             "--oom-kill-disable",
@@ -196,6 +200,16 @@ fn device_throttles_and_oom_kill_disable_land_in_the_containers_cgroup() {
     assert!(
         iops.contains(&format!("{majmin} 300")) || iops.contains("wiops=300"),
         "{iops}"
+    );
+    let wbps = read("blkio.throttle.write_bps_device");
+    assert!(
+        wbps.contains(&format!("{majmin} 2097152")) || wbps.contains("wbps=2097152"),
+        "{wbps}"
+    );
+    let riops = read("blkio.throttle.read_iops_device");
+    assert!(
+        riops.contains(&format!("{majmin} 400")) || riops.contains("riops=400"),
+        "{riops}"
     );
     // cgroup v1 only (v2 has no switch for the OOM killer; the runtime warns there).
     if let Some(oom) = dirs
@@ -313,6 +327,31 @@ fn read_only_root_keeps_only_dev_and_shm_writable() {
 }
 
 #[test]
+fn read_only_keeps_hostname_hosts_and_resolv_conf_read_only_as_docker() {
+    let w = world();
+    // On the bridge all three are the bundle's files bind-mounted; each write fails
+    // with EROFS (busybox sh: "Read-only file system"), as in Docker.
+    let script = "for f in hostname hosts resolv.conf; do grep -q . /etc/$f && echo $f=seen; \
+        (echo x >> /etc/$f) 2>/dev/null; echo $f=$?; done; echo x >> /etc/hosts";
+    let (_, o, e) = sh(&w, &["--read-only", "--network", "bridge"], script);
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        assert!(
+            o.contains(&format!("{f}=seen")) && o.contains(&format!("{f}=1")),
+            "/etc/{f} is read-only: {o}{e}"
+        );
+    }
+    assert!(e.contains("Read-only file system"), "{e}");
+    // Without --read-only they stay writable (Docker's default).
+    let (_, o, e) = sh(&w, &["--network", "bridge"], script);
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        assert!(
+            o.contains(&format!("{f}=0")),
+            "/etc/{f} is writable: {o}{e}"
+        );
+    }
+}
+
+#[test]
 fn pid_host_and_pid_container_share_pid_namespaces() {
     let w = world();
     let me = std::process::id().to_string();
@@ -355,6 +394,53 @@ fn pid_host_and_pid_container_share_pid_namespaces() {
     let (code, _, e) = sh(&w, &["--userns", "remap"], "true");
     assert_eq!(code, 125);
     assert!(e.contains("--userns"), "{e}");
+}
+
+#[test]
+fn ipc_container_shares_the_others_dev_shm_both_ways() {
+    let w = world();
+    let a = detach(&w, &[], &["sleep", "60"]);
+    let (_, e) = exec(&w, &a, "echo from-a > /dev/shm/a");
+    assert_eq!(e, "");
+    let (code, o, e) = sh(
+        &w,
+        &["--ipc", &format!("container:{a}")],
+        "cat /dev/shm/a && echo from-b > /dev/shm/b",
+    );
+    assert_eq!((code, o.as_str()), (0, "from-a\n"), "{e}");
+    let (o, e) = exec(&w, &a, "cat /dev/shm/b");
+    assert_eq!(o, "from-b\n", "{e}");
+    // A container of its own IPC namespace has its own, empty /dev/shm.
+    let (_, o, e) = sh(&w, &[], "ls -A /dev/shm");
+    assert_eq!(o, "", "{e}");
+    rm(&w, &a);
+}
+
+#[test]
+fn uts_host_and_ipc_host_share_the_hosts_namespaces_and_dev_shm() {
+    let w = world();
+    let ns = |k: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{k}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let (uts, ipc) = (ns("uts"), ns("ipc"));
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let f = format!("/dev/shm/rwasm-test-{}", rand_suffix());
+    std::fs::write(&f, "from-host").unwrap();
+    let script =
+        format!("readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; hostname; cat {f}");
+    let (code, o, e) = sh(&w, &["--uts", "host", "--ipc", "host"], &script);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o, format!("{uts}\n{ipc}\n{host}\nfrom-host"), "{e}");
+    // Without them the container has its own of each, and its own /dev/shm.
+    let (_, o, e) = sh(&w, &[], &script);
+    assert!(
+        !o.contains(&uts) && !o.contains(&ipc) && !o.contains("from-host"),
+        "{o}{e}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rwasm::engine::units::human_size;
 
 /// "12.5MiB" → bytes.
 fn binary_size(s: &str) -> f64 {
@@ -16,6 +17,19 @@ fn binary_size(s: &str) -> f64 {
         other => panic!("unit {other}"),
     };
     num.parse::<f64>().unwrap() * mul
+}
+
+/// Poll (bounded at 30 s) until the container `name` has made `path`.
+fn wait_for_file(w: &World, name: &str, path: &str) {
+    let t = std::time::Instant::now();
+    while !w
+        .rwasm(&["exec", name, "test", "-e", path])
+        .status
+        .success()
+    {
+        assert!(t.elapsed().as_secs() < 30, "{name} never made {path}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -39,18 +53,7 @@ fn stats_no_stream_reports_memory_inside_the_limit() {
         "dd if=/dev/zero of=/dev/shm/f bs=1M count=10 2>/dev/null; touch /tmp/ready; sleep 60",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let t = std::time::Instant::now();
-    while !w
-        .rwasm(&["exec", &name, "test", "-e", "/tmp/ready"])
-        .status
-        .success()
-    {
-        assert!(
-            t.elapsed().as_secs() < 20,
-            "the container never wrote its 10 MiB"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_file(&w, &name, "/tmp/ready");
     let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
@@ -69,6 +72,83 @@ fn stats_no_stream_reports_memory_inside_the_limit() {
         table.starts_with("CONTAINER ID   NAME") && table.contains("MEM USAGE / LIMIT"),
         "{table}"
     );
+    assert!(w.rwasm(&["rm", "-f", &name]).status.success());
+}
+
+/// Docker's CPU %: two samples of the cgroup's CPU time (cpuacct.usage, cpu.stat
+/// usage_usec) against the host's CPU time between them, times the online CPUs. A busy
+/// loop shows well above 0 % (up to 100 % of one CPU, less while other work shares the
+/// machine), an idle `sleep` about 0 %.
+#[test]
+fn stats_cpu_percent_tells_a_busy_loop_from_an_idle_sleep() {
+    let w = World::new();
+    w.setup_image();
+    let busy = format!("busy-{}", rand_suffix());
+    let idle = format!("idle-{}", rand_suffix());
+    for (name, cmd) in [(&busy, "while :; do :; done"), (&idle, "sleep 60")] {
+        let out = w.rwasm(&["run", "-d", "--name", name, "busybox", "sh", "-c", cmd]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &busy, &idle]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cpu = |name: &str| -> f64 {
+        let line = stdout(&out)
+            .lines()
+            .find(|l| l.contains(&format!("\"Name\":\"{name}\"")))
+            .unwrap_or_else(|| panic!("no row for {name}: {}", stdout(&out)))
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["CPUPerc"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let (b, i) = (cpu(&busy), cpu(&idle));
+    assert!(b > 10.0 && b <= 105.0, "busy loop: {b}% ({})", stdout(&out));
+    assert!(i < 5.0, "idle sleep: {i}% ({})", stdout(&out));
+    assert!(w.rwasm(&["rm", "-f", &busy, &idle]).status.success());
+}
+
+/// "8.47MB" (go-units' decimal HumanSize) → bytes.
+fn decimal_bytes(s: &str) -> f64 {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+    let mul = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other}"),
+    };
+    num.parse::<f64>().unwrap() * mul
+}
+
+/// BLOCK I/O is the cgroup's (blkio.throttle.io_service_bytes on v1, io.stat on v2):
+/// 8 MiB written and synced shows at least 8 MiB written; NET I/O without a network 0B.
+#[test]
+fn stats_block_io_counts_what_the_container_wrote() {
+    let w = World::new();
+    w.setup_image();
+    let name = format!("bio-{}", rand_suffix());
+    let out = w.rwasm(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=8 conv=fsync 2>/dev/null; sync; touch /tmp/done; sleep 60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for_file(&w, &name, "/tmp/done");
+    let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let (_, written) = v["BlockIO"].as_str().unwrap().split_once(" / ").unwrap();
+    assert!(decimal_bytes(written) >= 8.0 * 1024.0 * 1024.0, "{v}");
+    assert_eq!(v["NetIO"], "0B / 0B", "{v}");
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
 }
 
@@ -92,9 +172,30 @@ fn version_and_info_describe_the_build_and_the_host() {
     let layout = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let v1 = layout.lines().any(|l| l.contains(" - cgroup "));
     assert_eq!(i["CgroupVersion"], if v1 { "1" } else { "2" }, "{i}");
+    // The storage driver new containers get, and the drivers there are to choose from.
+    assert_eq!(i["Driver"], "overlay", "{i}");
+    assert_eq!(
+        i["NetworkDrivers"],
+        serde_json::json!(["none", "host", "bridge"]),
+        "{i}"
+    );
+    assert_eq!(
+        i["StorageDrivers"],
+        serde_json::json!(["overlay", "vfs", "native-overlay"]),
+        "{i}"
+    );
+    assert_eq!(i["VolumeDrivers"], serde_json::json!(["local"]), "{i}");
+    let vfs: serde_json::Value = serde_json::from_slice(
+        &w.rwasm(&["--storage-driver", "vfs", "info", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(vfs["Driver"], "vfs");
     let text = stdout(&w.rwasm(&["info"]));
     assert!(
-        text.contains(" Cgroup Driver: cgroupfs") && text.contains("   Running: 1"),
+        text.contains(" Cgroup Driver: cgroupfs")
+            && text.contains("   Running: 1")
+            && text.contains(" Network Drivers: none host bridge"),
         "{text}"
     );
     assert!(w.rwasm(&["rm", "-f", &name]).status.success());
@@ -104,30 +205,6 @@ fn version_and_info_describe_the_build_and_the_host() {
 fn ok(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}", stderr(out));
     stdout(out)
-}
-
-/// go-units' `HumanSizeWithPrecision(n, 3)`, as Docker prints SIZE.
-fn decimal_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", units[i])
 }
 
 #[test]
@@ -163,7 +240,7 @@ fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let want = format!("300kB (virtual {})", decimal_size(image_bytes + 300_000));
+    let want = format!("300kB (virtual {})", human_size(image_bytes + 300_000));
     let rows: Vec<serde_json::Value> = ok(&w.rwasm(&["ps", "-a", "-s", "--format", "json"]))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

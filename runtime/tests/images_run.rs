@@ -31,6 +31,7 @@ fn app_image(w: &World) {
             "WorkingDir": "/srv",
             "User": "app:staff",
             "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
+            "StopSignal": "SIGUSR1",
         }),
     );
     let (ar, _) = oci_archive(&[(TAR, bb), (TAR, users)], &cfg, Some("app:1"));
@@ -128,4 +129,36 @@ fn exposed_ports_and_the_image_are_recorded_on_the_container() {
         a["org.rwasm.image-manifest"],
         inspect[0]["Descriptor"]["digest"]
     );
+}
+
+#[test]
+fn stop_sends_the_images_stop_signal_unless_stop_signal_is_given() {
+    let w = World::new();
+    app_image(&w);
+    // PID 1 gets only the signals it handles: USR1 ends it with 7, TERM with 8.
+    let script = "trap 'exit 7' USR1; trap 'exit 8' TERM; echo up; while :; do sleep 0.1; done";
+    for (name, flags, signal, code) in [
+        ("img", &[][..], "SIGUSR1", "7"),
+        ("flag", &["--stop-signal", "TERM"][..], "TERM", "8"),
+    ] {
+        let args = [&["run", "-d", "--name", name], flags, &["app:1", script]].concat();
+        let (c, err) = w.rwasm_detached(&args);
+        assert_eq!(c, 0, "{err}");
+        let t = std::time::Instant::now();
+        while !ok(&w, &["logs", name]).contains("up") {
+            assert!(t.elapsed().as_secs() < 20, "{name} never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(
+            ok(&w, &["inspect", "-f", "{{.Config.StopSignal}}", name]).trim(),
+            signal
+        );
+        ok(&w, &["stop", "-t", "20", name]);
+        assert_eq!(
+            ok(&w, &["inspect", "-f", "{{.State.ExitCode}}", name]).trim(),
+            code,
+            "{name}: ended by {signal}, not by SIGKILL after the timeout"
+        );
+        ok(&w, &["rm", name]);
+    }
 }

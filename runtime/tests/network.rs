@@ -628,6 +628,15 @@ fn plugin_commands_show_network_drivers_and_their_grants() {
     }
     let out = w.rwasm(&["plugin", "validate", m]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // `info` lists it after the built-in network drivers.
+    let out = w.rwasm(&["--plugins", m, "info", "--format", "json"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        info["NetworkDrivers"],
+        serde_json::json!(["none", "host", "bridge", net.name]),
+        "{}",
+        stderr(&out)
+    );
     // The 0.2.0 sketch of the world is refused as a network driver, saying what to do.
     let old = manifest(
         &w,

@@ -42,6 +42,7 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
     }
     let dir = rs.dir(&id);
     let terminal = attach::has_terminal(&dir);
+    check_tty(!a.no_stdin, terminal)?;
     let Ok(stream) = attach::connect(&dir) else {
         bail!(
             "container {} has no attach socket (its monitor is gone): follow its output with `rwasm logs -f {}`",
@@ -54,6 +55,16 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
     }
     let stdin = !a.no_stdin && r.open_stdin;
     follow(cli, &id, stream, stdin, terminal, &a.detach_keys)
+}
+
+/// Docker's `CheckTty`: attaching our stdin (`attach_stdin`) to a terminal of the
+/// container (`terminal`) needs our stdin to be a terminal too, else "the input device is
+/// not a TTY" (Docker's words; `attach --no-stdin`, or no `-i`, avoids it).
+pub fn check_tty(attach_stdin: bool, terminal: bool) -> anyhow::Result<()> {
+    if attach_stdin && terminal && !attach::stdin_is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    Ok(())
 }
 
 /// Forward the signals we receive to the container's init `pid` (Docker's `--sig-proxy`,

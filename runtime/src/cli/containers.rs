@@ -233,6 +233,14 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> anyhow::Result<i32> {
     let mut rows: Vec<ContainerRecord> = rs
         .all()?
         .into_iter()
+        // One that has just exited is shown as its monitor records it (gone if `--rm`).
+        .filter_map(|r| {
+            if r.exit_unrecorded() {
+                rs.load_settled(&r.id).ok()
+            } else {
+                Some(r)
+            }
+        })
         .filter(|r| all || matches!(r.live(), Live::Running | Live::Paused | Live::Restarting))
         .filter(|r| matches_filters(r, &filters))
         .collect();
@@ -486,6 +494,7 @@ pub fn start(
         let rs = records(cli);
         let id = rs.resolve(name)?;
         let terminal = rwasm::engine::attach::has_terminal(&rs.dir(&id));
+        super::attach::check_tty(interactive, terminal)?;
         rwasm::engine::attach::parse_detach_keys(detach_keys)?;
         let Some(stream) = start_attached(cli, &id, true)? else {
             bail!("container {name} is already running: use `rwasm attach {name}`");
@@ -618,6 +627,7 @@ fn inspect_value(rs: &Records, r: &ContainerRecord) -> Value {
             "ExitCode": match live { Live::Exited(c) => c.unwrap_or(-1), _ => r.exit_code.unwrap_or(0) },
             "Error": match (live, &r.error) {
                 (_, Some(e)) => e.clone(),
+                (Live::Exited(None), None) if r.monitor_alive() => "the container's monitor has not recorded its exit yet".into(),
                 (Live::Exited(None), None) => "the container's monitor went away; its exit code is unknown".into(),
                 _ => String::new(),
             },
@@ -673,7 +683,7 @@ pub fn inspect(cli: &Cli, format: Option<&str>, names: &[String]) -> anyhow::Res
     let mut values = Vec::new();
     let mut code = 0;
     for n in names {
-        match rs.resolve(n).and_then(|id| rs.load(&id)) {
+        match rs.resolve(n).and_then(|id| rs.load_settled(&id)) {
             Ok(r) => values.push(inspect_value(&rs, &r)),
             Err(e) => {
                 errln!("Error: {}", rwasm::error_chain(&e));

@@ -46,6 +46,7 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> anyhow::Result<i32> {
     if a.tty && a.detach {
         bail!("exec -d -t: a detached exec has no terminal to attach to; drop -t");
     }
+    super::attach::check_tty(a.interactive, a.tty)?;
     let records = Records::new(&cli.data_root);
     let id = records.resolve(&a.container)?;
     let r = records.load(&id)?;

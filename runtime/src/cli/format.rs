@@ -118,42 +118,7 @@ pub fn render(template: &str, v: &Value) -> Result<String, TemplateError> {
     Ok(out)
 }
 
-/// go-units' `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits
-/// (Docker's image sizes, NET I/O and BLOCK I/O).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    scaled(bytes, 1000.0, &UNITS)
-}
-
-/// go-units' `BytesSize`: binary units, 3 significant digits (Docker's MEM USAGE / LIMIT).
-pub fn bytes_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    scaled(bytes, 1024.0, &UNITS)
-}
-
-fn scaled(bytes: u64, base: f64, units: &[&str; 7]) -> String {
-    #[allow(clippy::cast_precision_loss)] // sizes are shown to 3 digits
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= base && i + 1 < units.len() {
-        v /= base;
-        i += 1;
-    }
-    // %.3g: 3 significant digits, trailing zeros dropped.
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", units[i])
-}
+pub use rwasm::engine::units::{bytes_size, human_size};
 
 /// The header row of a `table ...` template: each `{{.Field}}` becomes Docker's column
 /// title for it (`ID` → `CONTAINER ID`, `Names` → `NAMES`, else the name in capitals).

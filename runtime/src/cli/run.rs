@@ -272,6 +272,8 @@ fn docker_run_terminal(
     mut record: RecordOptions,
 ) -> anyhow::Result<i32> {
     rwasm::engine::attach::parse_detach_keys(&a.detach_keys)?;
+    // Checked before anything exists, as Docker's client does.
+    super::attach::check_tty(a.interactive, true)?;
     record.detached = true;
     let id = prepare_kept(cli, a, image, args, record)?;
     let stream = super::monitor::launch(cli, &id, true)?

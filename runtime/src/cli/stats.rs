@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use rwasm::engine::record::Records;
 use rwasm::engine::state::StateStore;
 use rwasm::linux::cgroup::Manager;
-use rwasm::linux::cgroup::usage::{Usage, host_cpu_ns, host_memory, net_io};
+use rwasm::linux::cgroup::usage::{
+    Usage, cpu_percent, host_cpu_ns, host_memory, net_io, online_cpus,
+};
 
 use super::Cli;
 use super::format::{bytes_size, columns, header, human_size, render};
@@ -105,11 +107,12 @@ fn row(
             "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B",
             "BlockIO": "0B / 0B", "PIDs": "0"});
     };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let cpu = match (before.and_then(|b| b.0.cpu_ns), u.cpu_ns, host_delta) {
-        (Some(a), Some(b), Some(h)) if h > 0 && b >= a => (b - a) as f64 / h as f64 * cpus * 100.0,
-        _ => 0.0,
-    };
+    let cpu = cpu_percent(
+        before.and_then(|b| b.0.cpu_ns),
+        u.cpu_ns,
+        host_delta,
+        online_cpus(),
+    );
     let limit = u.memory_limit.unwrap_or_else(host_memory);
     let mem = u.memory.unwrap_or(0);
     let mem_pct = if limit > 0 {

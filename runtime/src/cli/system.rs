@@ -125,13 +125,40 @@ pub fn info(cli: &Cli, a: &FormatArgs) -> anyhow::Result<i32> {
         })
         .unwrap_or_default();
     let mem = rwasm::linux::cgroup::usage::host_memory();
+    // Docker lists its drivers under "Plugins"; here the built-in ones, then the manifest's.
+    let storage = cli
+        .storage_driver
+        .clone()
+        .unwrap_or_else(|| rwasm::engine::storage::DEFAULT_DRIVER.to_string());
+    let with_plugins = |builtin: &[&str], kind: &str| -> Vec<String> {
+        let mut v: Vec<String> = builtin.iter().map(|s| (*s).to_string()).collect();
+        for n in plugins.names_of_kind(kind) {
+            if !v.iter().any(|b| b == n) {
+                v.push(n.to_string());
+            }
+        }
+        v
+    };
+    let storage_drivers = with_plugins(
+        &[
+            rwasm::engine::storage::DEFAULT_DRIVER,
+            "vfs",
+            rwasm::engine::storage::NATIVE_DRIVER,
+        ],
+        "storage-driver",
+    );
+    let network_drivers = with_plugins(&["none", "host", "bridge"], "network-driver");
+    let volume_drivers = with_plugins(&["local"], "volume-driver");
     let v = json!({
         "Containers": records.len(),
         "ContainersRunning": count(Live::Running),
         "ContainersPaused": count(Live::Paused),
         "ContainersStopped": records.len() - count(Live::Running) - count(Live::Paused),
         "Images": images,
-        "Driver": "overlay (native)",
+        "Driver": storage,
+        "StorageDrivers": storage_drivers,
+        "NetworkDrivers": network_drivers,
+        "VolumeDrivers": volume_drivers,
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version,
         "CgroupLayout": layout_name,
@@ -160,6 +187,9 @@ pub fn info(cli: &Cli, a: &FormatArgs) -> anyhow::Result<i32> {
             ("Images", "Images"),
             ("Server Version", "ServerVersion"),
             ("Storage Driver", "Driver"),
+            ("Storage Drivers", "StorageDrivers"),
+            ("Network Drivers", "NetworkDrivers"),
+            ("Volume Drivers", "VolumeDrivers"),
             ("Cgroup Driver", "CgroupDriver"),
             ("Cgroup Version", "CgroupVersion"),
             ("Cgroup Layout", "CgroupLayout"),

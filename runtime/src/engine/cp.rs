@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, fstatat, mkdirat};
+use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, fchmodat, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchownat, symlinkat};
 
 use crate::linux::path_in_root::{Create, open_in_root, proc_fd_path};
@@ -246,6 +246,41 @@ fn host_target(src: &Path, dest: &Path, src_is_dir: bool) -> Result<PathBuf, CpE
     }
 }
 
+/// A name in a container directory, looked at without following it (the walk step of
+/// both copies out: to the host here, to a tar stream in [`super::cp_tar`]).
+pub(super) enum Named {
+    /// A symlink, with its target.
+    Link(OsString),
+    /// A directory or regular file, opened read-only with `O_NOFOLLOW`.
+    Open(OwnedFd),
+    /// A device node, fifo or socket: left out.
+    Other,
+}
+
+/// Stat `name` in the container directory `dir` (container path `cpath`) without
+/// following it, and read its link or open it.
+pub(super) fn open_named(
+    dir: &OwnedFd,
+    name: &OsStr,
+    cpath: &Path,
+) -> Result<(FileStat, Named), CpError> {
+    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(cerr(cpath))?;
+    let named = match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
+        SFlag::S_IFLNK => Named::Link(readlinkat(dir, name).map_err(cerr(cpath))?),
+        SFlag::S_IFDIR | SFlag::S_IFREG => Named::Open(
+            openat(
+                dir,
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(cerr(cpath))?,
+        ),
+        _ => Named::Other,
+    };
+    Ok((st, named))
+}
+
 fn out_entry(
     dir: &OwnedFd,
     name: &OsStr,
@@ -254,10 +289,8 @@ fn out_entry(
     opts: CopyOptions,
     done: &mut Copied,
 ) -> Result<(), CpError> {
-    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(cerr(cpath))?;
-    match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
-        SFlag::S_IFLNK => {
-            let link = readlinkat(dir, name).map_err(cerr(cpath))?;
+    match open_named(dir, name, cpath)? {
+        (st, Named::Link(link)) => {
             let _ = std::fs::remove_file(target);
             std::os::unix::fs::symlink(&link, target).map_err(herr(target))?;
             if opts.archive {
@@ -265,17 +298,8 @@ fn out_entry(
             }
             done.entries += 1;
         }
-        SFlag::S_IFDIR | SFlag::S_IFREG => {
-            let fd = openat(
-                dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(cerr(cpath))?;
-            out_entry_fd(&fd, cpath, target, opts, done)?;
-        }
-        _ => done.skipped += 1,
+        (_, Named::Open(fd)) => out_entry_fd(&fd, cpath, target, opts, done)?,
+        (_, Named::Other) => done.skipped += 1,
     }
     Ok(())
 }
@@ -521,7 +545,15 @@ fn in_entry(
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(cerr(cpath))?;
-    let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    set_time_at(dir, name, meta.mtime(), meta.mtime_nsec());
+    done.entries += 1;
+    Ok(())
+}
+
+/// Set the access and modification times of `name` in the container directory `dir`
+/// without following it (best effort: a link's times may not be settable).
+pub(super) fn set_time_at(dir: &OwnedFd, name: &OsStr, sec: i64, nsec: i64) {
+    let t = nix::sys::time::TimeSpec::new(sec, nsec);
     let _ = nix::sys::stat::utimensat(
         dir,
         name,
@@ -529,8 +561,6 @@ fn in_entry(
         &t,
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     );
-    done.entries += 1;
-    Ok(())
 }
 
 /// Remove `name` in `dir` unless it is a directory (a file or link is replaced, as tar

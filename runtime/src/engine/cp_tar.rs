@@ -25,14 +25,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat};
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchownat, symlinkat};
 use tar::EntryType;
 
 use super::cp::{
-    Copied, CopyOptions, CpError, cerr, contents_of, is_dir_mode, list_dir, open_dir_nofollow,
-    open_root, parent_in_root, remove_nondir, reopen_dir,
+    Copied, CopyOptions, CpError, Named, cerr, contents_of, is_dir_mode, list_dir,
+    open_dir_nofollow, open_named, open_root, parent_in_root, remove_nondir, reopen_dir,
+    set_time_at,
 };
 use crate::linux::path_in_root::{Create, open_in_root, proc_fd_path};
 
@@ -126,25 +127,14 @@ fn add_named<W: Write>(
     arc: &Path,
     done: &mut Copied,
 ) -> Result<(), CpError> {
-    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(cerr(cpath))?;
-    match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
-        SFlag::S_IFLNK => {
-            let link = readlinkat(dir, name).map_err(cerr(cpath))?;
+    match open_named(dir, name, cpath)? {
+        (st, Named::Link(link)) => {
             let mut h = header(&st, EntryType::Symlink);
             b.append_link(&mut h, arc, &link).map_err(write_err)?;
             done.entries += 1;
         }
-        SFlag::S_IFDIR | SFlag::S_IFREG => {
-            let fd = openat(
-                dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(cerr(cpath))?;
-            add_open(b, &fd, &st, cpath, arc, done)?;
-        }
-        _ => done.skipped += 1,
+        (st, Named::Open(fd)) => add_open(b, &fd, &st, cpath, arc, done)?,
+        (_, Named::Other) => done.skipped += 1,
     }
     Ok(())
 }
@@ -400,16 +390,16 @@ pub fn tar_in(
             }
             Made::File(f) => {
                 chmod(&f)?;
-                set_time(&dir, &name, mtime);
+                set_time_at(&dir, &name, mtime, 0);
             }
-            Made::Link => set_time(&dir, &name, mtime),
+            Made::Link => set_time_at(&dir, &name, mtime, 0),
         }
         done.entries += 1;
     }
     // Directories last, deepest first: writing their entries changed their mtimes.
     for (path, t) in dir_times.iter().rev() {
         if let Ok((dir, name)) = parent_in_root(&rootfd, path) {
-            set_time(&dir, &name, *t);
+            set_time_at(&dir, &name, *t, 0);
         }
     }
     Ok(done)
@@ -434,17 +424,6 @@ fn make_dir(dir: &OwnedFd, name: &OsString, mode: Mode) -> Result<OwnedFd, Errno
         Err(_) => mkdirat(dir, name.as_os_str(), mode)?,
     }
     open_dir_nofollow(dir, name)
-}
-
-fn set_time(dir: &OwnedFd, name: &OsStr, sec: i64) {
-    let t = nix::sys::time::TimeSpec::new(sec, 0);
-    let _ = nix::sys::stat::utimensat(
-        dir,
-        name,
-        &t,
-        &t,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    );
 }
 
 #[cfg(test)]

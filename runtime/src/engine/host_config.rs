@@ -483,12 +483,19 @@ fn set_ns(
     Ok(())
 }
 
-/// The /dev/shm a container shares: the host's with `--ipc host`, as Docker binds it.
-/// (With `--ipc container:X` the IPC namespace is shared but /dev/shm is the container's
-/// own: X's tmpfs lives in X's mount namespace, which a bind mount cannot reach.)
+/// The /dev/shm a container shares, as Docker binds it: the host's with `--ipc host`;
+/// with `--ipc container:X` (resolved to `/proc/PID/ns/ipc`) X's, named through X's
+/// root as `/proc/PID/root/dev/shm` (the runtime clones that mount from X's mount
+/// namespace: `linux::foreign_mount`).
 fn shared_shm(ipc: &NsMode) -> Option<PathBuf> {
     match ipc {
         NsMode::Host => Some("/dev/shm".into()),
+        NsMode::Path(ns) => ns
+            .parent()
+            .filter(|d| d.file_name().is_some_and(|n| n == "ns"))
+            .and_then(Path::parent)
+            .filter(|p| p.starts_with("/proc"))
+            .map(|proc| proc.join("root/dev/shm")),
         _ => None,
     }
 }
@@ -808,6 +815,17 @@ pub fn apply(spec: &mut Spec, h: &HostConfig) -> Result<(), FlagError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipc_container_shares_the_others_shm_through_its_root() {
+        assert_eq!(shared_shm(&NsMode::Host), Some("/dev/shm".into()));
+        assert_eq!(
+            shared_shm(&NsMode::Path("/proc/42/ns/ipc".into())),
+            Some("/proc/42/root/dev/shm".into())
+        );
+        assert_eq!(shared_shm(&NsMode::Private), None);
+        assert_eq!(shared_shm(&NsMode::Path("/run/netns/x".into())), None);
+    }
 
     #[test]
     fn cap_add_and_drop_follow_docker() {

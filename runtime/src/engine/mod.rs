@@ -22,6 +22,7 @@ pub mod run;
 pub mod seccomp_profile;
 pub mod state;
 pub mod storage;
+pub mod units;
 pub mod update;
 pub mod validate;
 pub mod volume;

@@ -19,6 +19,11 @@ use crate::linux::proc::{Liveness, liveness};
 
 use super::state::{StateError, write_atomic};
 
+/// How long [`Records::load_settled`] waits for a live monitor to record its container's
+/// exit (it tears down the cgroup, network and mounts first; a monitor that takes longer
+/// is reported as it stands).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The record file inside a container's directory.
 pub const RECORD_FILE: &str = "container.json";
 
@@ -335,6 +340,15 @@ impl ContainerRecord {
         alive(self.monitor_pid, self.monitor_start)
     }
 
+    /// Whether the record is in the moment between its init's exit and its live monitor's
+    /// record of it (the record still says running or paused): [`live`](Self::live) would
+    /// say exited with an unknown code, which the monitor is about to make known.
+    pub fn exit_unrecorded(&self) -> bool {
+        matches!(self.state, RunState::Running | RunState::Paused)
+            && !self.init_alive()
+            && self.monitor_alive()
+    }
+
     /// The state to report: a record saying running whose init is gone is exited, with
     /// the code unknown unless recorded; a restarting record whose monitor is gone too.
     pub fn live(&self) -> Live {
@@ -462,6 +476,22 @@ impl Records {
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         serde_json::from_slice(&bytes).map_err(|source| RecordError::Corrupt { path, source })
+    }
+
+    /// [`load`](Self::load), read again (every 10 ms, for up to [`SETTLE`]) while the
+    /// record is [`exit_unrecorded`](ContainerRecord::exit_unrecorded), so that a command
+    /// reporting a container that has just exited reports its recorded exit code and
+    /// finish time (or its restart), as Docker's daemon does, rather than "exited, code
+    /// unknown". `NotFound` when the monitor removed it meanwhile (`--rm`).
+    pub fn load_settled(&self, id: &str) -> Result<ContainerRecord, RecordError> {
+        let t = std::time::Instant::now();
+        loop {
+            let r = self.load(id)?;
+            if !r.exit_unrecorded() || t.elapsed() >= SETTLE {
+                return Ok(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Write `r` atomically (the caller holds the lock, or the record is new).

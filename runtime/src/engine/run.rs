@@ -291,12 +291,22 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     )
     .map_err(io_err("write", &dir))?;
+    // Docker: with `--read-only`, /etc/hostname, /etc/hosts and /etc/resolv.conf are
+    // read-only too (their mounts are writable only when the root is); the runtime
+    // rewrites them from the bundle side, never through these mounts.
+    let net_file_opts = || {
+        let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
+        if req.flags.host.read_only {
+            o.push("ro".into());
+        }
+        o
+    };
     let bind = |file: &str, dest: &str| -> Mount {
         oci_spec::runtime::MountBuilder::default()
             .destination(dest)
             .typ("bind")
             .source(dir.join(file))
-            .options(vec!["rbind".to_string(), "rprivate".to_string()])
+            .options(net_file_opts())
             .build()
             .expect("static mount")
     };
@@ -320,7 +330,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
                     .destination(dest)
                     .typ("bind")
                     .source(theirs.join(file))
-                    .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                    .options(net_file_opts())
                     .build()
                     .expect("static mount")
             };
@@ -448,7 +458,11 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     records.save(&ContainerRecord {
         restart: o.restart,
         auto_remove: req.rm,
-        stop_signal: o.stop_signal.clone(),
+        // `--stop-signal`, else the image's StopSignal (Docker's order), else SIGTERM.
+        stop_signal: o
+            .stop_signal
+            .clone()
+            .or_else(|| config.and_then(|c| c.stop_signal().clone())),
         stop_timeout: o.stop_timeout,
         labels: o
             .labels

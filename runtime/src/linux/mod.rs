@@ -10,6 +10,7 @@ pub mod devices;
 pub mod exe;
 pub mod exec_hook;
 pub mod exec_in;
+pub mod foreign_mount;
 pub mod init;
 pub mod launch;
 pub mod layer_copy;

@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 use nix::sys::statvfs::{FsFlags, statvfs};
 use oci_spec::runtime::{Mount, Spec};
 
+use super::foreign_mount;
 use super::mount_opts::{self, MountOptions};
 use super::path_in_root::{Create, ResolveError, is_symlink_in_root, open_in_root, proc_fd_path};
 
@@ -44,6 +45,18 @@ pub enum RootfsError {
         /// The host path.
         source_path: PathBuf,
         /// Why it cannot be read.
+        #[source]
+        source: io::Error,
+    },
+    /// A bind source in another process's mount namespace (`/proc/PID/root/PATH`) could
+    /// not be cloned from there or attached (see `linux::foreign_mount`).
+    #[error("cannot bind-mount {source_path} (another mount namespace's) on {dest:?}")]
+    Foreign {
+        /// The destination in the container.
+        dest: PathBuf,
+        /// The `/proc/PID/root/...` source.
+        source_path: PathBuf,
+        /// The failing step's error.
         #[source]
         source: io::Error,
     },
@@ -161,14 +174,26 @@ fn mount_one(root: &OwnedFd, m: &Mount, bundle: &Path, cgroupns: bool) -> Result
             },
         )?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(
-            Some(&proc_fd_path(&src_fd)),
-            &proc_fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(sys("bind-mount", dest))?;
+        match foreign_mount::proc_root_path(&src) {
+            // Another mount namespace's mount (e.g. `/proc/PID/root/dev/shm`): cloned there.
+            Some((pid, path)) if foreign_mount::in_other_mount_ns(pid) => {
+                foreign_mount::clone_tree(pid, &path, !rec.is_empty())
+                    .and_then(|tree| foreign_mount::attach(&tree, &target))
+                    .map_err(|source| RootfsError::Foreign {
+                        dest: dest.clone(),
+                        source_path: src.clone(),
+                        source,
+                    })?;
+            }
+            _ => mount(
+                Some(&proc_fd_path(&src_fd)),
+                &proc_fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .map_err(sys("bind-mount", dest))?,
+        }
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             remount_bind(root, dest, extra)?;

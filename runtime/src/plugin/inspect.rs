@@ -264,13 +264,7 @@ impl PluginSet {
                 };
                 PluginInfo {
                     name: s.name.clone(),
-                    kind: match s.kind {
-                        super::manifest::PluginKind::Hook => "hook",
-                        super::manifest::PluginKind::NetworkDriver => "network-driver",
-                        super::manifest::PluginKind::StorageDriver => "storage-driver",
-                        super::manifest::PluginKind::VolumeDriver => "volume-driver",
-                    }
-                    .to_string(),
+                    kind: s.kind.as_str().to_string(),
                     path: s.path.clone(),
                     hooks: s.hooks.iter().map(|h| h.to_string()).collect(),
                     on_error: match s.on_error {

@@ -196,6 +196,18 @@ pub(crate) enum PluginKind {
     VolumeDriver,
 }
 
+impl PluginKind {
+    /// The manifest's spelling: `hook`, `network-driver`, `storage-driver`, `volume-driver`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Hook => "hook",
+            PluginKind::NetworkDriver => "network-driver",
+            PluginKind::StorageDriver => "storage-driver",
+            PluginKind::VolumeDriver => "volume-driver",
+        }
+    }
+}
+
 /// `[plugin.grants.network]`: what a network driver may ask of the host (the plugin
 /// host checks every `net-host` call against it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -254,6 +254,17 @@ impl PluginSet {
         self.plugins.iter().map(|p| p.spec.name.as_str()).collect()
     }
 
+    /// The names of the manifest's plugins of `kind` (`network-driver`, `storage-driver`,
+    /// `volume-driver` or `hook`, as the manifest spells it), in manifest order (for
+    /// `rwasm info`).
+    pub fn names_of_kind(&self, kind: &str) -> Vec<&str> {
+        self.plugins
+            .iter()
+            .filter(|p| p.spec.kind.as_str() == kind)
+            .map(|p| p.spec.name.as_str())
+            .collect()
+    }
+
     /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].
     pub fn manifest_path(&self) -> Option<&Path> {
         self.manifest.as_deref()

@@ -145,22 +145,56 @@ pub fn host_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Total CPU time of the host so far, in nanoseconds (`/proc/stat` line `cpu`, in
-/// USER_HZ ticks), the denominator of Docker's CPU %.
+/// Total CPU time of the host so far, in nanoseconds, the denominator of Docker's CPU %:
+/// the `cpu` line of `/proc/stat` read as Docker's daemon reads it (see [`cpu_ticks`]).
 pub fn host_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: u64 = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|x| x.parse::<u64>().ok())
-        .sum();
+    let ticks = cpu_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
     // SAFETY: sysconf only reads a configuration value.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .ok()
         .filter(|h| *h > 0)?;
     Some(ticks * (1_000_000_000 / hz))
+}
+
+/// The host's CPU ticks in `/proc/stat` text: the sum of user, nice, system, idle,
+/// iowait, irq and softirq of the `cpu` line, as Docker's `getSystemCPUUsage` (steal,
+/// guest and guest_nice are not counted).
+pub fn cpu_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(7)
+        .map(|x| x.parse::<u64>().ok())
+        .collect::<Option<_>>()?;
+    (fields.len() == 7).then(|| fields.iter().sum())
+}
+
+/// The online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`, as Docker's daemon counts them for
+/// `online_cpus`); at least 1.
+pub fn online_cpus() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
+}
+
+/// Docker's CPU %: the container's CPU time over an interval (`cpu_before` to `cpu_now`,
+/// nanoseconds) against the host's over the same interval (`host_delta`, nanoseconds,
+/// all CPUs), times the online CPUs, in percent — 100 per fully busy CPU. 0 when a
+/// reading is missing or nothing was used (Docker's `calculateCPUPercentUnix`).
+#[allow(clippy::cast_precision_loss)] // a percentage of nanosecond counts
+pub fn cpu_percent(
+    cpu_before: Option<u64>,
+    cpu_now: Option<u64>,
+    host_delta: Option<u64>,
+    cpus: u64,
+) -> f64 {
+    match (cpu_before, cpu_now, host_delta) {
+        (Some(a), Some(b), Some(h)) if h > 0 && b > a => {
+            (b - a) as f64 / h as f64 * cpus as f64 * 100.0
+        }
+        _ => 0.0,
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +222,15 @@ mod tests {
             Some(42)
         );
         assert!(host_cpu_ns().is_some_and(|n| n > 0));
+        assert!(online_cpus() >= 1);
+        // user nice system idle iowait irq softirq | steal guest guest_nice: not counted.
+        let stat = "cpu  10 20 30 400 5 6 7 1000 2000 3000\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(cpu_ticks(stat), Some(478));
+        assert_eq!(cpu_ticks("cpu  1 2 3\n"), None);
+        // Half of one CPU's time on a 2-CPU host over the interval: 50 %.
+        assert!((cpu_percent(Some(1_000), Some(501_000), Some(2_000_000), 2) - 50.0).abs() < 1e-9);
+        assert!(cpu_percent(None, Some(5), Some(10), 2).abs() < f64::EPSILON);
+        assert!(cpu_percent(Some(5), Some(5), Some(10), 2).abs() < f64::EPSILON);
         let me = i32::try_from(std::process::id()).unwrap();
         let _ = net_io(me);
     }
