@@ -4,7 +4,7 @@
 //! the rootfs (no mount, no driver directory left); a driver asking for a mount outside
 //! its directory, through a symlink out of it, of a source it was not given or with a
 //! lowerdir it was not given is refused with the field named, and what its call mounted
-//! is unmounted. Root only.
+//! is unmounted; no driver gets a writable view of a layer. Root only.
 
 mod common;
 mod images_common;
@@ -354,6 +354,88 @@ state-dir = {state:?}
             Vec::<String>::new()
         );
     }
+}
+
+/// Every file below `dir` named `name`.
+fn files_named(dir: &Path, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                todo.push(e.path());
+            } else if e.file_name() == name {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_driver_never_gets_a_writable_view_of_a_layer() {
+    // Layers are shared by every container and image: a driver's bind of one is
+    // read-only (an explicit `rw` refused), also when it binds again a read-only bind it
+    // made, and its write through its own read-write directory fails.
+    let w = World::new();
+    w.setup_image();
+    let state = w.path("hostile-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let wasm = plugin_wasm("storage_hostile");
+    // The write's error is the guest's (WASI's), whatever words it has for EROFS.
+    let cases = [
+        ("layer-rw", "/l/hostile-was-here: "),
+        (
+            "layer-explicit-rw",
+            "options[0] `rw` is not allowed: source",
+        ),
+        ("rebind", "/m/hostile-was-here: "),
+    ];
+    for (mode, expected) in cases {
+        let m = manifest(
+            &w,
+            &format!("hostile-{mode}.toml"),
+            &format!(
+                r#"[[plugin]]
+name = "hostile"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.config]
+mode = "{mode}"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#
+            ),
+        );
+        let err = fails(
+            &w,
+            &[
+                "--plugins",
+                m.to_str().unwrap(),
+                "run",
+                "--rm",
+                "--storage-driver",
+                "hostile",
+                "busybox",
+                "true",
+            ],
+        );
+        assert!(!err.contains("the host let"), "{mode}: {err}");
+        assert!(err.contains(expected), "{mode}: {err}");
+        assert_eq!(
+            files_named(&w.data.join("images/layers"), "hostile-was-here"),
+            Vec::<String>::new(),
+            "{mode}: the driver wrote into a layer"
+        );
+        assert_eq!(
+            mounts_mentioning(&state.display().to_string()),
+            Vec::<String>::new(),
+            "{mode}"
+        );
+    }
+    // The layer is intact: a container of the image still runs from it.
+    assert_eq!(ok(&w, &["run", "--rm", "busybox", "echo", "ok"]), "ok\n");
 }
 
 #[test]
