@@ -141,6 +141,20 @@ fn load_reads_oci_and_docker_archives_and_save_round_trips() {
     assert_eq!(id(&w), id(&w2));
     assert_eq!(id(&w), sha(&cfg), "the image ID is the config digest");
     assert_eq!(ok(&w2, &["run", "--rm", "app:v1"]), "from the top layer\n");
+    // CREATED is the config's `created`, as Docker shows it (go-units' HumanDuration).
+    let j: Value = serde_json::from_str(ok(&w2, &["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(j["CreatedAt"], "2024-01-02 03:04:05 +0000 UTC", "{j}");
+    let since = j["CreatedSince"].as_str().unwrap();
+    assert!(since.ends_with(" years ago"), "{j}");
+    let table = ok(&w2, &["images"]);
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with(&format!(
+            "app          v1        {}   {since}   ",
+            &id(&w2)[7..19]
+        )),
+        "{table}"
+    );
     // The saved archive is also a docker save archive.
     let mut names = Vec::new();
     for e in tar::Archive::new(std::fs::File::open(&out).unwrap())
