@@ -265,6 +265,60 @@ fn a_multi_platform_index_resolves_to_linux_amd64() {
 }
 
 #[test]
+fn a_docker_manifest_list_resolves_to_linux_amd64() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let amd = app(&w, "amd64 from a list\n", GZ);
+    let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
+    let entry = |i: &Img, arch: &str| {
+        json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
+               "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [entry(&arm, "arm64"), entry(&amd, "amd64")]}))
+    .unwrap();
+    let lay = layout(&w.path("multi"), &[&arm, &amd], Some(&index), "multi");
+    // skopeo converts the index and its images to Docker's media types.
+    reg.push(
+        &lay,
+        "multi",
+        "dlist:v1",
+        &["--multi-arch", "all", "--format", "v2s2"],
+    );
+    let r = format!("{}/dlist:v1", reg.host());
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{r}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    let list: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        list["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let out = pull_ok(&w, &r);
+    assert!(
+        out.contains(&format!("Digest: {}\n", sha(&raw.stdout))),
+        "the list's digest: {out}"
+    );
+    assert_eq!(
+        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
+        "amd64 from a list\n"
+    );
+    let i = inspect(&w, &r);
+    assert_eq!(
+        i["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(i["Architecture"], "amd64");
+    assert_eq!(
+        i["RepoDigests"],
+        json!([format!("{}/dlist@{}", reg.host(), sha(&raw.stdout))])
+    );
+}
+
+#[test]
 fn unknown_tags_and_unreachable_registries_are_clear_errors() {
     let w = World::new();
     let reg = Registry::start(&w, None);
