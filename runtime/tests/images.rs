@@ -286,6 +286,47 @@ fn tag_then_rmi_untags_or_deletes_and_collects_the_blobs() {
         ok(&w, &["run", "--rm", "localhost:5000/me/box:1", "true"]),
         ""
     );
+    // `images REPOSITORY[:TAG]` lists only that repository (tag).
+    let short = ok(&w, &["images", "-q"]).trim().to_string();
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["images", "--format", "json"];
+        a.extend_from_slice(args);
+        ok(&w, &a)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{}:{}",
+                    v["Repository"].as_str().unwrap(),
+                    v["Tag"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(listed(&["busybox"]), ["busybox:latest"]);
+    assert_eq!(
+        listed(&["docker.io/library/busybox:latest"]),
+        ["busybox:latest"]
+    );
+    assert_eq!(
+        listed(&["localhost:5000/me/box"]),
+        ["localhost:5000/me/box:1"]
+    );
+    assert!(listed(&["busybox:1"]).is_empty());
+    assert!(listed(&["nosuch"]).is_empty());
+    assert_eq!(
+        ok(&w, &["images", "-q", "localhost:5000/me/box:1"]).trim(),
+        short
+    );
+    // By ID, an image with two tags needs -f (Docker's conflict).
+    let err = fails(&w, &["rmi", &short]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )),
+        "{err}"
+    );
+    assert_eq!(verify_blobs(&w), 3);
     assert_eq!(
         ok(&w, &["rmi", "localhost:5000/me/box:1"]),
         "Untagged: localhost:5000/me/box:1\n"

@@ -67,7 +67,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("image save", "rwasm image save -o busybox.tar busybox"),
     ("image tag", "rwasm image tag busybox mybox:1"),
     ("image import", "rwasm image import rootfs.tar.gz mybase:1"),
-    ("images", "rwasm images --format json"),
+    (
+        "images",
+        "rwasm images busybox\n  rwasm images --format json",
+    ),
     (
         "pull",
         "rwasm pull --insecure-registry localhost:5000 localhost:5000/app:1.0",

@@ -45,6 +45,10 @@ pub struct ListArgs {
     /// Only image IDs.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only the images of this repository (of this tag, when one is given), as Docker's
+    /// `docker images [REPOSITORY[:TAG]]`.
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
 }
 
 /// `rwasm rmi` / `rwasm image rm`.
@@ -182,7 +186,16 @@ fn print_removed(lines: &[Removed]) {
 
 /// `rwasm images` / `rwasm image ls`.
 pub fn list(cli: &Cli, a: &ListArgs) -> anyhow::Result<()> {
-    let rows = images(cli).list()?;
+    let mut rows = images(cli).list()?;
+    if let Some(r) = &a.reference {
+        let want = rwasm::engine::image::reference::Reference::parse(r)?;
+        // `Reference` says `latest` for no tag; a tag is given when the last path
+        // component has a `:` (a registry's port is in an earlier one).
+        let tagged = r.rsplit('/').next().is_some_and(|n| n.contains(':'));
+        rows.retain(|row| {
+            row.repository == want.repository && (!tagged || want.tag.as_ref() == Some(&row.tag))
+        });
+    }
     let now = std::time::SystemTime::now();
     if a.quiet {
         let mut seen = Vec::new();
