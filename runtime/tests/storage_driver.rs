@@ -505,6 +505,87 @@ state-dir = {state:?}
 }
 
 #[test]
+fn a_manifest_driver_named_overlay_replaces_the_default() {
+    // The manifest chooses the default driver: its `storage-driver` plugin named
+    // `overlay` is used for containers without --storage-driver.
+    let w = World::new();
+    w.setup_image();
+    let state = w.path("vendor-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let m = manifest(
+        &w,
+        "vendor-overlay.toml",
+        &format!(
+            r#"[[plugin]]
+name = "overlay"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#,
+            wasm = plugin_wasm("storage_vfs")
+        ),
+    );
+    let m = m.to_str().unwrap();
+    // Given relative to the caller's directory; `start` runs elsewhere, without --plugins,
+    // and twice (a restart is prepared again by the same driver).
+    let script = "cat /etc/hostname; cat /kept 2>/dev/null; echo kept > /kept";
+    let out = w
+        .cmd(&[
+            "--plugins",
+            "vendor-overlay.toml",
+            "create",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(w.tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out);
+    let id = id.trim();
+    let start = || {
+        let out = w
+            .cmd(&["start", "-a", id])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(start(), format!("{}\n", &id[..12]));
+    assert_eq!(
+        start(),
+        format!("{}\nkept\n", &id[..12]),
+        "the writable layer is kept"
+    );
+    let storage: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.data.join("containers").join(id).join("storage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(storage["driver"], "overlay", "{storage}");
+    assert_eq!(storage["manifest"], m, "{storage}");
+    assert!(
+        state.join(id).join("tree/bin/busybox").is_file(),
+        "the manifest's driver (a copying one) made the rootfs"
+    );
+    assert!(
+        !w.data.join("storage/overlay").join(id).exists(),
+        "the built-in overlay driver was not used"
+    );
+    // `rm` finds the driver through the recorded manifest, without --plugins.
+    let out = w.cmd(&["rm", id]).current_dir("/").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!state.join(id).exists());
+    assert_eq!(
+        mounts_mentioning(&state.display().to_string()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn storage_opt_is_refused_by_name_and_leaves_nothing() {
     let w = World::new();
     w.setup_image();
