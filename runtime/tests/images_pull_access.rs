@@ -83,6 +83,22 @@ fn a_registry_listed_as_insecure_is_reached_over_plain_http() {
     std::fs::write(w2.data.join("registries.toml"), "insecure = []\n").unwrap();
     let e = stderr(&pull(&w2, &r, &[]));
     assert!(e.contains("malformed registries file"), "{e}");
+
+    // `localhost` by name is plain HTTP without any listing, as in Docker.
+    let local = Registry::start(&w, None);
+    let lay = layout(&w.path("layout-local"), &[&img], None, "v1");
+    local.push(&lay, "v1", "loc:v1", &[]);
+    let by_name = format!(
+        "localhost:{}/loc:v1",
+        local.host().rsplit(':').next().unwrap()
+    );
+    let w3 = World::new();
+    let out = pull_ok(&w3, &by_name);
+    assert!(out.ends_with(&format!("{by_name}\n")), "{out}");
+    assert_eq!(
+        ok(&w3, &["run", "--rm", &by_name, "cat", "/file"]),
+        "over plain http\n"
+    );
 }
 
 /// base64url without padding (RFC 7515's encoding of JWS parts).
