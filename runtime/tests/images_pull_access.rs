@@ -325,7 +325,13 @@ fn a_token_registry_gets_a_token_for_the_auth_files_credentials() {
         json!({"auths": {reg.host(): {"registrytoken": tokens.token}}}).to_string(),
     )
     .unwrap();
-    let out = pull(&w2, &r, &[("REGISTRY_AUTH_FILE", auth2.to_str().unwrap())]);
+    // Named by --authfile, which wins over $REGISTRY_AUTH_FILE.
+    let out = w2
+        .cmd(&["pull", "--authfile", auth2.to_str().unwrap(), &r])
+        .env("HOME", w2.path("home"))
+        .env("REGISTRY_AUTH_FILE", auth.to_str().unwrap())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tokens.take(), Vec::<Option<String>>::new());
     assert_eq!(

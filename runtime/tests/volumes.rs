@@ -210,6 +210,44 @@ fn bind_mounts_honour_ro() {
 }
 
 #[test]
+fn a_named_volume_with_ro_is_read_only_inside() {
+    let w = world();
+    ok(&w, &["volume", "create", "shelf"]);
+    ok(
+        &w,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "shelf:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /v/f",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "shelf:/v:ro",
+                "busybox",
+                "sh",
+                "-c",
+                "cat /v/f; touch /v/g 2>/dev/null || echo refused; grep ' /v ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1",
+            ]
+        ),
+        "x\nrefused\nro\n"
+    );
+    let data = w.data.join("volumes/shelf/_data");
+    assert!(!data.join("g").exists());
+    assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "x\n");
+}
+
+#[test]
 fn tmpfs_is_a_tmpfs_inside() {
     let w = world();
     let line = ok(
