@@ -188,20 +188,29 @@ fn docker_v2_schema2_media_types_and_the_default_tag() {
     );
 }
 
+/// The index entry of `i` for linux/`arch`.
+fn entry(i: &Img, arch: &str) -> Value {
+    json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
+           "platform": {"os": "linux", "architecture": arch}})
+}
+
+/// An index of `arm` (linux/arm64) and `amd` (linux/amd64), in an OCI layout tagged
+/// `multi`: the index's bytes and the layout.
+fn two_platforms(w: &World, amd: &Img, arm: &Img) -> (Vec<u8>, std::path::PathBuf) {
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [entry(arm, "arm64"), entry(amd, "amd64")]}))
+    .unwrap();
+    let lay = layout(&w.path("multi"), &[arm, amd], Some(&index), "multi");
+    (index, lay)
+}
+
 #[test]
 fn a_multi_platform_index_resolves_to_linux_amd64() {
     let w = World::new();
     let reg = Registry::start(&w, None);
     let amd = app(&w, "amd64\n", ZST);
     let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
-    let entry = |i: &Img, arch: &str| {
-        json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
-               "platform": {"os": "linux", "architecture": arch}})
-    };
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
-        "manifests": [entry(&arm, "arm64"), entry(&amd, "amd64")]}))
-    .unwrap();
-    let lay = layout(&w.path("multi"), &[&arm, &amd], Some(&index), "multi");
+    let (index, lay) = two_platforms(&w, &amd, &arm);
     reg.push(&lay, "multi", "multi:v1", &["--multi-arch", "all"]);
     let r = format!("{}/multi:v1", reg.host());
     let out = pull_ok(&w, &r);
@@ -270,14 +279,7 @@ fn a_docker_manifest_list_resolves_to_linux_amd64() {
     let reg = Registry::start(&w, None);
     let amd = app(&w, "amd64 from a list\n", GZ);
     let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
-    let entry = |i: &Img, arch: &str| {
-        json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
-               "platform": {"os": "linux", "architecture": arch}})
-    };
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
-        "manifests": [entry(&arm, "arm64"), entry(&amd, "amd64")]}))
-    .unwrap();
-    let lay = layout(&w.path("multi"), &[&arm, &amd], Some(&index), "multi");
+    let (_, lay) = two_platforms(&w, &amd, &arm);
     // skopeo converts the index and its images to Docker's media types.
     reg.push(
         &lay,
@@ -380,61 +382,6 @@ fn a_corrupted_blob_in_the_registry_is_detected_and_nothing_is_stored() {
         .map(|e| e.file_name())
         .collect();
     assert!(layers.is_empty(), "{layers:?}");
-}
-
-#[test]
-fn basic_auth_credentials_come_from_the_auth_file() {
-    let w = World::new();
-    let reg = Registry::start(&w, Some(("alice", "s3cret")));
-    let img = app(&w, "behind a password\n", GZ);
-    let lay = layout(&w.path("layout"), &[&img], None, "v1");
-    reg.push(&lay, "v1", "private:v1", &["--dest-creds", "alice:s3cret"]);
-    let r = format!("{}/private:v1", reg.host());
-
-    let out = pull(&w, &r, &[]);
-    assert!(!out.status.success());
-    let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "pull access denied for {r}: unauthorized (no credentials for {} in no auth file)",
-            reg.host()
-        )),
-        "{e}"
-    );
-    let auth = w.path("auth.json");
-    let b64 = |s: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(s)
-    };
-    std::fs::write(
-        &auth,
-        json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
-    )
-    .unwrap();
-    let out = pull(&w, &r, &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]);
-    assert!(!out.status.success());
-    let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "pull access denied for {r}: unauthorized (user \"alice\" from {})",
-            auth.display()
-        )),
-        "{e}"
-    );
-    // Docker's own file, keyed with a scheme as `docker login` may write it.
-    std::fs::create_dir_all(w.path("home/.docker")).unwrap();
-    std::fs::write(
-        w.path("home/.docker/config.json"),
-        json!({"auths": {format!("https://{}", reg.host()): {"auth": b64("alice:s3cret")}}})
-            .to_string(),
-    )
-    .unwrap();
-    let out = pull(&w, &r, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
-        "behind a password\n"
-    );
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! How `rwasm pull` reaches a registry and what it shows meanwhile, against a real
 //! `docker-registry` (`registry_common`): plain HTTP for a registry listed as insecure
-//! (`--insecure-registry`, `registries.toml`) and HTTPS otherwise; distribution's token
-//! authentication, with a token server of the test's own that signs real JWTs for the
-//! registry (basic credentials from the auth file exchanged for a token, a
-//! `registrytoken` sent as it is); a progress bar per layer on a terminal. Root only
-//! (they fail, never skip, otherwise).
+//! (`--insecure-registry`, `registries.toml`) and HTTPS otherwise; credentials from an
+//! auth file for htpasswd basic auth and for distribution's token authentication, with a
+//! token server of the test's own that signs real JWTs for the registry (basic
+//! credentials exchanged for a token, a `registrytoken` sent as it is); a progress bar
+//! per layer on a terminal. Root only (they fail, never skip, otherwise).
 
 mod common;
 mod images_common;
@@ -12,7 +12,6 @@ mod registry_common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -101,6 +100,46 @@ fn a_registry_listed_as_insecure_is_reached_over_plain_http() {
     );
 }
 
+/// base64 (standard alphabet), as an auth file's `auth` and basic auth spell it.
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn basic_auth_credentials_come_from_the_auth_file() {
+    let w = World::new();
+    let reg = Registry::start(&w, Some(("alice", "s3cret")));
+    let (_, r) = push_private(&w, &reg, "behind a password\n");
+    let none = format!("no credentials for {} in no auth file", reg.host());
+    pull_denied(&w, &r, &[], &none);
+    let auth = w.path("auth.json");
+    std::fs::write(
+        &auth,
+        json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
+    )
+    .unwrap();
+    let env = [("REGISTRY_AUTH_FILE", auth.to_str().unwrap())];
+    pull_denied(
+        &w,
+        &r,
+        &env,
+        &format!("user \"alice\" from {}", auth.display()),
+    );
+    // Docker's own file, keyed with a scheme as `docker login` may write it.
+    std::fs::create_dir_all(w.path("home/.docker")).unwrap();
+    std::fs::write(
+        w.path("home/.docker/config.json"),
+        json!({"auths": {format!("https://{}", reg.host()): {"auth": b64("alice:s3cret")}}})
+            .to_string(),
+    )
+    .unwrap();
+    pull_ok(&w, &r);
+    assert_eq!(
+        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
+        "behind a password\n"
+    );
+}
+
 /// base64url without padding (RFC 7515's encoding of JWS parts).
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -175,10 +214,7 @@ impl TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let want = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", user.0, user.1))
-        );
+        let want = format!("Basic {}", b64(&format!("{}:{}", user.0, user.1)));
         let (t, s) = (token.clone(), seen.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -251,43 +287,27 @@ fn a_token_registry_gets_a_token_for_the_auth_files_credentials() {
     let w = World::new();
     let tokens = TokenServer::start(&w, "private", ("alice", "s3cret"));
     let reg = Registry::launch(w.path("registry"), "127.0.0.1", &tokens.registry_auth());
-    let img = app(&w, "behind a token\n", GZ);
-    let lay = layout(&w.path("layout"), &[&img], None, "v1");
-    reg.push(&lay, "v1", "private:v1", &["--dest-creds", "alice:s3cret"]);
+    let (img, r) = push_private(&w, &reg, "behind a token\n");
     tokens.take();
-    let r = format!("{}/private:v1", reg.host());
 
     // No credentials: the token server refuses, and the pull says why.
-    let out = pull(&w, &r, &[]);
-    assert!(!out.status.success());
-    let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "pull access denied for {r}: unauthorized (no credentials for {} in no auth file)",
-            reg.host()
-        )),
-        "{e}"
-    );
+    let none = format!("no credentials for {} in no auth file", reg.host());
+    pull_denied(&w, &r, &[], &none);
     assert_eq!(tokens.take(), vec![None], "one anonymous token request");
 
     // Wrong password: refused at the token server.
     let auth = w.path("auth.json");
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     std::fs::write(
         &auth,
         json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
     )
     .unwrap();
     let env = [("REGISTRY_AUTH_FILE", auth.to_str().unwrap())];
-    let out = pull(&w, &r, &env);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains(&format!(
-            "pull access denied for {r}: unauthorized (user \"alice\" from {})",
-            auth.display()
-        )),
-        "{}",
-        stderr(&out)
+    pull_denied(
+        &w,
+        &r,
+        &env,
+        &format!("user \"alice\" from {}", auth.display()),
     );
     assert_eq!(
         tokens.take(),
@@ -345,27 +365,8 @@ fn a_token_registry_gets_a_token_for_the_auth_files_credentials() {
     )
     .unwrap();
     let w3 = World::new();
-    let e = stderr(&pull(
-        &w3,
-        &r,
-        &[("REGISTRY_AUTH_FILE", auth2.to_str().unwrap())],
-    ));
-    assert!(
-        e.contains(&format!("unauthorized (token from {})", auth2.display())),
-        "{e}"
-    );
-}
-
-fn set_size(fd: &impl AsRawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize through a pointer to a live local.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &raw const ws) };
-    assert_eq!(rc, 0);
+    let env = [("REGISTRY_AUTH_FILE", auth2.to_str().unwrap())];
+    pull_denied(&w3, &r, &env, &format!("token from {}", auth2.display()));
 }
 
 #[test]
@@ -385,7 +386,7 @@ fn a_terminal_gets_a_progress_bar_per_layer_and_a_pipe_plain_lines() {
     let r = format!("{}/bars:v1", reg.host());
 
     let pty = nix::pty::openpty(None, None).unwrap();
-    set_size(&pty.master, 30, 160);
+    set_winsize(&pty.master, 30, 160);
     let mut c = w.cmd(&["pull", &r]);
     c.env("HOME", w.path("home"))
         .env_remove("REGISTRY_AUTH_FILE")

@@ -285,6 +285,41 @@ fn run_rm_with_either_driver_leaves_nothing() {
     assert_eq!(mounts_mentioning(&data), Vec::<String>::new());
 }
 
+/// `run --rm busybox true` with the storage-hostile driver in `mode` (and `target`),
+/// owning `state`: it must fail; its error.
+fn hostile_run(w: &World, state: &Path, mode: &str, target: &str) -> String {
+    let m = manifest(
+        w,
+        &format!("hostile-{mode}-{}.toml", rand_suffix()),
+        &format!(
+            r#"[[plugin]]
+name = "hostile"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.config]
+mode = "{mode}"
+target = "{target}"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#,
+            wasm = plugin_wasm("storage_hostile"),
+        ),
+    );
+    fails(
+        w,
+        &[
+            "--plugins",
+            m.to_str().unwrap(),
+            "run",
+            "--rm",
+            "--storage-driver",
+            "hostile",
+            "busybox",
+            "true",
+        ],
+    )
+}
+
 #[test]
 fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
     let w = World::new();
@@ -294,7 +329,6 @@ fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, state.join("escape")).unwrap();
-    let wasm = plugin_wasm("storage_hostile");
     let cases = [
         ("outside", outside.display().to_string(), "target"),
         (
@@ -315,35 +349,7 @@ fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
         ),
     ];
     for (i, (mode, target, field)) in cases.iter().enumerate() {
-        let m = manifest(
-            &w,
-            &format!("hostile-{i}.toml"),
-            &format!(
-                r#"[[plugin]]
-name = "hostile"
-path = {wasm:?}
-kind = "storage-driver"
-[plugin.config]
-mode = "{mode}"
-target = "{target}"
-[plugin.grants.storage]
-state-dir = {state:?}
-"#
-            ),
-        );
-        let err = fails(
-            &w,
-            &[
-                "--plugins",
-                m.to_str().unwrap(),
-                "run",
-                "--rm",
-                "--storage-driver",
-                "hostile",
-                "busybox",
-                "true",
-            ],
-        );
+        let err = hostile_run(&w, &state, mode, target);
         assert!(err.contains(field), "case {i}: {err}");
         assert!(!err.contains("the host let"), "case {i}: {err}");
         for needle in [state.display().to_string(), outside.display().to_string()] {
@@ -382,7 +388,6 @@ fn a_driver_never_gets_a_writable_view_of_a_layer() {
     w.setup_image();
     let state = w.path("hostile-state");
     std::fs::create_dir_all(&state).unwrap();
-    let wasm = plugin_wasm("storage_hostile");
     // The write's error is the guest's (WASI's), whatever words it has for EROFS.
     let cases = [
         ("layer-rw", "/l/hostile-was-here: "),
@@ -393,34 +398,7 @@ fn a_driver_never_gets_a_writable_view_of_a_layer() {
         ("rebind", "/m/hostile-was-here: "),
     ];
     for (mode, expected) in cases {
-        let m = manifest(
-            &w,
-            &format!("hostile-{mode}.toml"),
-            &format!(
-                r#"[[plugin]]
-name = "hostile"
-path = {wasm:?}
-kind = "storage-driver"
-[plugin.config]
-mode = "{mode}"
-[plugin.grants.storage]
-state-dir = {state:?}
-"#
-            ),
-        );
-        let err = fails(
-            &w,
-            &[
-                "--plugins",
-                m.to_str().unwrap(),
-                "run",
-                "--rm",
-                "--storage-driver",
-                "hostile",
-                "busybox",
-                "true",
-            ],
-        );
+        let err = hostile_run(&w, &state, mode, "");
         assert!(!err.contains("the host let"), "{mode}: {err}");
         assert!(err.contains(expected), "{mode}: {err}");
         assert_eq!(

@@ -274,6 +274,29 @@ pub fn pull_ok(w: &World, reference: &str) -> String {
     stdout(&out)
 }
 
+/// `rwasm pull REF` with `env` fails with Docker's "pull access denied", naming `auth`
+/// (which credentials were sent: `no credentials for HOST in FILE`, `user "U" from FILE`).
+pub fn pull_denied(w: &World, reference: &str, env: &[(&str, &str)], auth: &str) {
+    let out = pull(w, reference, env);
+    assert!(!out.status.success(), "pull {reference} succeeded");
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "pull access denied for {reference}: unauthorized ({auth})"
+        )),
+        "{e}"
+    );
+}
+
+/// An [`app`] image with `/file` holding `content`, pushed to `reg` as `private:v1`
+/// with the credentials `alice:s3cret`; returns it and its reference.
+pub fn push_private(w: &World, reg: &Registry, content: &str) -> (Img, String) {
+    let img = app(w, content, GZ);
+    let lay = layout(&w.path("layout"), &[&img], None, "v1");
+    reg.push(&lay, "v1", "private:v1", &["--dest-creds", "alice:s3cret"]);
+    (img, format!("{}/private:v1", reg.host()))
+}
+
 pub fn inspect(w: &World, name: &str) -> Value {
     let v: Value = serde_json::from_str(&ok(w, &["image", "inspect", name])).unwrap();
     v[0].clone()
