@@ -105,13 +105,9 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-#[test]
-fn basic_auth_credentials_come_from_the_auth_file() {
-    let w = World::new();
-    let reg = Registry::start(&w, Some(("alice", "s3cret")));
-    let (_, r) = push_private(&w, &reg, "behind a password\n");
-    let none = format!("no credentials for {} in no auth file", reg.host());
-    pull_denied(&w, &r, &[], &none);
+/// An auth file giving alice's wrong password for `reg`: the pull of `r` with it is
+/// denied, naming the user and the file. Returns the file.
+fn wrong_password_denied(w: &World, reg: &Registry, r: &str) -> std::path::PathBuf {
     let auth = w.path("auth.json");
     std::fs::write(
         &auth,
@@ -120,11 +116,22 @@ fn basic_auth_credentials_come_from_the_auth_file() {
     .unwrap();
     let env = [("REGISTRY_AUTH_FILE", auth.to_str().unwrap())];
     pull_denied(
-        &w,
-        &r,
+        w,
+        r,
         &env,
         &format!("user \"alice\" from {}", auth.display()),
     );
+    auth
+}
+
+#[test]
+fn basic_auth_credentials_come_from_the_auth_file() {
+    let w = World::new();
+    let reg = Registry::start(&w, Some(("alice", "s3cret")));
+    let (_, r) = push_private(&w, &reg, "behind a password\n");
+    let none = format!("no credentials for {} in no auth file", reg.host());
+    pull_denied(&w, &r, &[], &none);
+    wrong_password_denied(&w, &reg, &r);
     // Docker's own file, keyed with a scheme as `docker login` may write it.
     std::fs::create_dir_all(w.path("home/.docker")).unwrap();
     std::fs::write(
@@ -296,19 +303,8 @@ fn a_token_registry_gets_a_token_for_the_auth_files_credentials() {
     assert_eq!(tokens.take(), vec![None], "one anonymous token request");
 
     // Wrong password: refused at the token server.
-    let auth = w.path("auth.json");
-    std::fs::write(
-        &auth,
-        json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
-    )
-    .unwrap();
+    let auth = wrong_password_denied(&w, &reg, &r);
     let env = [("REGISTRY_AUTH_FILE", auth.to_str().unwrap())];
-    pull_denied(
-        &w,
-        &r,
-        &env,
-        &format!("user \"alice\" from {}", auth.display()),
-    );
     assert_eq!(
         tokens.take(),
         vec![Some(format!("Basic {}", b64("alice:wrong")))]
