@@ -180,7 +180,10 @@ fn run_i_streams_stdin_and_without_i_stdin_is_empty() {
         let mut c = w.cmd(args);
         c.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        // Without -i rwasm never reads its stdin and may be gone before we write.
+        if let Err(e) = child.stdin.take().unwrap().write_all(b"hi\n") {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         child.wait_with_output().unwrap()
     };
     let out = run(&["run", "--rm", "-i", "busybox", "cat"]);
