@@ -46,8 +46,8 @@ fn once(data_root: &Path, cache: &Path, layers: &[PathBuf], driver: &str) -> (Du
     let id = rwasm::engine::run::new_id().expect("read /dev/urandom");
     let bundle = data_root.join("containers").join(&id);
     std::fs::create_dir_all(bundle.join("rootfs")).expect("create the bundle");
-    storage::choose(&bundle, driver, false, &[]).expect("record the driver");
     let plugins = PluginSet::empty();
+    storage::choose(&bundle, driver, &plugins, false, &[]).expect("record the driver");
     let t0 = Instant::now();
     storage::mount(&MountCtx {
         data_root,

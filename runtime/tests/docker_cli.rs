@@ -286,8 +286,16 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 5' TERM; touch /trapped; while true; do sleep 0.1; done",
     ]);
+    // A signal that comes before the trap is set is dropped by the shell (PID 1 of its
+    // namespace, no handler yet), which then ends as 137 after the timeout.
+    let trapped = |c: &str| {
+        d.run(&["exec", c, "test", "-e", "/trapped"])
+            .status
+            .success()
+    };
+    d.until("polite set its trap", || trapped("polite"));
     let t = Instant::now();
     assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
     // Well under the 10 s default: the 1 s given was the one waited (no bound on speed).
@@ -333,9 +341,10 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 7' USR1; touch /trapped; while true; do sleep 0.1; done",
     ]);
     assert_eq!(d.field("usr1", "{{.Config.StopSignal}}"), "USR1");
+    d.until("usr1 set its trap", || trapped("usr1"));
     d.ok(&["stop", "usr1"]);
     assert_eq!(d.field("usr1", "{{.State.ExitCode}}"), "7");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,22 +22,10 @@ struct OnPty {
     child: Child,
 }
 
-fn set_size(fd: &impl AsRawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize through a pointer to a live local.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &raw const ws) };
-    assert_eq!(rc, 0);
-}
-
 impl OnPty {
     fn spawn(w: &World, args: &[&str], rows: u16, cols: u16) -> OnPty {
         let pty = nix::pty::openpty(None, None).unwrap();
-        set_size(&pty.master, rows, cols);
+        set_winsize(&pty.master, rows, cols);
         let slave: OwnedFd = pty.slave;
         let mut c = w.cmd(args);
         c.stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -139,7 +127,7 @@ fn run_it_gives_a_shell_on_a_terminal_of_the_callers_size() {
     t.send(b"stty size; [ -t 0 ] && echo on-a-tty\r");
     t.expect("30 100\r\non-a-tty\r\n");
     // The window changes: the client forwards the new size.
-    set_size(&t.master, 40, 120);
+    set_winsize(&t.master, 40, 120);
     std::thread::sleep(Duration::from_millis(300));
     t.clear();
     t.send(b"stty size\r");
@@ -192,7 +180,10 @@ fn run_i_streams_stdin_and_without_i_stdin_is_empty() {
         let mut c = w.cmd(args);
         c.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        // Without -i rwasm never reads its stdin and may be gone before we write.
+        if let Err(e) = child.stdin.take().unwrap().write_all(b"hi\n") {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         child.wait_with_output().unwrap()
     };
     let out = run(&["run", "--rm", "-i", "busybox", "cat"]);

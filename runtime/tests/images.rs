@@ -141,6 +141,20 @@ fn load_reads_oci_and_docker_archives_and_save_round_trips() {
     assert_eq!(id(&w), id(&w2));
     assert_eq!(id(&w), sha(&cfg), "the image ID is the config digest");
     assert_eq!(ok(&w2, &["run", "--rm", "app:v1"]), "from the top layer\n");
+    // CREATED is the config's `created`, as Docker shows it (go-units' HumanDuration).
+    let j: Value = serde_json::from_str(ok(&w2, &["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(j["CreatedAt"], "2024-01-02 03:04:05 +0000 UTC", "{j}");
+    let since = j["CreatedSince"].as_str().unwrap();
+    assert!(since.ends_with(" years ago"), "{j}");
+    let table = ok(&w2, &["images"]);
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with(&format!(
+            "app          v1        {}   {since}   ",
+            &id(&w2)[7..19]
+        )),
+        "{table}"
+    );
     // The saved archive is also a docker save archive.
     let mut names = Vec::new();
     for e in tar::Archive::new(std::fs::File::open(&out).unwrap())
@@ -261,6 +275,79 @@ fn import_makes_an_image_from_a_rootfs_tarball() {
     assert!(bad.contains("must be lowercase"), "{bad}");
 }
 
+/// `rwasm ARGS` with `input` on its stdin, stdout and stderr captured.
+fn piped(w: &World, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut c = w
+        .cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = c.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn save_load_and_import_stream_through_stdout_and_stdin_as_docker_does() {
+    let w = World::new();
+    w.setup_image();
+    // `save IMAGE > FILE`: the same archive as `save -o FILE IMAGE`.
+    let file = w.path("bb.tar");
+    ok(&w, &["save", "-o", file.to_str().unwrap(), "busybox"]);
+    let out = w.rwasm(&["save", "busybox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, std::fs::read(&file).unwrap());
+    // `load < FILE`, also gzip'd.
+    let w2 = World::new();
+    let out = piped(&w2, &["load"], &gzip(&out.stdout));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Loaded image: busybox:latest\n");
+    assert_eq!(ok(&w2, &["run", "--rm", "busybox", "echo", "in"]), "in\n");
+    let out = piped(&w2, &["load"], b"not an archive");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("standard input"), "{}", stderr(&out));
+    // `import - NAME`.
+    let tarball = gzip(&busybox_layer(w.tmp.path()));
+    let out = piped(&w2, &["import", "-", "streamed:1"], &tarball);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("sha256:"), "{}", stdout(&out));
+    assert_eq!(
+        ok(&w2, &["run", "--rm", "streamed:1", "echo", "imported"]),
+        "imported\n"
+    );
+    // Docker's refusals on a terminal: no archive to it, none from it.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let tty = || std::process::Stdio::from(pty.slave.try_clone().unwrap());
+    let out = w
+        .cmd(&["save", "busybox"])
+        .stdout(tty())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.cmd(&["load"]).stdin(tty()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("requested load from stdin, but stdin is empty"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn tag_then_rmi_untags_or_deletes_and_collects_the_blobs() {
     let w = World::new();
@@ -272,6 +359,47 @@ fn tag_then_rmi_untags_or_deletes_and_collects_the_blobs() {
         ok(&w, &["run", "--rm", "localhost:5000/me/box:1", "true"]),
         ""
     );
+    // `images REPOSITORY[:TAG]` lists only that repository (tag).
+    let short = ok(&w, &["images", "-q"]).trim().to_string();
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["images", "--format", "json"];
+        a.extend_from_slice(args);
+        ok(&w, &a)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{}:{}",
+                    v["Repository"].as_str().unwrap(),
+                    v["Tag"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(listed(&["busybox"]), ["busybox:latest"]);
+    assert_eq!(
+        listed(&["docker.io/library/busybox:latest"]),
+        ["busybox:latest"]
+    );
+    assert_eq!(
+        listed(&["localhost:5000/me/box"]),
+        ["localhost:5000/me/box:1"]
+    );
+    assert!(listed(&["busybox:1"]).is_empty());
+    assert!(listed(&["nosuch"]).is_empty());
+    assert_eq!(
+        ok(&w, &["images", "-q", "localhost:5000/me/box:1"]).trim(),
+        short
+    );
+    // By ID, an image with two tags needs -f (Docker's conflict).
+    let err = fails(&w, &["rmi", &short]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )),
+        "{err}"
+    );
+    assert_eq!(verify_blobs(&w), 3);
     assert_eq!(
         ok(&w, &["rmi", "localhost:5000/me/box:1"]),
         "Untagged: localhost:5000/me/box:1\n"

@@ -254,3 +254,42 @@ fn hostile_layers_are_refused_and_nothing_lands_outside() {
     );
     assert!(!w.tmp.path().join("escaped").exists() && !w.data.join("escaped").exists());
 }
+
+#[test]
+fn a_whiteout_of_the_parent_is_refused_and_the_store_keeps_its_layers() {
+    // `.wh...` names `..`: applied, it would remove the layer directory's parent, which
+    // for a top-level entry is the store's directory of every unpacked layer.
+    let w = World::new();
+    w.setup_image();
+    let kept: Vec<_> = std::fs::read_dir(w.data.join("images/layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(!kept.is_empty());
+    for (name, entry) in [
+        ("parent:1", ".wh..."),
+        ("deeper:1", "x/.wh..."),
+        ("itself:1", ".wh.."),
+    ] {
+        let l = layer(&[E::Dir("x"), E::File(entry, b"")]);
+        let out = load(&w, name, &[l]);
+        assert!(!out.status.success(), "{name} loaded");
+        let hidden = entry.rsplit(".wh.").next().unwrap();
+        assert!(
+            stderr(&out).contains(&format!(
+                "layer entry {entry:?} lands outside the layer directory: whiteout of {hidden:?}"
+            )),
+            "{name}: {}",
+            stderr(&out)
+        );
+        for k in &kept {
+            assert!(
+                w.data.join("images/layers").join(k).exists(),
+                "{name}: the store lost {k:?}"
+            );
+        }
+        assert!(!ok(&w, &["images"]).contains(name.split(':').next().unwrap()));
+    }
+    assert_eq!(ok(&w, &["run", "--rm", "busybox", "echo", "ok"]), "ok\n");
+}

@@ -1,282 +1,21 @@
-//! `rwasm pull` against a real registry: Debian's `docker-registry` (distribution 2.8),
-//! started by each test on a loopback port of its own with its own storage and config,
-//! filled by `skopeo copy` from OCI layouts the tests build (busybox-static layers, gzip,
-//! zstd and plain layers, whiteouts, a multi-platform index, Docker v2 schema 2 media
-//! types). The registry's access log tells which blobs were fetched and how much of them.
-//! Root only (they fail, never skip, otherwise).
+//! `rwasm pull` against a real registry (`registry_common`: Debian's `docker-registry`,
+//! started by each test on a loopback port of its own, filled by `skopeo copy` from OCI
+//! layouts the tests build: busybox-static layers, gzip, zstd and plain layers,
+//! whiteouts, a multi-platform index, Docker v2 schema 2 media types). Root only (they
+//! fail, never skip, otherwise).
 
 mod common;
 mod images_common;
+mod registry_common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::TcpListener;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use images_common::*;
+use registry_common::*;
 use serde_json::{Value, json};
-
-const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const ZST: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// A registry process on 127.0.0.1:PORT; killed and reaped when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Registry {
-    /// Start `docker-registry serve` under `w`, with htpasswd basic auth when `user` is given.
-    fn start(w: &World, user: Option<(&str, &str)>) -> Registry {
-        let dir = w.path(&format!("registry-{}", rand_suffix()));
-        std::fs::create_dir_all(dir.join("storage")).unwrap();
-        // A free loopback port, chosen by the kernel.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut auth = String::new();
-        if let Some((u, p)) = user {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", u, p])
-                .output()
-                .expect("htpasswd (apt apache2-utils)");
-            assert!(out.status.success());
-            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: rwasm-test\n    path: {}\n",
-                dir.join("htpasswd").display()
-            );
-        }
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.join("storage").display()
-        );
-        std::fs::write(dir.join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("access.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
-            .spawn()
-            .expect("docker-registry (apt docker-registry)");
-        let r = Registry { child, port, dir };
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "the registry did not listen on {port}: {}",
-                std::fs::read_to_string(r.dir.join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// `skopeo copy oci:LAYOUT:TAG docker://HOST/REPO_TAG` plus `extra` flags.
-    fn push(&self, layout: &Path, tag: &str, repo_tag: &str, extra: &[&str]) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .args(extra)
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{repo_tag}", self.host()))
-            .output()
-            .expect("skopeo (apt skopeo)");
-        assert!(
-            out.status.success(),
-            "skopeo copy to {repo_tag}: {}",
-            stderr(&out)
-        );
-    }
-
-    /// The file holding blob `digest` in the registry's storage.
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.dir.join(format!(
-            "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
-            &hex[..2]
-        ))
-    }
-
-    /// (status, bytes sent) of every GET of blob `digest`, from the access log.
-    fn blob_gets(&self, digest: &str) -> Vec<(u16, u64)> {
-        let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
-        log.lines()
-            .filter(|l| l.contains(&format!("/blobs/{digest} ")) && l.contains("\"GET "))
-            .map(|l| {
-                let after = l.split("HTTP/1.1\" ").nth(1).unwrap_or("");
-                let mut f = after.split(' ');
-                (
-                    f.next().unwrap_or("0").parse().unwrap_or(0),
-                    f.next().unwrap_or("0").parse().unwrap_or(0),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One image's blobs: the layers as stored (compressed as `media` says), config, manifest.
-struct Img {
-    layers: Vec<(String, Vec<u8>)>,
-    config: Vec<u8>,
-    manifest: Vec<u8>,
-}
-
-impl Img {
-    /// An image of the uncompressed layer tars `layers` (each with the media type it is
-    /// stored as), for `arch`, with Cmd sh and PATH.
-    fn new(layers: &[(&str, Vec<u8>)], arch: &str) -> Img {
-        let tars: Vec<&[u8]> = layers.iter().map(|(_, t)| t.as_slice()).collect();
-        let mut cfg: Value =
-            serde_json::from_slice(&config(&tars, json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]})))
-                .unwrap();
-        cfg["architecture"] = json!(arch);
-        let config = serde_json::to_vec(&cfg).unwrap();
-        let stored: Vec<(String, Vec<u8>)> = layers
-            .iter()
-            .map(|(m, t)| {
-                let blob = match *m {
-                    GZ => gzip(t),
-                    ZST => zstd(t),
-                    _ => t.clone(),
-                };
-                (m.to_string(), blob)
-            })
-            .collect();
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
-            "layers": stored.iter().map(|(m, b)| json!({"mediaType": m, "digest": sha(b), "size": b.len()})).collect::<Vec<_>>(),
-        }))
-        .unwrap();
-        Img {
-            layers: stored,
-            config,
-            manifest,
-        }
-    }
-
-    fn digest(&self) -> String {
-        sha(&self.manifest)
-    }
-
-    fn layer_digest(&self, i: usize) -> String {
-        sha(&self.layers[i].1)
-    }
-}
-
-fn put_blob(layout: &Path, bytes: &[u8]) {
-    let p = layout.join("blobs/sha256").join(&sha(bytes)[7..]);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
-/// An OCI layout at `layout` holding `imgs`, whose index.json names `top` as `tag` (an
-/// image's manifest, or an index given as bytes).
-fn layout(layout: &Path, imgs: &[&Img], top: Option<&[u8]>, tag: &str) -> PathBuf {
-    for i in imgs {
-        for (_, b) in &i.layers {
-            put_blob(layout, b);
-        }
-        put_blob(layout, &i.config);
-        put_blob(layout, &i.manifest);
-    }
-    let (media, bytes) = match top {
-        Some(idx) => (INDEX, idx.to_vec()),
-        None => (MANIFEST, imgs[0].manifest.clone()),
-    };
-    put_blob(layout, &bytes);
-    std::fs::write(
-        layout.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let index = json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": media, "digest": sha(&bytes), "size": bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    }]});
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&index).unwrap(),
-    )
-    .unwrap();
-    layout.to_path_buf()
-}
-
-/// A layer holding `/file` with `content`.
-fn file_layer(content: &str) -> Vec<u8> {
-    layer(&[E::File("file", content.as_bytes())])
-}
-
-/// An image of busybox (gzip) and a `/file` layer stored as `media`.
-fn app(w: &World, content: &str, media: &str) -> Img {
-    Img::new(
-        &[
-            (GZ, busybox_layer(&w.path(&rand_suffix()))),
-            (media, file_layer(content)),
-        ],
-        "amd64",
-    )
-}
-
-/// `rwasm pull REF` with `env`, stdout and stderr captured.
-fn pull(w: &World, reference: &str, env: &[(&str, &str)]) -> Output {
-    let mut c = w.cmd(&["pull", reference]);
-    // No auth file of the machine's user is read unless a test names one.
-    c.env("HOME", w.path("home"))
-        .env_remove("REGISTRY_AUTH_FILE");
-    c.env_remove("DOCKER_CONFIG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn pull_ok(w: &World, reference: &str) -> String {
-    let out = pull(w, reference, &[]);
-    assert!(
-        out.status.success(),
-        "pull {reference}: {}{}",
-        stderr(&out),
-        stdout(&out)
-    );
-    stdout(&out)
-}
-
-fn inspect(w: &World, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&ok(w, &["image", "inspect", name])).unwrap();
-    v[0].clone()
-}
-
-fn partials(w: &World) -> Vec<String> {
-    std::fs::read_dir(w.data.join("images/tmp"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".partial"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_pulled_image_runs_by_tag_and_by_digest_with_dockers_output() {
@@ -449,20 +188,29 @@ fn docker_v2_schema2_media_types_and_the_default_tag() {
     );
 }
 
+/// The index entry of `i` for linux/`arch`.
+fn entry(i: &Img, arch: &str) -> Value {
+    json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
+           "platform": {"os": "linux", "architecture": arch}})
+}
+
+/// An index of `arm` (linux/arm64) and `amd` (linux/amd64), in an OCI layout tagged
+/// `multi`: the index's bytes and the layout.
+fn two_platforms(w: &World, amd: &Img, arm: &Img) -> (Vec<u8>, std::path::PathBuf) {
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": [entry(arm, "arm64"), entry(amd, "amd64")]}))
+    .unwrap();
+    let lay = layout(&w.path("multi"), &[arm, amd], Some(&index), "multi");
+    (index, lay)
+}
+
 #[test]
 fn a_multi_platform_index_resolves_to_linux_amd64() {
     let w = World::new();
     let reg = Registry::start(&w, None);
     let amd = app(&w, "amd64\n", ZST);
     let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
-    let entry = |i: &Img, arch: &str| {
-        json!({"mediaType": MANIFEST, "digest": i.digest(), "size": i.manifest.len(),
-               "platform": {"os": "linux", "architecture": arch}})
-    };
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
-        "manifests": [entry(&arm, "arm64"), entry(&amd, "amd64")]}))
-    .unwrap();
-    let lay = layout(&w.path("multi"), &[&arm, &amd], Some(&index), "multi");
+    let (index, lay) = two_platforms(&w, &amd, &arm);
     reg.push(&lay, "multi", "multi:v1", &["--multi-arch", "all"]);
     let r = format!("{}/multi:v1", reg.host());
     let out = pull_ok(&w, &r);
@@ -523,6 +271,53 @@ fn a_multi_platform_index_resolves_to_linux_amd64() {
         "{e}"
     );
     assert!(fails(&w, &["image", "inspect", &r]).contains("not found"));
+}
+
+#[test]
+fn a_docker_manifest_list_resolves_to_linux_amd64() {
+    let w = World::new();
+    let reg = Registry::start(&w, None);
+    let amd = app(&w, "amd64 from a list\n", GZ);
+    let arm = Img::new(&[(GZ, file_layer("arm64\n"))], "arm64");
+    let (_, lay) = two_platforms(&w, &amd, &arm);
+    // skopeo converts the index and its images to Docker's media types.
+    reg.push(
+        &lay,
+        "multi",
+        "dlist:v1",
+        &["--multi-arch", "all", "--format", "v2s2"],
+    );
+    let r = format!("{}/dlist:v1", reg.host());
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{r}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    let list: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        list["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let out = pull_ok(&w, &r);
+    assert!(
+        out.contains(&format!("Digest: {}\n", sha(&raw.stdout))),
+        "the list's digest: {out}"
+    );
+    assert_eq!(
+        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
+        "amd64 from a list\n"
+    );
+    let i = inspect(&w, &r);
+    assert_eq!(
+        i["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(i["Architecture"], "amd64");
+    assert_eq!(
+        i["RepoDigests"],
+        json!([format!("{}/dlist@{}", reg.host(), sha(&raw.stdout))])
+    );
 }
 
 #[test]
@@ -587,75 +382,6 @@ fn a_corrupted_blob_in_the_registry_is_detected_and_nothing_is_stored() {
         .map(|e| e.file_name())
         .collect();
     assert!(layers.is_empty(), "{layers:?}");
-}
-
-#[test]
-fn basic_auth_credentials_come_from_the_auth_file() {
-    let w = World::new();
-    let reg = Registry::start(&w, Some(("alice", "s3cret")));
-    let img = app(&w, "behind a password\n", GZ);
-    let lay = layout(&w.path("layout"), &[&img], None, "v1");
-    reg.push(&lay, "v1", "private:v1", &["--dest-creds", "alice:s3cret"]);
-    let r = format!("{}/private:v1", reg.host());
-
-    let out = pull(&w, &r, &[]);
-    assert!(!out.status.success());
-    let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "pull access denied for {r}: unauthorized (no credentials for {} in no auth file)",
-            reg.host()
-        )),
-        "{e}"
-    );
-    let auth = w.path("auth.json");
-    let b64 = |s: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(s)
-    };
-    std::fs::write(
-        &auth,
-        json!({"auths": {reg.host(): {"auth": b64("alice:wrong")}}}).to_string(),
-    )
-    .unwrap();
-    let out = pull(&w, &r, &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]);
-    assert!(!out.status.success());
-    let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "pull access denied for {r}: unauthorized (user \"alice\" from {})",
-            auth.display()
-        )),
-        "{e}"
-    );
-    // Docker's own file, keyed with a scheme as `docker login` may write it.
-    std::fs::create_dir_all(w.path("home/.docker")).unwrap();
-    std::fs::write(
-        w.path("home/.docker/config.json"),
-        json!({"auths": {format!("https://{}", reg.host()): {"auth": b64("alice:s3cret")}}})
-            .to_string(),
-    )
-    .unwrap();
-    let out = pull(&w, &r, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        ok(&w, &["run", "--rm", &r, "cat", "/file"]),
-        "behind a password\n"
-    );
-}
-
-/// Bytes no compressor shrinks (xorshift), so a layer's size on the wire is its size.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 #[test]

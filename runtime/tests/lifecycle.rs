@@ -674,7 +674,7 @@ fn kill_takes_real_time_signals_and_delete_force_of_nothing_is_fine() {
     let w = World::new();
     // Bounded: without the signal the loop ends by itself after ~5 s with status 9.
     let script = format!(
-        "trap 'echo got-rtmin; exit 0' {}; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 9",
+        "trap 'echo got-rtmin; exit 0' {}; echo trapped; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 9",
         libc::SIGRTMIN() + 1
     );
     let b = w.bundle("b", &["sh", "-c", &script], json!({}));
@@ -685,12 +685,22 @@ fn kill_takes_real_time_signals_and_delete_force_of_nothing_is_fine() {
         .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    w.wait_status(&c, "running");
-    std::thread::sleep(Duration::from_millis(100));
+    // A signal sent before the trap is set would be dropped (PID 1 without a handler).
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap().contains("trapped") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the trap was never set"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (code, err) = w.rwasm_detached(&["kill", &c, "SIGRTMIN+1"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(run.wait().unwrap().code(), Some(0));
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "got-rtmin\n");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "trapped\ngot-rtmin\n"
+    );
     assert_eq!(
         w.rwasm_detached(&["delete", "--force", "never-existed"]).0,
         0,

@@ -4,7 +4,7 @@
 //! the rootfs (no mount, no driver directory left); a driver asking for a mount outside
 //! its directory, through a symlink out of it, of a source it was not given or with a
 //! lowerdir it was not given is refused with the field named, and what its call mounted
-//! is unmounted. Root only.
+//! is unmounted; no driver gets a writable view of a layer. Root only.
 
 mod common;
 mod images_common;
@@ -285,6 +285,41 @@ fn run_rm_with_either_driver_leaves_nothing() {
     assert_eq!(mounts_mentioning(&data), Vec::<String>::new());
 }
 
+/// `run --rm busybox true` with the storage-hostile driver in `mode` (and `target`),
+/// owning `state`: it must fail; its error.
+fn hostile_run(w: &World, state: &Path, mode: &str, target: &str) -> String {
+    let m = manifest(
+        w,
+        &format!("hostile-{mode}-{}.toml", rand_suffix()),
+        &format!(
+            r#"[[plugin]]
+name = "hostile"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.config]
+mode = "{mode}"
+target = "{target}"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#,
+            wasm = plugin_wasm("storage_hostile"),
+        ),
+    );
+    fails(
+        w,
+        &[
+            "--plugins",
+            m.to_str().unwrap(),
+            "run",
+            "--rm",
+            "--storage-driver",
+            "hostile",
+            "busybox",
+            "true",
+        ],
+    )
+}
+
 #[test]
 fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
     let w = World::new();
@@ -294,7 +329,6 @@ fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, state.join("escape")).unwrap();
-    let wasm = plugin_wasm("storage_hostile");
     let cases = [
         ("outside", outside.display().to_string(), "target"),
         (
@@ -315,35 +349,7 @@ fn a_hostile_driver_is_refused_and_its_mounts_are_undone() {
         ),
     ];
     for (i, (mode, target, field)) in cases.iter().enumerate() {
-        let m = manifest(
-            &w,
-            &format!("hostile-{i}.toml"),
-            &format!(
-                r#"[[plugin]]
-name = "hostile"
-path = {wasm:?}
-kind = "storage-driver"
-[plugin.config]
-mode = "{mode}"
-target = "{target}"
-[plugin.grants.storage]
-state-dir = {state:?}
-"#
-            ),
-        );
-        let err = fails(
-            &w,
-            &[
-                "--plugins",
-                m.to_str().unwrap(),
-                "run",
-                "--rm",
-                "--storage-driver",
-                "hostile",
-                "busybox",
-                "true",
-            ],
-        );
+        let err = hostile_run(&w, &state, mode, target);
         assert!(err.contains(field), "case {i}: {err}");
         assert!(!err.contains("the host let"), "case {i}: {err}");
         for needle in [state.display().to_string(), outside.display().to_string()] {
@@ -354,6 +360,60 @@ state-dir = {state:?}
             Vec::<String>::new()
         );
     }
+}
+
+/// Every file below `dir` named `name`.
+fn files_named(dir: &Path, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                todo.push(e.path());
+            } else if e.file_name() == name {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_driver_never_gets_a_writable_view_of_a_layer() {
+    // Layers are shared by every container and image: a driver's bind of one is
+    // read-only (an explicit `rw` refused), also when it binds again a read-only bind it
+    // made, and its write through its own read-write directory fails.
+    let w = World::new();
+    w.setup_image();
+    let state = w.path("hostile-state");
+    std::fs::create_dir_all(&state).unwrap();
+    // The write's error is the guest's (WASI's), whatever words it has for EROFS.
+    let cases = [
+        ("layer-rw", "/l/hostile-was-here: "),
+        (
+            "layer-explicit-rw",
+            "options[0] `rw` is not allowed: source",
+        ),
+        ("rebind", "/m/hostile-was-here: "),
+    ];
+    for (mode, expected) in cases {
+        let err = hostile_run(&w, &state, mode, "");
+        assert!(!err.contains("the host let"), "{mode}: {err}");
+        assert!(err.contains(expected), "{mode}: {err}");
+        assert_eq!(
+            files_named(&w.data.join("images/layers"), "hostile-was-here"),
+            Vec::<String>::new(),
+            "{mode}: the driver wrote into a layer"
+        );
+        assert_eq!(
+            mounts_mentioning(&state.display().to_string()),
+            Vec::<String>::new(),
+            "{mode}"
+        );
+    }
+    // The layer is intact: a container of the image still runs from it.
+    assert_eq!(ok(&w, &["run", "--rm", "busybox", "echo", "ok"]), "ok\n");
 }
 
 #[test]
@@ -419,6 +479,87 @@ state-dir = {state:?}
         std::fs::read_dir(&state).unwrap().count(),
         0,
         "the driver's state directory still holds a container's tree"
+    );
+}
+
+#[test]
+fn a_manifest_driver_named_overlay_replaces_the_default() {
+    // The manifest chooses the default driver: its `storage-driver` plugin named
+    // `overlay` is used for containers without --storage-driver.
+    let w = World::new();
+    w.setup_image();
+    let state = w.path("vendor-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let m = manifest(
+        &w,
+        "vendor-overlay.toml",
+        &format!(
+            r#"[[plugin]]
+name = "overlay"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#,
+            wasm = plugin_wasm("storage_vfs")
+        ),
+    );
+    let m = m.to_str().unwrap();
+    // Given relative to the caller's directory; `start` runs elsewhere, without --plugins,
+    // and twice (a restart is prepared again by the same driver).
+    let script = "cat /etc/hostname; cat /kept 2>/dev/null; echo kept > /kept";
+    let out = w
+        .cmd(&[
+            "--plugins",
+            "vendor-overlay.toml",
+            "create",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(w.tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out);
+    let id = id.trim();
+    let start = || {
+        let out = w
+            .cmd(&["start", "-a", id])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(start(), format!("{}\n", &id[..12]));
+    assert_eq!(
+        start(),
+        format!("{}\nkept\n", &id[..12]),
+        "the writable layer is kept"
+    );
+    let storage: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.data.join("containers").join(id).join("storage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(storage["driver"], "overlay", "{storage}");
+    assert_eq!(storage["manifest"], m, "{storage}");
+    assert!(
+        state.join(id).join("tree/bin/busybox").is_file(),
+        "the manifest's driver (a copying one) made the rootfs"
+    );
+    assert!(
+        !w.data.join("storage/overlay").join(id).exists(),
+        "the built-in overlay driver was not used"
+    );
+    // `rm` finds the driver through the recorded manifest, without --plugins.
+    let out = w.cmd(&["rm", id]).current_dir("/").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!state.join(id).exists());
+    assert_eq!(
+        mounts_mentioning(&state.display().to_string()),
+        Vec::<String>::new()
     );
 }
 

@@ -210,6 +210,44 @@ fn bind_mounts_honour_ro() {
 }
 
 #[test]
+fn a_named_volume_with_ro_is_read_only_inside() {
+    let w = world();
+    ok(&w, &["volume", "create", "shelf"]);
+    ok(
+        &w,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "shelf:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /v/f",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &w,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "shelf:/v:ro",
+                "busybox",
+                "sh",
+                "-c",
+                "cat /v/f; touch /v/g 2>/dev/null || echo refused; grep ' /v ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1",
+            ]
+        ),
+        "x\nrefused\nro\n"
+    );
+    let data = w.data.join("volumes/shelf/_data");
+    assert!(!data.join("g").exists());
+    assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "x\n");
+}
+
+#[test]
 fn tmpfs_is_a_tmpfs_inside() {
     let w = world();
     let line = ok(
@@ -538,6 +576,17 @@ fn driver_manifest(
     grant: &std::path::Path,
     root: &std::path::Path,
 ) -> String {
+    driver_manifest_with(w, name, grant, root, "")
+}
+
+/// [`driver_manifest`] with `config` (TOML lines) added to its `[plugin.config]`.
+fn driver_manifest_with(
+    w: &World,
+    name: &str,
+    grant: &std::path::Path,
+    root: &std::path::Path,
+    config: &str,
+) -> String {
     std::fs::create_dir_all(grant).unwrap();
     let body = format!(
         r#"[[plugin]]
@@ -546,6 +595,7 @@ path = {wasm:?}
 kind = "volume-driver"
 [plugin.config]
 root = {root:?}
+{config}
 [plugin.grants]
 dirs = {{ {grant:?} = "/volumes:rw" }}
 "#,
@@ -730,6 +780,75 @@ fn volume_ls_and_inspect_ask_the_drivers_list_and_get() {
     // A record whose data the driver no longer has is left out of `ls`, as Docker does.
     std::fs::remove_dir_all(local.join("rec")).unwrap();
     assert_eq!(volume_names(&w), ["vv"]);
+}
+
+#[test]
+fn the_scope_is_the_drivers_capabilities_answer() {
+    // Docker asks `/VolumeDriver.Capabilities` and shows its Scope in `volume inspect`
+    // and `volume ls --format json`.
+    let w = world();
+    ok(&w, &["volume", "create", "here"]);
+    assert_eq!(inspect_volume(&w, "here")["Scope"], "local");
+    let grant = w.path("shared-volumes");
+    let m = driver_manifest_with(&w, "shared", &grant, &grant, "scope = \"global\"");
+    ok(
+        &w,
+        &[
+            "--plugins",
+            &m,
+            "volume",
+            "create",
+            "-d",
+            "shared",
+            "everywhere",
+        ],
+    );
+    assert_eq!(inspect_volume(&w, "everywhere")["Scope"], "global");
+    // One only the driver knows is reported with the driver's scope too.
+    volume_behind_our_back(&grant, "elsewhere");
+    let v: Value = serde_json::from_str(&ok(
+        &w,
+        &["--plugins", &m, "volume", "inspect", "elsewhere"],
+    ))
+    .unwrap();
+    assert_eq!(v[0]["Scope"], "global", "{v}");
+    let ls = ok(&w, &["--plugins", &m, "volume", "ls", "--format", "json"]);
+    let scopes: Vec<(String, String)> = ls
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["Name"].as_str().unwrap().to_string(),
+                v["Scope"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("elsewhere".to_string(), "global".to_string()),
+            ("everywhere".to_string(), "global".to_string()),
+            ("here".to_string(), "local".to_string()),
+        ],
+        "{ls}"
+    );
+    // A scope the driver does not know is refused at its configure, naming the key.
+    let bad = driver_manifest_with(
+        &w,
+        "bad",
+        &w.path("bad-volumes"),
+        &w.path("bad-volumes"),
+        "scope = \"galactic\"",
+    );
+    let err = fails(
+        &w,
+        &["--plugins", &bad, "volume", "create", "-d", "bad", "nope"],
+    );
+    assert!(
+        err.contains("key `scope`: `galactic` is neither local nor global"),
+        "{err}"
+    );
+    assert_eq!(volume_names(&w), ["elsewhere", "everywhere", "here"]);
 }
 
 #[test]

@@ -5,7 +5,13 @@
 //! - `outside` (default): a tmpfs at the config key `target` (outside its directory, or
 //!   a symlink in it that the test made pointing out);
 //! - `source`: a bind mount of `/etc` (not a layer) at `<state>/<id>/bad`;
-//! - `lowerdir`: an overlay whose `lowerdir=` is `/etc`.
+//! - `lowerdir`: an overlay whose `lowerdir=` is `/etc`;
+//! - `layer-rw`: a bind of its first layer at `<state>/<id>/l` without options, then a
+//!   write of `l/hostile-was-here` through its read-write preopen of `<state>`;
+//! - `layer-explicit-rw`: the same bind with the option `rw`;
+//! - `rebind`: a `ro` bind of its first layer at `<state>/<id>/l`, a bind of that at
+//!   `<state>/<id>/m` with only `nosuid` (a remount that would drop `ro`), then a write
+//!   of `m/hostile-was-here`.
 //!
 //! It returns the host's refusal, so a test sees the message and checks that the host
 //! unmounted `<state>/<id>/ok` after the failed `prepare`.
@@ -39,6 +45,28 @@ fn req(
         target,
         options,
     }
+}
+
+/// The path of the request's first (lowest) layer.
+fn first_layer(r: &PrepareRequest) -> Result<String, Error> {
+    r.layers.first().map(|l| l.path.clone()).ok_or(Error {
+        code: ErrorCode::InvalidInput,
+        message: "no layer to bind".into(),
+    })
+}
+
+/// Write `DIR/hostile-was-here`: an error saying the host let it when the write works,
+/// else one with the write's own error.
+fn write_into(dir: &str) -> Result<(), Error> {
+    let file = format!("{dir}/hostile-was-here");
+    let message = match fs::write(&file, b"written by storage-hostile\n") {
+        Ok(()) => format!("the host let storage-hostile write {file}"),
+        Err(e) => format!("cannot write {file}: {e}"),
+    };
+    Err(Error {
+        code: ErrorCode::Internal,
+        message,
+    })
 }
 
 struct Hostile;
@@ -94,6 +122,41 @@ impl Guest for Hostile {
                         format!("workdir={work}"),
                     ],
                 ))?;
+            }
+            "layer-rw" | "layer-explicit-rw" => {
+                let l = format!("{dir}/l");
+                fs::create_dir_all(&l).map_err(io)?;
+                let options = if mode == "layer-rw" {
+                    vec![]
+                } else {
+                    vec!["rw".into()]
+                };
+                storage_host::mount(&req(
+                    MountKind::Bind,
+                    Some(first_layer(&r)?),
+                    l.clone(),
+                    options,
+                ))?;
+                write_into(&l)?;
+            }
+            "rebind" => {
+                let (l, m) = (format!("{dir}/l"), format!("{dir}/m"));
+                for d in [&l, &m] {
+                    fs::create_dir_all(d).map_err(io)?;
+                }
+                storage_host::mount(&req(
+                    MountKind::Bind,
+                    Some(first_layer(&r)?),
+                    l.clone(),
+                    vec!["ro".into()],
+                ))?;
+                storage_host::mount(&req(
+                    MountKind::Bind,
+                    Some(l),
+                    m.clone(),
+                    vec!["nosuid".into()],
+                ))?;
+                write_into(&m)?;
             }
             _ => storage_host::mount(&req(MountKind::Tmpfs, None, target, vec![]))?,
         }

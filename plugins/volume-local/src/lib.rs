@@ -14,7 +14,9 @@
 //! and `NAME/mounts/ID` (one empty file per container the volume is mounted for).
 //!
 //! Configuration (`[plugin.config]`): `root`, the host path of the granted directory
-//! (mountpoints answered to the host are under it); `state-dir`, its guest path.
+//! (mountpoints answered to the host are under it); `state-dir`, its guest path; `scope`,
+//! what `capabilities` answers (Docker's `Capabilities.Scope`): `local` (the default) or
+//! `global`, for a `root` on storage that every machine using the driver shares (NFS).
 
 wit_bindgen::generate!({ world: "volume-driver", path: "../../sdk/wit" });
 
@@ -36,6 +38,8 @@ struct Settings {
     root: String,
     /// Guest path of the granted directory.
     state: String,
+    /// The scope `capabilities` reports.
+    scope: Scope,
 }
 
 impl Default for Settings {
@@ -43,6 +47,7 @@ impl Default for Settings {
         Settings {
             root: String::new(),
             state: "/volumes".to_string(),
+            scope: Scope::Local,
         }
     }
 }
@@ -261,10 +266,22 @@ impl Guest for Local {
             match e.key.as_str() {
                 "root" => s.root = v,
                 "state-dir" => s.state = v,
+                "scope" => {
+                    s.scope = match v.as_str() {
+                        "local" => Scope::Local,
+                        "global" => Scope::Global,
+                        _ => {
+                            return Err(err(
+                                ErrorCode::InvalidConfig,
+                                format!("key `scope`: `{v}` is neither local nor global"),
+                            ));
+                        }
+                    }
+                }
                 k => {
                     return Err(err(
                         ErrorCode::InvalidConfig,
-                        format!("unknown key `{k}` (expected root or state-dir)"),
+                        format!("unknown key `{k}` (expected root, state-dir or scope)"),
                     ));
                 }
             }
@@ -385,7 +402,7 @@ impl Guest for Local {
 
     fn capabilities() -> DriverCapabilities {
         DriverCapabilities {
-            scope: Scope::Local,
+            scope: settings().scope,
         }
     }
 }

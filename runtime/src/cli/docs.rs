@@ -67,14 +67,23 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("image save", "rwasm image save -o busybox.tar busybox"),
     ("image tag", "rwasm image tag busybox mybox:1"),
     ("image import", "rwasm image import rootfs.tar.gz mybase:1"),
-    ("images", "rwasm images --format json"),
+    (
+        "images",
+        "rwasm images busybox\n  rwasm images --format json",
+    ),
     (
         "pull",
         "rwasm pull --insecure-registry localhost:5000 localhost:5000/app:1.0",
     ),
-    ("load", "rwasm load -i app.tar"),
-    ("save", "rwasm save -o busybox.tar busybox"),
-    ("import", "rwasm import rootfs.tar.gz mybase:1"),
+    ("load", "rwasm load -i app.tar\n  rwasm load < app.tar.gz"),
+    (
+        "save",
+        "rwasm save -o busybox.tar busybox\n  rwasm save busybox | gzip > busybox.tar.gz",
+    ),
+    (
+        "import",
+        "rwasm import rootfs.tar.gz mybase:1\n  tar -C rootfs -c . | rwasm import - mybase:2",
+    ),
     ("tag", "rwasm tag busybox mybox:1"),
     ("rmi", "rwasm rmi -f mybox:1"),
     ("plugin", "rwasm plugin ls"),

@@ -3,7 +3,7 @@
 //! REPOSITORY, TAG, IMAGE ID, CREATED, SIZE (go-units' human durations and decimal sizes),
 //! or one JSON object per line with `--format json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -14,12 +14,16 @@ use rwasm::engine::state::StateStore;
 
 use super::Cli;
 
+/// How an archive read from standard input is named in errors and history.
+const STDIN: &str = "standard input";
+
 /// `rwasm load`.
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// Read from this tar archive (a `docker save` archive or an OCI archive; gzip or zstd allowed).
+    /// Read from this tar archive (a `docker save` archive or an OCI archive; gzip or zstd
+    /// allowed) instead of standard input.
     #[arg(short, long)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Print nothing.
     #[arg(short, long)]
     pub quiet: bool,
@@ -28,9 +32,9 @@ pub struct LoadArgs {
 /// `rwasm save`.
 #[derive(Args, Debug)]
 pub struct SaveArgs {
-    /// Write to this file.
+    /// Write to this file instead of standard output.
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Images to save (name, name:tag or ID).
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -45,6 +49,10 @@ pub struct ListArgs {
     /// Only image IDs.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only the images of this repository (of this tag, when one is given), as Docker's
+    /// `docker images [REPOSITORY[:TAG]]`.
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
 }
 
 /// `rwasm rmi` / `rwasm image rm`.
@@ -121,7 +129,14 @@ pub(super) fn users(cli: &Cli) -> Vec<ContainerUse> {
 
 /// `rwasm load -i FILE`.
 pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<()> {
-    let loaded = images(cli).load(&a.input)?;
+    use std::io::IsTerminal;
+    let loaded = match &a.input {
+        Some(f) => images(cli).load(f)?,
+        None if std::io::stdin().is_terminal() => {
+            anyhow::bail!("requested load from stdin, but stdin is empty")
+        }
+        None => images(cli).load_from(std::io::stdin().lock(), Path::new(STDIN))?,
+    };
     if !a.quiet {
         for img in loaded {
             if img.tags.is_empty() {
@@ -137,13 +152,28 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> anyhow::Result<()> {
 
 /// `rwasm save -o FILE IMAGE...`.
 pub fn save(cli: &Cli, a: &SaveArgs) -> anyhow::Result<()> {
-    images(cli).save(&a.images, &a.output)?;
+    use std::io::{IsTerminal, Write};
+    match &a.output {
+        Some(f) => images(cli).save(&a.images, f)?,
+        None if std::io::stdout().is_terminal() => {
+            anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        }
+        None => {
+            let out = std::io::stdout().lock();
+            let mut out = images(cli).save_to(&a.images, out, Path::new("standard output"))?;
+            out.flush()?;
+        }
+    }
     Ok(())
 }
 
 /// `rwasm import TARBALL [NAME[:TAG]]`: prints the new image ID, as Docker does.
-pub fn import(cli: &Cli, tarball: &std::path::Path, name: Option<&str>) -> anyhow::Result<()> {
-    let img = images(cli).import(tarball, name)?;
+pub fn import(cli: &Cli, tarball: &Path, name: Option<&str>) -> anyhow::Result<()> {
+    let img = if tarball == Path::new("-") {
+        images(cli).import_from(std::io::stdin().lock(), Path::new(STDIN), name)?
+    } else {
+        images(cli).import(tarball, name)?
+    };
     outln!("{}", img.id);
     Ok(())
 }
@@ -182,7 +212,16 @@ fn print_removed(lines: &[Removed]) {
 
 /// `rwasm images` / `rwasm image ls`.
 pub fn list(cli: &Cli, a: &ListArgs) -> anyhow::Result<()> {
-    let rows = images(cli).list()?;
+    let mut rows = images(cli).list()?;
+    if let Some(r) = &a.reference {
+        let want = rwasm::engine::image::reference::Reference::parse(r)?;
+        // `Reference` says `latest` for no tag; a tag is given when the last path
+        // component has a `:` (a registry's port is in an earlier one).
+        let tagged = r.rsplit('/').next().is_some_and(|n| n.contains(':'));
+        rows.retain(|row| {
+            row.repository == want.repository && (!tagged || want.tag.as_ref() == Some(&row.tag))
+        });
+    }
     let now = std::time::SystemTime::now();
     if a.quiet {
         let mut seen = Vec::new();

@@ -285,7 +285,7 @@ pub enum Command {
     Save(image::SaveArgs),
     /// Make an image from a rootfs tarball (`docker import`).
     Import {
-        /// The tarball (plain, gzip or zstd).
+        /// The tarball (plain, gzip or zstd); `-` reads it from standard input.
         tarball: PathBuf,
         /// NAME[:TAG].
         name: Option<String>,

@@ -275,7 +275,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
     // `--read-only` is the spec's `root.readonly` (the runtime remounts the root read-only
     // after making the mount destinations it needs, /etc/hostname among them), not a
     // read-only rootfs from the driver, which would refuse those destinations.
-    super::storage::choose(&dir, &driver, false, &storage_opts)?;
+    super::storage::choose(&dir, &driver, req.plugins, false, &storage_opts)?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     let records = Records::new(req.data_root);
     records.reserve_name(&name, &id)?;

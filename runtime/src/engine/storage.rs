@@ -12,7 +12,9 @@
 //!   the bundle's `upper`/`work`.
 //!
 //! The choice is kept in the bundle's `storage.json` from `prepare` on, with the driver's
-//! manifest and the mounts of its last `prepare` once mounted. The driver's rootfs is
+//! manifest and the mounts of its last `prepare` once mounted; every later `prepare` (a
+//! restart), `release` and `usage` use that manifest's driver, with or without
+//! `--plugins`. The driver's rootfs is
 //! bind-mounted at the bundle's `rootfs` (config.json's `root.path`). At every stop rwasm
 //! unmounts that bind and the driver's mounts ([`unmount`]); at removal the driver's
 //! `release` runs ([`release`]), so `rm` and `prune` use the driver that made the rootfs.
@@ -107,7 +109,8 @@ struct State {
     /// `--read-only`.
     #[serde(default)]
     read_only: bool,
-    /// The manifest the driver was loaded from (once mounted).
+    /// The manifest the driver is loaded from: the caller's when it held the driver at
+    /// [`choose`], else the first-party one's (once mounted).
     #[serde(default)]
     manifest: Option<PathBuf>,
     /// The driver's rootfs (once mounted).
@@ -191,19 +194,27 @@ pub fn check_options(
 }
 
 /// Records in `bundle` that its rootfs comes from driver `driver` (`--read-only` as
-/// given) with `options` (checked by [`check_options`]); nothing is mounted yet.
+/// given) with `options` (checked by [`check_options`]), and `plugins`' manifest when it
+/// holds the driver, so that a later `start` without `--plugins` still finds it; nothing
+/// is mounted yet.
 pub fn choose(
     bundle: &Path,
     driver: &str,
+    plugins: &PluginSet,
     read_only: bool,
     options: &[(String, String)],
 ) -> Result<(), StorageError> {
     check_name(driver)?;
+    let manifest = plugins
+        .manifest_path()
+        .filter(|_| plugins.has_storage_driver(driver))
+        .map(Path::to_path_buf);
     write_state(
         bundle,
         &State {
             driver: driver.to_string(),
             read_only,
+            manifest,
             options: options.to_vec(),
             ..State::default()
         },
@@ -306,9 +317,20 @@ pub fn mount(ctx: &MountCtx<'_>) -> Result<(), StorageError> {
     let _span =
         tracing::info_span!("storage prepare", container = %id, driver = %state.driver).entered();
     let owned;
-    let (set, manifest) = match ctx.plugins.manifest_path() {
-        Some(m) if ctx.plugins.has_storage_driver(&state.driver) => (ctx.plugins, m.to_path_buf()),
-        _ => match builtin_manifest(ctx.data_root, &state.driver)? {
+    let here = ctx
+        .plugins
+        .manifest_path()
+        .filter(|_| ctx.plugins.has_storage_driver(&state.driver));
+    let (set, manifest) = match (state.manifest.clone(), here) {
+        // A container prepared before (a restart) is served by the driver that made its
+        // writable layer, from the manifest recorded then, whatever this process was given.
+        (Some(r), Some(m)) if r == m => (ctx.plugins, r),
+        (Some(r), _) => {
+            owned = PluginSet::load(&r, ctx.cache_dir)?;
+            (&owned, r)
+        }
+        (None, Some(m)) => (ctx.plugins, m.to_path_buf()),
+        (None, None) => match builtin_manifest(ctx.data_root, &state.driver)? {
             Some(m) => {
                 owned = PluginSet::load(&m, ctx.cache_dir)?;
                 (&owned, m)
@@ -430,6 +452,8 @@ pub fn release(bundle: &Path, cache_dir: &Path) {
 /// driver's `usage`; `None` when it has no plugin driver or is not mounted yet.
 pub fn usage(bundle: &Path, cache_dir: &Path) -> Option<(u64, u64)> {
     let state = read_state(bundle).ok()??;
+    // Prepared once (a created container's driver has made nothing yet).
+    state.rootfs.as_ref()?;
     let manifest = state.manifest?;
     let request = StorageRequest {
         container_id: bundle.file_name()?.to_string_lossy().into_owned(),

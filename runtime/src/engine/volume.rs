@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::record::{RecordError, Records};
-use crate::plugin::volume::{VolAnswer, VolOp, VolumeInfo};
+use crate::plugin::volume::{Scope, VolAnswer, VolOp, VolumeInfo};
 use crate::plugin::{PluginError, PluginSet};
 
 /// Where the first-party `volume_local.wasm` is installed.
@@ -137,7 +137,8 @@ pub struct VolumeRecord {
     pub labels: BTreeMap<String, String>,
     /// `-o KEY=VALUE` driver options.
     pub options: BTreeMap<String, String>,
-    /// `local` (the only scope of the drivers rwasm ships).
+    /// The driver's scope as its `capabilities` (`/VolumeDriver.Capabilities`) answers
+    /// it: `local` or `global`.
     pub scope: String,
     /// RFC 3339 creation time.
     pub created_at: String,
@@ -157,14 +158,19 @@ pub struct VolumeRecord {
 impl VolumeRecord {
     /// A record for a volume that driver `driver` (from `manifest`) reports but rwasm has
     /// no record of (made behind rwasm's back, or by another tool using the driver).
-    fn reported(driver: &str, manifest: Option<PathBuf>, info: VolumeInfo) -> VolumeRecord {
+    fn reported(
+        driver: &str,
+        manifest: Option<PathBuf>,
+        scope: &str,
+        info: VolumeInfo,
+    ) -> VolumeRecord {
         VolumeRecord {
             name: info.name,
             driver: driver.to_string(),
             mountpoint: info.mountpoint.unwrap_or_default(),
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
-            scope: "local".to_string(),
+            scope: scope.to_string(),
             created_at: info.created_at.unwrap_or_default(),
             anonymous: false,
             manifest,
@@ -297,6 +303,15 @@ dirs = {{ {data:?} = "/volumes:rw" }}
     Ok(manifest)
 }
 
+/// The scope `driver` of `set` reports (`/VolumeDriver.Capabilities`), as Docker shows
+/// it: `local` or `global`.
+fn scope(set: &PluginSet, driver: &str) -> Result<&'static str, VolumeError> {
+    Ok(match set.volume(driver, &VolOp::Capabilities)? {
+        VolAnswer::Capabilities(Scope::Global) => "global",
+        _ => "local",
+    })
+}
+
 /// The volumes of one data root.
 pub struct VolumeStore {
     data_root: PathBuf,
@@ -386,15 +401,15 @@ impl VolumeStore {
             let mine = records
                 .iter()
                 .filter(|r| r.driver == driver && (manifest.is_none() || r.manifest == manifest));
-            let asked =
-                self.with_driver(plugins, &driver, manifest.as_deref(), |set, m| {
-                    match set.volume(&driver, &VolOp::List)? {
-                        VolAnswer::Volumes(v) => Ok((v, m)),
-                        _ => Ok((Vec::new(), m)),
-                    }
-                });
+            let asked = self.with_driver(plugins, &driver, manifest.as_deref(), |set, m| {
+                let scope = scope(set, &driver)?;
+                match set.volume(&driver, &VolOp::List)? {
+                    VolAnswer::Volumes(v) => Ok((v, m, scope)),
+                    _ => Ok((Vec::new(), m, scope)),
+                }
+            });
             match asked {
-                Ok((reported, m)) => {
+                Ok((reported, m, scope)) => {
                     let m = if driver == DEFAULT_DRIVER && !plugins.has_volume_driver(&driver) {
                         None
                     } else {
@@ -403,7 +418,7 @@ impl VolumeStore {
                     for info in reported {
                         let volume = match mine.clone().find(|r| r.name == info.name) {
                             Some(r) => r.clone().with_info(info),
-                            None => VolumeRecord::reported(&driver, m.clone(), info),
+                            None => VolumeRecord::reported(&driver, m.clone(), scope, info),
                         };
                         listing.volumes.push(volume);
                     }
@@ -438,7 +453,7 @@ impl VolumeStore {
                         name: name.to_string(),
                     },
                 )? {
-                    VolAnswer::Volume(v) => Ok((v, m)),
+                    VolAnswer::Volume(v) => Ok((v, m, scope(set, driver)?)),
                     _ => Err(VolumeError::NotFound {
                         name: name.to_string(),
                     }),
@@ -447,7 +462,7 @@ impl VolumeStore {
         };
         match self.get(name) {
             Ok(r) => Ok(match get(&r.driver, r.manifest.as_deref()) {
-                Ok((info, _)) => Listing {
+                Ok((info, _, _)) => Listing {
                     volumes: vec![r.with_info(info)],
                     warnings: Vec::new(),
                 },
@@ -462,14 +477,14 @@ impl VolumeStore {
             }),
             Err(VolumeError::NotFound { .. }) => {
                 for (driver, manifest) in self.drivers(plugins, &self.list()?) {
-                    if let Ok((info, m)) = get(&driver, manifest.as_deref()) {
+                    if let Ok((info, m, scope)) = get(&driver, manifest.as_deref()) {
                         let m = if driver == DEFAULT_DRIVER && !plugins.has_volume_driver(&driver) {
                             None
                         } else {
                             m
                         };
                         return Ok(Listing {
-                            volumes: vec![VolumeRecord::reported(&driver, m, info)],
+                            volumes: vec![VolumeRecord::reported(&driver, m, scope, info)],
                             warnings: Vec::new(),
                         });
                     }
@@ -564,6 +579,7 @@ impl VolumeStore {
                 },
             )?;
             let saved = (|| {
+                let scope = scope(set, &driver)?;
                 let mountpoint = match set.volume(&driver, &VolOp::Path { name: name.clone() })? {
                     VolAnswer::Path(Some(p)) => p,
                     _ => {
@@ -580,7 +596,7 @@ impl VolumeStore {
                     mountpoint,
                     labels: req.labels.clone(),
                     options: req.options.iter().cloned().collect(),
-                    scope: "local".to_string(),
+                    scope: scope.to_string(),
                     created_at: super::state::now_rfc3339(),
                     anonymous: req.anonymous,
                     manifest: if driver == DEFAULT_DRIVER && !set.has_volume_driver(&driver) {

@@ -233,7 +233,11 @@ impl PluginSet {
         }
         let parsed = manifest::parse(manifest, &text)?;
         Ok(PluginSet {
-            manifest: Some(manifest.to_path_buf()),
+            // Absolute: containers, volumes and networks record it for later commands,
+            // which may run in another directory.
+            manifest: Some(
+                std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf()),
+            ),
             cache_dir: cache_dir.to_path_buf(),
             plugins: parsed
                 .plugins
@@ -265,7 +269,7 @@ impl PluginSet {
             .collect()
     }
 
-    /// The manifest this set was loaded from, `None` for [`PluginSet::empty`].
+    /// The manifest this set was loaded from (made absolute), `None` for [`PluginSet::empty`].
     pub fn manifest_path(&self) -> Option<&Path> {
         self.manifest.as_deref()
     }

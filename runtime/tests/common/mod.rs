@@ -268,3 +268,16 @@ pub fn manifest(w: &World, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, body).unwrap();
     p
 }
+
+/// Sets the window size of the terminal `fd` (a pty master) to `rows` x `cols`.
+pub fn set_winsize(fd: &impl std::os::fd::AsRawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize through a pointer to a live local.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &raw const ws) };
+    assert_eq!(rc, 0);
+}

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -69,14 +69,21 @@ impl ImageStore {
     /// `rwasm load -i FILE`: every image of the archive, stored, unpacked and tagged. A
     /// failed load leaves no blob behind that nothing else uses.
     pub fn load(&self, archive: &Path) -> Result<Vec<Image>, ImageError> {
-        let r = self.load_locked(archive);
+        let f = fs::File::open(archive).map_err(io("open", archive))?;
+        self.load_from(f, archive)
+    }
+
+    /// [`ImageStore::load`] of the archive read from `r` (standard input, for `rwasm load`
+    /// without `-i`); `archive` names it in errors.
+    pub fn load_from(&self, r: impl Read, archive: &Path) -> Result<Vec<Image>, ImageError> {
+        let r = self.load_locked(r, archive);
         if r.is_err() {
             self.collect_after_failure();
         }
         r
     }
 
-    fn load_locked(&self, archive: &Path) -> Result<Vec<Image>, ImageError> {
+    fn load_locked(&self, r: impl Read, archive: &Path) -> Result<Vec<Image>, ImageError> {
         self.init()?;
         let _l = self.gc_lock(false)?;
         let scratch = Scratch(
@@ -84,8 +91,7 @@ impl ImageStore {
                 .join(format!("load-{}", super::blobs::tmp_suffix())),
         );
         fs::create_dir_all(&scratch.0).map_err(io("create", &scratch.0))?;
-        let f = fs::File::open(archive).map_err(io("open", archive))?;
-        let dec = decompress(BufReader::new(f)).map_err(io("read", archive))?;
+        let dec = decompress(BufReader::new(r)).map_err(io("read", archive))?;
         let mut ar = tar::Archive::new(dec);
         ar.set_preserve_permissions(false);
         ar.unpack(&scratch.0)
@@ -230,17 +236,6 @@ impl ImageStore {
     /// `rwasm save -o OUT NAME...`: the images as one archive, written to a temporary file
     /// beside `out` and renamed into place (a failed save leaves nothing).
     pub fn save(&self, names: &[String], out: &Path) -> Result<(), ImageError> {
-        let _l = self.gc_lock(false)?;
-        let mut images = Vec::new();
-        for n in names {
-            let img = self.image(&self.find(n)?)?;
-            // Saved by tag: that tag only; by ID: all of the image's tags.
-            let tags = match Reference::parse(n).ok().and_then(|r| r.tagged()) {
-                Some(t) if img.tags.contains(&t) => vec![t],
-                _ => img.tags.clone(),
-            };
-            images.push((img, tags));
-        }
         let dir = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -252,99 +247,114 @@ impl ImageStore {
         ));
         let result = (|| {
             let f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-            let mut b = tar::Builder::new(f);
-            let mut written: Vec<String> = Vec::new();
-            let add_bytes = |b: &mut tar::Builder<fs::File>, path: &str, bytes: &[u8]| {
-                let mut h = tar::Header::new_ustar();
-                h.set_size(bytes.len() as u64);
-                h.set_mode(0o644);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, path, bytes)
-                    .map_err(io("write", &tmp))
-            };
-            let mut blob =
-                |b: &mut tar::Builder<fs::File>, digest: &str| -> Result<(), ImageError> {
-                    if written.iter().any(|d| d == digest) {
-                        return Ok(());
-                    }
-                    let hex = sha256_hex(digest)?.to_string();
-                    let path = self.blobs().path(digest)?;
-                    let size = fs::metadata(&path)
-                        .map_err(|_| ImageError::MissingBlob(digest.to_string()))?
-                        .len();
-                    let mut r = self.blobs().open(digest)?;
-                    let mut h = tar::Header::new_ustar();
-                    h.set_size(size);
-                    h.set_mode(0o644);
-                    h.set_entry_type(tar::EntryType::Regular);
-                    b.append_data(&mut h, format!("blobs/sha256/{hex}"), &mut r)
-                        .map_err(io("write", &tmp))?;
-                    let (actual, _) = r.finish().map_err(io("read", &path))?;
-                    check(&format!("stored blob {}", path.display()), digest, &actual)?;
-                    written.push(digest.to_string());
-                    Ok(())
-                };
-            let mut index_entries = Vec::new();
-            let mut docker = Vec::new();
-            for (img, tags) in &images {
-                blob(&mut b, &img.manifest_digest)?;
-                blob(&mut b, &img.id)?;
-                for l in img.manifest.layers() {
-                    blob(&mut b, l.digest().as_ref())?;
-                }
-                let refs: Vec<Option<&String>> = if tags.is_empty() {
-                    vec![None]
-                } else {
-                    tags.iter().map(Some).collect()
-                };
-                for t in refs {
-                    let mut d =
-                        super::index::descriptor(&img.manifest_digest, img.manifest_size, None)?;
-                    if let Some(t) = t {
-                        let r = Reference::parse(t)?;
-                        d.set_annotations(Some(HashMap::from([
-                            (IMAGE_NAME.to_string(), r.full()),
-                            (REF_NAME.to_string(), r.tag.clone().unwrap_or_default()),
-                        ])));
-                    }
-                    index_entries.push(d);
-                }
-                let hex = |d: &str| format!("blobs/sha256/{}", &d["sha256:".len()..]);
-                docker.push(DockerManifest {
-                    config: hex(&img.id),
-                    repo_tags: Some(tags.clone()),
-                    layers: img
-                        .manifest
-                        .layers()
-                        .iter()
-                        .map(|l| hex(l.digest().as_ref()))
-                        .collect(),
-                });
-            }
-            add_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-            let index = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "manifests": index_entries,
-            });
-            add_bytes(
-                &mut b,
-                "index.json",
-                &serde_json::to_vec(&index).expect("index serializes"),
-            )?;
-            add_bytes(
-                &mut b,
-                "manifest.json",
-                &serde_json::to_vec(&docker).expect("manifest.json serializes"),
-            )?;
-            b.into_inner()
-                .and_then(|f| f.sync_all())
-                .map_err(io("write", &tmp))?;
+            let f = self.save_to(names, f, &tmp)?;
+            f.sync_all().map_err(io("write", &tmp))?;
             fs::rename(&tmp, out).map_err(io("write", out))
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// The archive of [`ImageStore::save`] written to `w` (standard output, for `rwasm save`
+    /// without `-o`), which is returned; `out` names it in errors. An OCI image layout
+    /// with Docker's `manifest.json` beside it, so both `docker load` and OCI tools read it.
+    pub fn save_to<W: Write>(&self, names: &[String], w: W, out: &Path) -> Result<W, ImageError> {
+        let _l = self.gc_lock(false)?;
+        let mut images = Vec::new();
+        for n in names {
+            let img = self.image(&self.find(n)?)?;
+            // Saved by tag: that tag only; by ID: all of the image's tags.
+            let tags = match Reference::parse(n).ok().and_then(|r| r.tagged()) {
+                Some(t) if img.tags.contains(&t) => vec![t],
+                _ => img.tags.clone(),
+            };
+            images.push((img, tags));
+        }
+        let mut b = tar::Builder::new(w);
+        let mut written: Vec<String> = Vec::new();
+        let add_bytes = |b: &mut tar::Builder<W>, path: &str, bytes: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, bytes).map_err(io("write", out))
+        };
+        let mut blob = |b: &mut tar::Builder<W>, digest: &str| -> Result<(), ImageError> {
+            if written.iter().any(|d| d == digest) {
+                return Ok(());
+            }
+            let hex = sha256_hex(digest)?.to_string();
+            let path = self.blobs().path(digest)?;
+            let size = fs::metadata(&path)
+                .map_err(|_| ImageError::MissingBlob(digest.to_string()))?
+                .len();
+            let mut r = self.blobs().open(digest)?;
+            let mut h = tar::Header::new_ustar();
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("blobs/sha256/{hex}"), &mut r)
+                .map_err(io("write", out))?;
+            let (actual, _) = r.finish().map_err(io("read", &path))?;
+            check(&format!("stored blob {}", path.display()), digest, &actual)?;
+            written.push(digest.to_string());
+            Ok(())
+        };
+        let mut index_entries = Vec::new();
+        let mut docker = Vec::new();
+        for (img, tags) in &images {
+            blob(&mut b, &img.manifest_digest)?;
+            blob(&mut b, &img.id)?;
+            for l in img.manifest.layers() {
+                blob(&mut b, l.digest().as_ref())?;
+            }
+            let refs: Vec<Option<&String>> = if tags.is_empty() {
+                vec![None]
+            } else {
+                tags.iter().map(Some).collect()
+            };
+            for t in refs {
+                let mut d =
+                    super::index::descriptor(&img.manifest_digest, img.manifest_size, None)?;
+                if let Some(t) = t {
+                    let r = Reference::parse(t)?;
+                    d.set_annotations(Some(HashMap::from([
+                        (IMAGE_NAME.to_string(), r.full()),
+                        (REF_NAME.to_string(), r.tag.clone().unwrap_or_default()),
+                    ])));
+                }
+                index_entries.push(d);
+            }
+            let hex = |d: &str| format!("blobs/sha256/{}", &d["sha256:".len()..]);
+            docker.push(DockerManifest {
+                config: hex(&img.id),
+                repo_tags: Some(tags.clone()),
+                layers: img
+                    .manifest
+                    .layers()
+                    .iter()
+                    .map(|l| hex(l.digest().as_ref()))
+                    .collect(),
+            });
+        }
+        add_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": index_entries,
+        });
+        add_bytes(
+            &mut b,
+            "index.json",
+            &serde_json::to_vec(&index).expect("index serializes"),
+        )?;
+        add_bytes(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(&docker).expect("manifest.json serializes"),
+        )?;
+        b.into_inner().map_err(io("write", out))
     }
 }

@@ -3,7 +3,7 @@
 //! that `rwasm setup` makes from Debian's busybox-static (config `Cmd ["sh"]`, `Env PATH`).
 
 use std::fs;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, Read, Seek};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
@@ -50,7 +50,8 @@ impl ImageStore {
         created_by: &str,
         tags: &[String],
     ) -> Result<Image, ImageError> {
-        let r = self.import_locked(tarball, config, created_by, tags);
+        let f = fs::File::open(tarball).map_err(io("open", tarball))?;
+        let r = self.import_locked(f, tarball, config, created_by, tags);
         if r.is_err() {
             self.collect_after_failure();
         }
@@ -59,6 +60,7 @@ impl ImageStore {
 
     fn import_locked(
         &self,
+        r: impl Read,
         tarball: &Path,
         config: Value,
         created_by: &str,
@@ -66,8 +68,7 @@ impl ImageStore {
     ) -> Result<Image, ImageError> {
         self.init()?;
         let _l = self.gc_lock(false)?;
-        let f = fs::File::open(tarball).map_err(io("open", tarball))?;
-        let dec = decompress(BufReader::new(f)).map_err(io("read", tarball))?;
+        let dec = decompress(BufReader::new(r)).map_err(io("read", tarball))?;
         let (diff_id, size) = self.blobs().write(dec, None)?;
         let cfg = single_layer_config(&diff_id, config, created_by);
         let cfg_bytes = serde_json::to_vec(&cfg).expect("config serializes");
@@ -85,6 +86,18 @@ impl ImageStore {
     /// `rwasm import TARBALL [NAME[:TAG]]`: a rootfs tarball as a one-layer image with an
     /// empty config, as `docker import` makes it.
     pub fn import(&self, tarball: &Path, name: Option<&str>) -> Result<Image, ImageError> {
+        let f = fs::File::open(tarball).map_err(io("open", tarball))?;
+        self.import_from(f, tarball, name)
+    }
+
+    /// [`ImageStore::import`] of the tarball read from `r` (standard input, for
+    /// `rwasm import -`); `tarball` names it in errors and in the image's history.
+    pub fn import_from(
+        &self,
+        r: impl Read,
+        tarball: &Path,
+        name: Option<&str>,
+    ) -> Result<Image, ImageError> {
         let tags = match name {
             Some(n) => {
                 let r = Reference::parse(n)?;
@@ -96,7 +109,11 @@ impl ImageStore {
             None => vec![],
         };
         let by = format!("rwasm import {}", tarball.display());
-        self.import_layer(tarball, json!({}), &by, &tags)
+        let result = self.import_locked(r, tarball, json!({}), &by, &tags);
+        if result.is_err() {
+            self.collect_after_failure();
+        }
+        result
     }
 
     /// Build the `busybox:latest` image (idempotent): the static binary, one relative

@@ -6,8 +6,9 @@
 //!
 //! Every entry keeps its type, mode, owner, mtime and PAX `SCHILY.xattr.*` attributes.
 //! An entry whose path is absolute, has a `..` component, or passes through a symlink
-//! that the archive itself made is refused with an error naming it: the layer directory
-//! starts empty, so nothing the archive writes can leave it.
+//! that the archive itself made is refused with an error naming it, and so is a whiteout
+//! of `.`, `..` or nothing (`.wh..`, `.wh...`, `.wh.`): the layer directory starts empty,
+//! so nothing the archive writes or removes can leave it.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -234,6 +235,14 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<u64, LayerError> {
             continue;
         }
         if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh..` and `.wh...` would whiteout the directory itself or its parent (for
+            // a top-level entry: the store's directory of every layer).
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(LayerError::Escape {
+                    entry: name,
+                    reason: format!("whiteout of {:?}", String::from_utf8_lossy(hidden)),
+                });
+            }
             let wh = target.with_file_name(OsStr::from_bytes(hidden));
             remove_any(&wh).map_err(io("replace"))?;
             mknod(&wh, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))

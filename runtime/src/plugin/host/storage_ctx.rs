@@ -10,6 +10,13 @@
 //! | kind | `overlay`, `bind`, `tmpfs` (the WIT enum has no other) |
 //! | options | `ro rw nosuid nodev noexec noatime relatime`; overlay `lowerdir= upperdir= workdir= index=off`; tmpfs `size= mode= nr_inodes=` |
 //!
+//! A bind mount whose source is a layer (or inside one), or lies on a read-only mount, is
+//! read-only whatever its options say, and an explicit `rw` for it is refused: layers
+//! are shared by every container and image that uses them, so no driver may gain a
+//! writable view of one, neither directly nor by binding again (or remounting) a
+//! read-only bind it made earlier. An overlay `upperdir=` on such a bind fails in the
+//! kernel (`EROFS`).
+//!
 //! Paths are resolved with every symlink followed (`canonicalize`) and then checked, so
 //! a symlink or `..` that leads out of the allowed trees is refused; the guest is blocked
 //! in the host call meanwhile and cannot swap the path between check and use. The host
@@ -19,6 +26,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::statvfs::{FsFlags, statvfs};
 
 use super::net_ctx::NetRefusal;
 
@@ -109,6 +117,22 @@ impl StorageCtx {
         refused(format!("{field} `{path}` is not a layer of this call"))
     }
 
+    /// Why a bind of the resolved `source` must be read-only (`is a layer of this call`,
+    /// `lies on a read-only mount`); `None` when it may be writable.
+    fn read_only_source(&self, source: &Path) -> R<Option<&'static str>> {
+        if self.layers.iter().any(|l| source.starts_with(l)) {
+            return Ok(Some("is a layer of this call"));
+        }
+        // ST_RDONLY is the mount's own read-only flag (or its file system's), so a
+        // read-only bind of a layer made earlier under the state directory is caught.
+        let st = statvfs(source)
+            .map_err(|e| NetRefusal::Failed(format!("cannot statvfs {}: {e}", source.display())))?;
+        Ok(st
+            .flags()
+            .contains(FsFlags::ST_RDONLY)
+            .then_some("lies on a read-only mount"))
+    }
+
     /// Checks and performs one mount.
     pub(crate) fn mount(
         &mut self,
@@ -120,12 +144,19 @@ impl StorageCtx {
         let target = self.target("target", target)?;
         let mut flags = MsFlags::empty();
         let mut data = Vec::new();
+        let mut rw_asked = None;
         for (i, opt) in options.iter().enumerate() {
             let field = format!("options[{i}]");
             let (key, value) = opt.split_once('=').unwrap_or((opt.as_str(), ""));
             match (kind, key) {
-                (_, "ro") => flags |= MsFlags::MS_RDONLY,
-                (_, "rw") => flags &= !MsFlags::MS_RDONLY,
+                (_, "ro") => {
+                    flags |= MsFlags::MS_RDONLY;
+                    rw_asked = None;
+                }
+                (_, "rw") => {
+                    flags &= !MsFlags::MS_RDONLY;
+                    rw_asked = Some(field);
+                }
                 (_, "nosuid") => flags |= MsFlags::MS_NOSUID,
                 (_, "nodev") => flags |= MsFlags::MS_NODEV,
                 (_, "noexec") => flags |= MsFlags::MS_NOEXEC,
@@ -162,7 +193,17 @@ impl StorageCtx {
                 let Some(s) = source else {
                     return refused("source is missing: a bind mount needs one");
                 };
-                ("", self.source("source", s)?)
+                let src = self.source("source", s)?;
+                if let Some(why) = self.read_only_source(&src)? {
+                    if let Some(field) = rw_asked {
+                        return refused(format!(
+                            "{field} `rw` is not allowed: source `{s}` {why}, so its bind \
+                             mounts are read-only"
+                        ));
+                    }
+                    flags |= MsFlags::MS_RDONLY;
+                }
+                ("", src)
             }
         };
         if kind == MountKind::Overlay && !(data.iter().any(|d| d.starts_with("lowerdir="))) {
@@ -334,6 +375,13 @@ mod tests {
         }
         assert!(ctx.source("source", &layer.display().to_string()).is_ok());
         assert!(ctx.source("source", "/etc").is_err());
+        let layer_c = layer.canonicalize().unwrap();
+        assert_eq!(
+            ctx.read_only_source(&layer_c.join("sub")).unwrap(),
+            Some("is a layer of this call")
+        );
+        let rootfs = state.join("c/rootfs").canonicalize().unwrap();
+        assert_eq!(ctx.read_only_source(&rootfs).unwrap(), None);
         assert!(
             ctx.layer("layer", &state.join("c").display().to_string())
                 .is_err()
