@@ -12,6 +12,8 @@ PLUGINS := env-inject policy audit misbehave scripted legacy-v0-1 wrong-major ne
 export RWASM_PLUGIN_DIR := $(PLUGIN_OUT)
 export RWASM_BIN := $(RWASM)
 APT_PACKAGES := busybox-static runc crun hyperfine iproute2 jq
+# docker_tty: `run -it` driven in a tmux window, as the issue checks it.
+APT_PACKAGES += tmux
 # The C guest (examples/c-plugin): clang, wasm-ld and wasi-libc from Debian.
 APT_PACKAGES += clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
 # linux.seccomp: the libseccomp crate links the system library (headers and pkg-config file).

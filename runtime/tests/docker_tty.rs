@@ -319,3 +319,101 @@ fn an_oom_kill_is_recorded_as_oomkilled_with_137() {
     assert_eq!(v["State"]["ExitCode"], 0, "{v}");
     w.rwasm(&["rm", "-f", &name, &ok]);
 }
+
+/// `tmux -S SOCKET ARGS...` (a private server for this test), its stdout.
+fn tmux(sock: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux")
+        .arg("-S")
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("tmux (make setup installs it)");
+    assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The check as a person does it: `run -it` in a tmux window (a real terminal
+/// emulator, not our pty): a prompt, typed input, the window's size and its change, and
+/// ctrl-d ending the shell with its code.
+#[test]
+fn run_it_under_tmux_prompts_reads_input_follows_the_window_and_ends_on_ctrl_d() {
+    let w = world();
+    let sock = w.path("tmux.sock");
+    let code = w.path("code");
+    let name = format!("tmux-{}", rand_suffix());
+    let line = format!(
+        "{} --root {} --data-root {} run -it --name {name} busybox sh; echo exited-$? > {}; sleep 60",
+        rwasm_bin().display(),
+        w.root.display(),
+        w.data.display(),
+        code.display()
+    );
+    tmux(
+        &sock,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &line,
+        ],
+    );
+    let screen = || tmux(&sock, &["capture-pane", "-p", "-t", "t"]);
+    let until = |what: &str, f: &dyn Fn(&str) -> bool| {
+        let t = Instant::now();
+        loop {
+            let s = screen();
+            if f(&s) {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "never {what}:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // capture-pane drops trailing blanks: the prompt "/ # " reads "/ #".
+    until("a prompt", &|s| s.lines().any(|l| l.trim_end().ends_with(" #")));
+    tmux(
+        &sock,
+        &["send-keys", "-t", "t", "echo $((6*7))-typed", "Enter"],
+    );
+    until("the typed line's output", &|s| {
+        s.lines().any(|l| l.trim_end() == "42-typed")
+    });
+    tmux(&sock, &["send-keys", "-t", "t", "stty size", "Enter"]);
+    until("the window's size", &|s| {
+        s.lines().any(|l| l.trim_end() == "30 100")
+    });
+    tmux(
+        &sock,
+        &["resize-window", "-t", "t", "-x", "120", "-y", "40"],
+    );
+    // The client forwards SIGWINCH's new size; asked until the shell sees it.
+    let t = Instant::now();
+    while !screen().lines().any(|l| l.trim_end() == "40 120") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never resized:\n{}",
+            screen()
+        );
+        tmux(&sock, &["send-keys", "-t", "t", "stty size", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    tmux(&sock, &["send-keys", "-t", "t", "C-d"]);
+    let t = Instant::now();
+    while std::fs::read_to_string(&code).unwrap_or_default().trim() != "exited-0" {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "ctrl-d did not end it:\n{}",
+            screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux(&sock, &["kill-server"]);
+    let ps = stdout(&w.rwasm(&["ps", "-a", "--filter", &format!("name={name}")]));
+    assert!(ps.contains("Exited (0)"), "{ps}");
+    w.rwasm(&["rm", "-f", &name]);
+}

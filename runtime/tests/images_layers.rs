@@ -95,8 +95,12 @@ fn links_devices_owners_modes_mtimes_and_xattrs_are_kept() {
         &[][..],
     )
     .unwrap();
-    b.append_pax_extensions([("SCHILY.xattr.user.origin", &b"test-layer"[..])])
-        .unwrap();
+    // overlayfs's own xattrs are not the image's to set: dropped, the others kept.
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.origin", &b"test-layer"[..]),
+        ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+    ])
+    .unwrap();
     b.append_data(
         &mut hdr(tar::EntryType::Regular, 0o4755, 4),
         "srv/tool",
@@ -166,6 +170,11 @@ fn links_devices_owners_modes_mtimes_and_xattrs_are_kept() {
     assert_eq!(
         xattr::get(dir.join("srv/tool"), "user.origin").unwrap(),
         Some(b"test-layer".to_vec())
+    );
+    assert_eq!(
+        xattr::get(dir.join("srv/tool"), "trusted.overlay.redirect").unwrap(),
+        None,
+        "an image's overlayfs xattr is dropped"
     );
     // The same tree inside a container.
     assert_eq!(

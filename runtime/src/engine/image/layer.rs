@@ -4,7 +4,9 @@
 //! marker `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory (the kernel's
 //! `Documentation/filesystems/overlayfs.rst`, containers/storage's overlay driver).
 //!
-//! Every entry keeps its type, mode, owner, mtime and PAX `SCHILY.xattr.*` attributes.
+//! Every entry keeps its type, mode, owner, mtime and PAX `SCHILY.xattr.*` attributes,
+//! except overlayfs's own `trusted.overlay.*` (dropped with a warning: an image must not
+//! redirect or hide paths in the overlay by itself).
 //! An entry whose path is absolute, has a `..` component, or passes through a symlink
 //! that the archive itself made is refused with an error naming it, and so is a whiteout
 //! of `.`, `..` or nothing (`.wh..`, `.wh...`, `.wh.`): the layer directory starts empty,
@@ -24,6 +26,10 @@ use tar::EntryType;
 
 /// The xattr overlayfs reads to make a lower directory opaque.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The xattrs overlayfs reads from its layers (`trusted.overlay.opaque`, `.redirect`,
+/// `.metacopy`, ...): a layer's own ones are dropped at unpacking, so that only the
+/// whiteout translation above decides what overlayfs hides or redirects.
+pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 /// The OCI whiteout prefix.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// The OCI opaque-directory marker.
@@ -344,6 +350,16 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<u64, LayerError> {
             for ext in exts {
                 let ext = ext.map_err(io("read the PAX headers of"))?;
                 if let Some(attr) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                    if attr.starts_with(OVERLAY_XATTR_PREFIX.as_bytes()) {
+                        // overlayfs's own (opaque, redirect, metacopy...): only our
+                        // whiteout translation sets them; an image's are dropped.
+                        tracing::warn!(
+                            entry = %name,
+                            xattr = %String::from_utf8_lossy(attr),
+                            "layer entry: overlayfs xattr dropped"
+                        );
+                        continue;
+                    }
                     xattr::set(&target, OsStr::from_bytes(attr), ext.value_bytes())
                         .map_err(io("set an xattr of"))?;
                 }
