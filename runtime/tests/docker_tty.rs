@@ -375,7 +375,9 @@ fn run_it_under_tmux_prompts_reads_input_follows_the_window_and_ends_on_ctrl_d()
         }
     };
     // capture-pane drops trailing blanks: the prompt "/ # " reads "/ #".
-    until("a prompt", &|s| s.lines().any(|l| l.trim_end().ends_with(" #")));
+    until("a prompt", &|s| {
+        s.lines().any(|l| l.trim_end().ends_with(" #"))
+    });
     tmux(
         &sock,
         &["send-keys", "-t", "t", "echo $((6*7))-typed", "Enter"],
