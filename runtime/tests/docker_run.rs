@@ -500,3 +500,64 @@ fn a_closed_stderr_does_not_abort_a_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(containers_left(&w), 0);
 }
+
+/// A container keeps the plugin manifest it was created with: `create --plugins M` then a
+/// plain `start -a` still runs M's hooks at start-container, poststart and poststop
+/// (the monitor used to get only the `--plugins` of whoever ran `start`: none here).
+#[test]
+fn a_container_keeps_the_plugins_it_was_created_with() {
+    let w = World::new();
+    w.setup_image();
+    let log = w.path("audit");
+    std::fs::create_dir(&log).unwrap();
+    let m = manifest(
+        &w,
+        "plugins.toml",
+        &format!(
+            r#"version = 1
+[[plugin]]
+name = "audit"
+path = {:?}
+kind = "hook"
+hooks = ["start-container", "poststart", "poststop"]
+[plugin.config]
+log-dir = "/log"
+[plugin.grants]
+dirs = {{ {:?} = "/log:rw" }}
+"#,
+            plugin_wasm("audit"),
+            log
+        ),
+    );
+    let out = w.rwasm(&[
+        "--plugins",
+        m.to_str().unwrap(),
+        "create",
+        "--name",
+        "kept",
+        "busybox",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.rwasm(&["start", "-a", "kept"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let t = Instant::now();
+    let points = || -> Vec<String> {
+        std::fs::read_to_string(log.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["point"].to_string())
+            .collect()
+    };
+    // poststop runs when the monitor has recorded the exit, maybe after start returned.
+    while points().len() < 3 {
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", points());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        points(),
+        ["\"start-container\"", "\"poststart\"", "\"poststop\""]
+    );
+    let out = w.rwasm(&["rm", "kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -19,6 +19,17 @@ fn binary_size(s: &str) -> f64 {
     num.parse::<f64>().unwrap() * mul
 }
 
+/// A fresh world with the busybox image and a detached container running `sh -c script`
+/// (its name prefixed with `prefix`); the world and the container's name.
+fn detached_sh(prefix: &str, script: &str) -> (World, String) {
+    let w = World::new();
+    w.setup_image();
+    let name = format!("{prefix}-{}", rand_suffix());
+    let out = w.rwasm(&["run", "-d", "--name", &name, "busybox", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (w, name)
+}
+
 /// Poll (bounded at 30 s) until the container `name` has made `path`.
 fn wait_for_file(w: &World, name: &str, path: &str) {
     let t = std::time::Instant::now();
@@ -128,20 +139,10 @@ fn decimal_bytes(s: &str) -> f64 {
 /// 8 MiB written and synced shows at least 8 MiB written; NET I/O without a network 0B.
 #[test]
 fn stats_block_io_counts_what_the_container_wrote() {
-    let w = World::new();
-    w.setup_image();
-    let name = format!("bio-{}", rand_suffix());
-    let out = w.rwasm(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "busybox",
-        "sh",
-        "-c",
+    let (w, name) = detached_sh(
+        "bio",
         "dd if=/dev/zero of=/big bs=1M count=8 conv=fsync 2>/dev/null; sync; touch /tmp/done; sleep 60",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    );
     wait_for_file(&w, &name, "/tmp/done");
     let out = w.rwasm(&["stats", "--no-stream", "--format", "json", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -283,20 +284,10 @@ fn ps_size_shows_the_writable_layer_and_the_virtual_size() {
 /// until interrupted, each frame from a fresh sample.
 #[test]
 fn stats_streams_a_frame_a_second_until_interrupted() {
-    let w = World::new();
-    w.setup_image();
-    let name = format!("sts-{}", rand_suffix());
-    let out = w.rwasm(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "busybox",
-        "sh",
-        "-c",
+    let (w, name) = detached_sh(
+        "sts",
         "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.2; done",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    );
     let mut c = w.cmd(&["stats", "--format", "json", &name]);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

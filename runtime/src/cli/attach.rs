@@ -58,14 +58,21 @@ pub fn attach(cli: &Cli, a: &AttachArgs) -> anyhow::Result<i32> {
 }
 
 /// Docker's `CheckTty`: attaching our stdin (`attach_stdin`) to a terminal of the
-/// container (`terminal`) needs our stdin to be a terminal too, else "the input device is
-/// not a TTY" (Docker's words; `attach --no-stdin`, or no `-i`, avoids it).
+/// container (`terminal`) needs our stdin to be a terminal too, else [`NotATty`]
+/// (`attach --no-stdin`, or no `-i`, avoids it).
 pub fn check_tty(attach_stdin: bool, terminal: bool) -> anyhow::Result<()> {
     if attach_stdin && terminal && !attach::stdin_is_terminal() {
-        bail!("the input device is not a TTY");
+        return Err(NotATty.into());
     }
     Ok(())
 }
+
+/// "the input device is not a TTY": Docker's client refuses before it asks the daemon
+/// for anything, so its exit code is the client's 1, even for `run` and `attach` (whose
+/// own failures are 125).
+#[derive(Debug, thiserror::Error)]
+#[error("the input device is not a TTY")]
+pub struct NotATty;
 
 /// Forward the signals we receive to the container's init `pid` (Docker's `--sig-proxy`,
 /// for a container without a terminal).

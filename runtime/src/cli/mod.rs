@@ -539,6 +539,9 @@ pub fn main() -> i32 {
 /// command cannot be executed, 127 when it is not found. runc's: 1.
 fn exit_code_for(e: &anyhow::Error, docker: bool) -> i32 {
     use rwasm::linux::sync::FailureKind;
+    if e.chain().any(|c| c.is::<attach::NotATty>()) {
+        return 1;
+    }
     if let Some(f) = e
         .chain()
         .find_map(|c| c.downcast_ref::<monitor::StartFailed>())

@@ -68,7 +68,9 @@ pub fn launch(cli: &Cli, id: &str, attach: bool) -> anyhow::Result<Option<UnixSt
         .arg(&cli.data_root)
         .arg("--log")
         .arg(&log);
-    if let Some(p) = &cli.plugins {
+    // The container's own manifest (see ContainerRecord::plugins), else ours.
+    let recorded = records.load(id).ok().and_then(|r| r.plugins);
+    if let Some(p) = recorded.as_ref().or(cli.plugins.as_ref()) {
         cmd.arg("--plugins").arg(p);
     }
     if cli.debug {

@@ -153,6 +153,12 @@ fn docker_run_inner(cli: &Cli, a: &RunArgs, start: bool) -> anyhow::Result<i32> 
         stop_timeout: a.stop_timeout,
         detached: a.detach || !start,
         open_stdin: a.interactive,
+        plugins: cli
+            .plugins
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .context("--plugins")?,
     };
     if a.detach || !start {
         return docker_run_detached(cli, a, image, args, record, start);

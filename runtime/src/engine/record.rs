@@ -247,6 +247,12 @@ pub struct ContainerRecord {
     /// Docker's `Config.OpenStdin`.
     #[serde(default)]
     pub open_stdin: bool,
+    /// The plugin manifest given at create (`--plugins`, absolute), or `None` for the
+    /// default one: the container's monitor is started with it at every start and
+    /// restart, so its hook points run the plugins it was created with whatever a later
+    /// `start` is given, as an OCI container keeps the hooks of its config.json.
+    #[serde(default)]
+    pub plugins: Option<PathBuf>,
 }
 
 /// The state a command reports: the record corrected by whether init still lives.
@@ -327,6 +333,7 @@ impl ContainerRecord {
             labels: BTreeMap::new(),
             detached: false,
             open_stdin: false,
+            plugins: None,
         }
     }
 

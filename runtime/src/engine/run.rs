@@ -130,6 +130,8 @@ pub struct RecordOptions {
     pub detached: bool,
     /// `-i`: keep the container's stdin open (a monitor holds it for attached clients).
     pub open_stdin: bool,
+    /// `--plugins` as given at create, made absolute (see [`ContainerRecord::plugins`]).
+    pub plugins: Option<PathBuf>,
 }
 
 /// A Docker-style container's bundle, ready for its overlay to be mounted and the OCI
@@ -474,6 +476,7 @@ pub fn prepare(req: &RunRequest<'_>) -> Result<Prepared, RunError> {
             .collect(),
         detached: o.detached,
         open_stdin: o.open_stdin,
+        plugins: o.plugins.clone(),
         ports: publish.iter().map(super::ports::ps_form).collect(),
         mounts: bundle.mounts.clone(),
         ..ContainerRecord::created(
