@@ -11,7 +11,7 @@ mod images_common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use images_common::*;
@@ -285,6 +285,26 @@ fn run_rm_with_either_driver_leaves_nothing() {
     assert_eq!(mounts_mentioning(&data), Vec::<String>::new());
 }
 
+/// A manifest `file` in `w` naming the first-party vfs driver `name`, owning `state`
+/// (made here).
+fn vfs_driver_manifest(w: &World, file: &str, name: &str, state: &Path) -> PathBuf {
+    std::fs::create_dir_all(state).unwrap();
+    manifest(
+        w,
+        file,
+        &format!(
+            r#"[[plugin]]
+name = "{name}"
+path = {wasm:?}
+kind = "storage-driver"
+[plugin.grants.storage]
+state-dir = {state:?}
+"#,
+            wasm = plugin_wasm("storage_vfs"),
+        ),
+    )
+}
+
 /// `run --rm busybox true` with the storage-hostile driver in `mode` (and `target`),
 /// owning `state`: it must fail; its error.
 fn hostile_run(w: &World, state: &Path, mode: &str, target: &str) -> String {
@@ -425,21 +445,7 @@ fn a_manifest_driver_serves_detached_and_created_containers() {
     let w = World::new();
     w.setup_image();
     let state = w.path("myvfs-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let wasm = plugin_wasm("storage_vfs");
-    let m = manifest(
-        &w,
-        "myvfs.toml",
-        &format!(
-            r#"[[plugin]]
-name = "myvfs"
-path = {wasm:?}
-kind = "storage-driver"
-[plugin.grants.storage]
-state-dir = {state:?}
-"#
-        ),
-    );
+    let m = vfs_driver_manifest(&w, "myvfs.toml", "myvfs", &state);
     let m = m.to_str().unwrap();
     let base = ["--plugins", m, "--storage-driver", "myvfs"];
     let run = |rest: &[&str]| {
@@ -489,21 +495,7 @@ fn a_manifest_driver_named_overlay_replaces_the_default() {
     let w = World::new();
     w.setup_image();
     let state = w.path("vendor-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let m = manifest(
-        &w,
-        "vendor-overlay.toml",
-        &format!(
-            r#"[[plugin]]
-name = "overlay"
-path = {wasm:?}
-kind = "storage-driver"
-[plugin.grants.storage]
-state-dir = {state:?}
-"#,
-            wasm = plugin_wasm("storage_vfs")
-        ),
-    );
+    let m = vfs_driver_manifest(&w, "vendor-overlay.toml", "overlay", &state);
     let m = m.to_str().unwrap();
     // Given relative to the caller's directory; `start` runs elsewhere, without --plugins,
     // and twice (a restart is prepared again by the same driver).

@@ -2,8 +2,6 @@
 //! networks of the data root (`rwasm::engine::networks`), and `port CONTAINER
 //! [PRIVATE_PORT[/PROTO]]`.
 
-use std::io::{BufRead, IsTerminal};
-
 use anyhow::bail;
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -172,17 +170,12 @@ pub fn run(cli: &Cli, c: &NetworkCommand) -> anyhow::Result<i32> {
             Ok(code)
         }
         NetworkCommand::Prune { force } => {
-            if !force {
-                errout!(
-                    "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
-                );
-                let mut line = String::new();
-                if !std::io::stdin().is_terminal()
-                    || std::io::stdin().lock().read_line(&mut line).is_err()
-                    || !line.trim().eq_ignore_ascii_case("y")
-                {
-                    return Ok(0);
-                }
+            if !force
+                && !super::containers::confirm(
+                    "WARNING! This will remove all custom networks not used by at least one container.",
+                )
+            {
+                return Ok(0);
             }
             let mut deleted = Vec::new();
             for r in nets.list()? {
