@@ -3,14 +3,18 @@
 
     bench/interleave.py [-n RUNS] [-w WARMUP] 'NAME=COMMAND ARGS...' ...
 
-Each round runs every command once (stdout and stderr discarded; a non-zero exit stops
-everything). Prints, per command, the median, minimum and 90th percentile wall time and
-the median's ratio to the first command's, as a Markdown table. Used by the investigation
+Each round runs every command once, in a fresh random order (stdout and stderr discarded;
+a non-zero exit stops everything). Prints, per command, the median, minimum and 90th
+percentile wall time, the median's ratio to the first command's, and the paired figure:
+the median over rounds of (this command's time - the first command's time in the same
+round) with its 95 % bootstrap interval, as a Markdown table. Pairing within a round
+cancels the machine's slow drift, which moves medians of separate runs by several %. Used by the investigation
 in RESULTS.md ("What dominates rwasm's time"), where hyperfine's one-command-after-another
 order would let a build that starts half-way through favour one side.
 """
 
 import argparse
+import random
 import shlex
 import statistics
 import subprocess
@@ -22,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--runs", type=int, default=40)
     ap.add_argument("-w", "--warmup", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the per-round order and the bootstrap")
     ap.add_argument("commands", nargs="+", metavar="NAME=COMMAND")
     args = ap.parse_args()
     named = []
@@ -31,8 +36,11 @@ def main() -> None:
             sys.exit(f"interleave.py: expected NAME=COMMAND, got {spec!r}")
         named.append((name, shlex.split(cmd)))
     times = {name: [] for name, _ in named}
+    rng = random.Random(args.seed)
     for round_ in range(args.warmup + args.runs):
-        for name, argv in named:
+        order = list(named)
+        rng.shuffle(order)
+        for name, argv in order:
             start = time.perf_counter()
             rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
             elapsed = (time.perf_counter() - start) * 1000
@@ -41,13 +49,23 @@ def main() -> None:
             if round_ >= args.warmup:
                 times[name].append(elapsed)
     base = statistics.median(times[named[0][0]])
-    print(f"| ({args.runs} rounds) | median | min | p90 | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    first = times[named[0][0]]
+    print(f"| ({args.runs} rounds) | median | min | p90 | ratio | paired: median of − {named[0][0]} [95 %] |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, _ in named:
         t = sorted(times[name])
         med = statistics.median(t)
         p90 = t[min(len(t) - 1, int(len(t) * 0.9))]
-        print(f"| {name} | {med:.2f} ms | {t[0]:.2f} ms | {p90:.2f} ms | {med / base:.2f}× |")
+        diffs = [x - y for x, y in zip(times[name], first)]
+        low, high = bootstrap_median(diffs, rng)
+        paired = f"{statistics.median(diffs):+.2f} ms [{low:+.2f}, {high:+.2f}]"
+        print(f"| {name} | {med:.2f} ms | {t[0]:.2f} ms | {p90:.2f} ms | {med / base:.2f}× | {paired} |")
+
+
+def bootstrap_median(values: list, rng: random.Random, resamples: int = 2000) -> tuple:
+    """The 2.5th and 97.5th percentiles of the median of `values` resampled with replacement."""
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return meds[int(resamples * 0.025)], meds[int(resamples * 0.975) - 1]
 
 
 if __name__ == "__main__":

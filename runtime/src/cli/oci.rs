@@ -59,6 +59,7 @@ pub fn create(cli: &Cli, bundle: &Path, runc: &RuncFlags, id: &str) -> anyhow::R
             preserve_fds: runc.preserve_fds,
             plugins: &plugins,
             console_socket: runc.console_socket.as_deref().map(ConsoleSocket::Path),
+            prefetch: &container::CREATE_POINTS,
         },
     )?;
     Ok(())
@@ -178,7 +179,6 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
         .clone()
         .expect("bundle_run is called with --bundle");
     let plugins = load_plugins(cli)?;
-    plugins.prefetch(&container::RUN_POINTS);
     let store = store(cli)?;
     // Without --console-socket, a foreground run proxies a terminal itself (runc run).
     // (our end, the end init gets if the process has a terminal)
@@ -203,6 +203,7 @@ pub fn bundle_run(cli: &Cli, a: &super::run::RunArgs) -> anyhow::Result<i32> {
             preserve_fds: a.runc.preserve_fds,
             plugins: &plugins,
             console_socket,
+            prefetch: &container::RUN_POINTS,
         },
     )?;
     let proxy = match (own_console, created.terminal) {

@@ -318,6 +318,7 @@ impl Monitor<'_> {
                 preserve_fds: 0,
                 plugins: self.plugins,
                 console_socket: Some(container::ConsoleSocket::IfTerminal(&theirs)),
+                prefetch: &container::RUN_POINTS,
             },
         );
         drop(theirs);

@@ -582,6 +582,7 @@ pub fn run_image(store: &StateStore, req: RunRequest<'_>) -> Result<i32, RunErro
             preserve_fds: 0,
             plugins: req.plugins,
             console_socket: None,
+            prefetch: &container::RUN_POINTS,
         },
     )
     .map_err(Box::new)?;

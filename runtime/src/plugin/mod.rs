@@ -277,7 +277,8 @@ impl PluginSet {
     /// Starts loading, on a background thread, the engine and every plugin registered for
     /// one of `points` (from the compile cache, or compiled and cached), so that the load
     /// (≈1 ms for the first plugin of a process, ≈0.5 ms for each further one, see
-    /// bench/RESULTS.md) overlaps the container work before the first hook point. No-op
+    /// bench/RESULTS.md) overlaps the container work before the first hook point; `create`
+    /// starts it once init runs on its own (`CreateOptions::prefetch`). No-op
     /// when no such plugin exists or loading has begun. Only the plugins of `points` are
     /// loaded: a process that calls other points loads those on first use. A load that
     /// fails here is retried, and its error reported, by the first call of that plugin.
