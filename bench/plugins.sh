@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What hook plugins cost a container run, in one hyperfine run, plus the microbenchmark of
-# one call.
+# What hook plugins cost a container run, in one interleaved run (bench/interleave.py:
+# every round runs each command once, in a random order), plus the microbenchmark of one
+# call.
 #
 #   bench/plugins.sh        (or `make bench-plugins`, which first runs setup and build)
 #
@@ -10,13 +11,15 @@
 #       (create-runtime, poststart, poststop: 9 calls);
 #   (c) rwasm with the same work as OCI exec hooks: 9 hooks in config.json running
 #       /bin/true (3 createRuntime, 3 poststart, 3 poststop);
-# and crun and runc (the bundle of (a)) for reference. Ratios to (a) and to crun.
+# and crun and runc (the bundle of (a)) for reference. Ratios to (a) and to crun, and the
+# paired figure: the median over rounds of (X - (a) in the same round), with its 95 %
+# bootstrap interval; pairing cancels the drift of a shared machine.
 # Then runtime/examples/plugin_call (built by `make bench-plugins`), if present: one call
 # on a fresh instance (inline and worker path) and on a live instance.
 #
 # One config.json for every runtime: `runc spec` with args ["/bin/true"], terminal false,
 # a memory limit; (c) adds the hooks. Each runtime gets its own --root in a temporary
-# directory. Environment: RUNS (50), WARMUP (5), RWASM_BIN, PLUGIN_CALL_BIN,
+# directory. Environment: RUNS (200), WARMUP (5), RWASM_BIN, PLUGIN_CALL_BIN,
 # BUSYBOX_ROOTFS, BENCH_RESULTS (bench/RESULTS.md; only the part between this script's
 # markers is rewritten).
 set -euo pipefail
@@ -26,7 +29,7 @@ say() { echo "bench/plugins.sh: $*" >&2; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-RUNS=${RUNS:-50}
+RUNS=${RUNS:-200}
 WARMUP=${WARMUP:-5}
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/rwasm-target}
 RWASM_SRC=${RWASM_BIN:-$TARGET/release/rwasm}
@@ -42,7 +45,7 @@ RESULTS=${BENCH_RESULTS:-$HERE/RESULTS.md}
 MANIFEST=$HERE/plugins-9.toml
 
 [ "$(id -u)" = 0 ] || die "must run as root (containers, cgroups, mounts)"
-for tool in hyperfine runc crun jq; do
+for tool in python3 runc crun jq mountpoint; do
     command -v "$tool" >/dev/null || die "$tool not found; install it (make setup)"
 done
 [ -x "$RWASM_SRC" ] || die "no rwasm binary at $RWASM_SRC; build it (make build) or set RWASM_BIN"
@@ -52,6 +55,9 @@ for wasm in env_inject policy misbehave; do
 done
 [ ! -e /etc/rwasm/plugins.toml ] || die "/etc/rwasm/plugins.toml exists: rwasm would load it in case (a)"
 [ -z "${RWASM_PLUGINS:-}" ] || die "RWASM_PLUGINS is set: unset it, the script chooses the manifests"
+# shellcheck source=lib/crun-hybrid.sh
+. "$HERE/lib/crun-hybrid.sh"
+crun_hybrid_step
 
 WORK=$(mktemp -d /tmp/rwasm-bench-plugins.XXXXXX)
 ROOTS=$WORK/roots
@@ -103,10 +109,10 @@ CMDS=(
     "runc --root $ROOTS/runc run --bundle $WORK/plain bp-runc"
 )
 ARGS=()
-for i in "${!NAMES[@]}"; do ARGS+=(--command-name "${NAMES[$i]}" "${CMDS[$i]}"); done
+for i in "${!NAMES[@]}"; do ARGS+=("${NAMES[$i]}=${CMDS[$i]}"); done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-say "hyperfine: $WARMUP warmups, $RUNS runs per command"
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/plugins.json" "${ARGS[@]}" >&2
+say "interleave.py: $WARMUP warmup rounds, $RUNS rounds"
+python3 "$HERE/interleave.py" -n "$RUNS" -w "$WARMUP" --json "$WORK/plugins.json" "${ARGS[@]}" >&2
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 MICRO=""
@@ -119,31 +125,33 @@ fi
 
 report() {
     local a crun
-    a=$(jq -r '.results[] | select(.command == "(a) rwasm") | .median' "$WORK/plugins.json")
-    crun=$(jq -r '.results[] | select(.command == "crun") | .median' "$WORK/plugins.json")
+    a=$(jq -r '.results[] | select(.name == "(a) rwasm") | .median' "$WORK/plugins.json")
+    crun=$(jq -r '.results[] | select(.name == "crun") | .median' "$WORK/plugins.json")
     echo "<!-- bench/plugins.sh: begin (generated; edits here are overwritten) -->"
     echo "## What hook plugins cost ([plugins.sh](plugins.sh))"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) vCPUs; load average $LOAD_BEFORE before, $LOAD_AFTER after;"
     echo "$("$RW" --version) (HEAD $(git -C "$REPO" rev-parse --short HEAD)), $(crun --version | head -n1), $(runc --version | head -n1)."
-    echo "\`run --bundle B ID\` of \`/bin/true\`, busybox, one hyperfine run, $WARMUP warmups + $RUNS runs each, \`-N\`."
+    echo "\`run --bundle B ID\` of \`/bin/true\`, busybox, $RUNS rounds after $WARMUP warmup rounds of [interleave.py](interleave.py)"
+    echo "(each round runs every command once, in a random order)."
     echo
-    echo "| | median | vs (a) | vs crun | mean ± σ | min |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| | median | vs (a) | paired: median of X − (a) [95 %] | vs crun | min | p90 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     jq -r --argjson a "$a" --argjson c "$crun" \
-        '.results[] | [.command, .median, .median / $a, .median / $c, .mean, .stddev, .min] | @tsv' "$WORK/plugins.json" |
-        while IFS=$'\t' read -r name md ra rc mn sd mi; do
-            awk -v n="$name" -v md="$md" -v ra="$ra" -v rc="$rc" -v mn="$mn" -v sd="$sd" -v mi="$mi" \
-                'BEGIN {printf "| %s | %.1f ms | %.2f× | %.2f× | %.1f ± %.1f ms | %.1f ms |\n", n, md*1000, ra, rc, mn*1000, sd*1000, mi*1000}'
+        '.results[] | [.name, .median, .median / $a, .paired_median, .paired_low, .paired_high, .median / $c, .min, .p90] | @tsv' "$WORK/plugins.json" |
+        while IFS=$'\t' read -r name md ra pm pl ph rc mi p9; do
+            awk -v n="$name" -v md="$md" -v ra="$ra" -v pm="$pm" -v pl="$pl" -v ph="$ph" -v rc="$rc" -v mi="$mi" -v p9="$p9" -v a="$a" \
+                'BEGIN {printf "| %s | %.2f ms | %.2f× | %+.2f ms [%+.2f, %+.2f] (%.2f×) | %.2f× | %.2f ms | %.2f ms |\n", n, md, ra, pm, pl, ph, 1 + pm / a, rc, mi, p9}'
         done
     echo
     echo "(b) is [plugins-9.toml](plugins-9.toml): env-inject, policy and misbehave (mode \`ok\`) at"
     echo "create-runtime, poststart and poststop, none with a filesystem grant (inline calls);"
     echo "(c) is the same config.json plus 3 \`createRuntime\`, 3 \`poststart\` and 3 \`poststop\` hooks"
-    echo "running \`/bin/true\`. Target of issue 3: (b) at most 1.10× (a)."
+    echo "running \`/bin/true\`. Target of issue 3: (b) at most 1.10× (a), read from the paired column."
     echo "What (b) adds is, once per \`rwasm\` process, the engine, the epoch ticker thread and the"
-    echo "load of each cached component (*new set* below, ~0.5 ms), then ~60 µs per call; an exec"
-    echo "hook is a fork + exec + wait (~1.5 ms each). Where the rest of (a)'s time goes, against"
+    echo "load of each cached component (*new set* below), on a background thread that starts once"
+    echo "init runs on its own, then ~50 µs per call on the main thread; an exec hook is a"
+    echo "fork + exec + wait (~1.5 ms each). Where the rest of (a)'s time goes, against"
     echo "crun, is in *What dominates rwasm's time* below (the PIE binary started twice, state"
     echo "writes on ext4, the cgroup mount of runc's spec); the launcher is unchanged here."
     if [ -n "$MICRO" ]; then

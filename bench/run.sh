@@ -65,18 +65,9 @@ done
 case "$REPO" in *[[:space:]]*) die "the repository path must not contain spaces: $REPO" ;; esac
 mkdir -p /var/log/rwasm-audit # the audit plugin's granted directory
 
-# crun 1.8 refuses hybrid cgroups while cgroup2 holds a controller (../shared/notes/host.md):
-# bind hugetlb, cgroup2's only controller here, to a v1 hierarchy once.
-if [ -d /sys/fs/cgroup/unified ] && mountpoint -q /sys/fs/cgroup/unified; then
-    if mountpoint -q /sys/fs/cgroup/hugetlb; then
-        say "cgroups: hugetlb already has a v1 hierarchy at /sys/fs/cgroup/hugetlb (crun's hybrid-mode step: nothing to do)"
-    else
-        mkdir -p /sys/fs/cgroup/hugetlb
-        mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb ||
-            die "cannot mount the hugetlb v1 hierarchy that crun needs on this hybrid layout"
-        say "cgroups: mounted a v1 hugetlb hierarchy at /sys/fs/cgroup/hugetlb (crun's hybrid-mode step; cgroup2 controllers now: '$(cat /sys/fs/cgroup/unified/cgroup.controllers)')"
-    fi
-fi
+# shellcheck source=lib/crun-hybrid.sh
+. "$HERE/lib/crun-hybrid.sh"
+crun_hybrid_step
 
 # --- a private tree ---------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/rwasm-bench.XXXXXX)
