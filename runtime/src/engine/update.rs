@@ -362,10 +362,10 @@ fn preflight(cg: &Manager, update: &LinuxResources) -> Result<(), CgroupError> {
         Manager::V2(_) => resources::v2_writes(update, &cur)?,
     };
     for w in writes {
-        if !cg.supports(w.controller, w.file) {
+        if !cg.supports(w.controller, &w.file) {
             let path = cg
                 .path(w.controller)
-                .map_or_else(|| w.file.into(), |d| d.join(w.file));
+                .map_or_else(|| w.file.as_ref().into(), |d| d.join(&*w.file));
             return Err(CgroupError::FileUnavailable {
                 field: w.field,
                 path,

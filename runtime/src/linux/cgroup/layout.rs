@@ -7,9 +7,10 @@
 //! - **Hybrid**: v1 hierarchies with real controllers *and* a `cgroup2` mount. Treated as v1:
 //!   the container gets a directory in every v1 hierarchy; the unified hierarchy is not
 //!   joined. rwasm writes no controller that lives only on the unified mount (on this
-//!   project's hosts that is `hugetlb`, and `hugepageLimits` is not applied anywhere), and
-//!   there is no systemd that would track processes through it. runc behaves the same for
-//!   limits; crun refuses this layout.
+//!   project's hosts that is `hugetlb`: a container with `hugepageLimits` is refused there,
+//!   naming the field, until hugetlb is bound to a v1 hierarchy), and there is no systemd
+//!   that would track processes through it. runc behaves the same for limits; crun refuses
+//!   this layout.
 //! - **V2**: a `cgroup2` mount and no v1 hierarchy with a real controller (a lone
 //!   `name=systemd` v1 hierarchy, as systemd's "unified" mode keeps, is ignored).
 

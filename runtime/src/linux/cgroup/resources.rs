@@ -43,8 +43,18 @@
 //!   at warn level that it is not enforced; it is not an error, since engines always send
 //!   a list.
 //!
+//! Hugepage limits (`linux.resources.hugepageLimits`, config-linux.md "Huge page limits"):
+//! each entry's `limit` (bytes) goes to `hugetlb.<pageSize>.limit_in_bytes` on v1 and
+//! `hugetlb.<pageSize>.max` on v2, as runc writes them. `pageSize` is the kernel's
+//! spelling, digits then `KB`, `MB` or `GB` (`2MB`, `1GB`; the sizes this kernel offers
+//! are under /sys/kernel/mm/hugepages); anything else is refused, since it becomes part of
+//! a file name. A size the kernel does not offer has no such file: the managers' missing
+//! file error names the field. The reservation limits (`hugetlb.*.rsvd.*`) are not set.
+//!
 //! Fields this module does not apply are listed by [`unapplied_fields`] (the managers log
 //! them at warn level).
+
+use std::borrow::Cow;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, LinuxThrottleDevice};
 
@@ -55,8 +65,9 @@ use super::error::CgroupError;
 pub struct Write {
     /// The controller whose hierarchy (v1) or directory (v2) holds the file, e.g. `memory`.
     pub controller: &'static str,
-    /// The file name inside the container's directory, e.g. `memory.limit_in_bytes`.
-    pub file: &'static str,
+    /// The file name inside the container's directory, e.g. `memory.limit_in_bytes`
+    /// (built from the spec only for `hugetlb.<pageSize>.*`, whose size is checked).
+    pub file: Cow<'static, str>,
     /// The exact text to write.
     pub value: String,
     /// The spec field it comes from, e.g. `linux.resources.memory.limit`, for errors.
@@ -123,16 +134,46 @@ fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>)
 
 fn w(
     controller: &'static str,
-    file: &'static str,
+    file: impl Into<Cow<'static, str>>,
     value: impl Into<String>,
     field: &'static str,
 ) -> Write {
     Write {
         controller,
-        file,
+        file: file.into(),
         value: value.into(),
         field,
     }
+}
+
+const HUGEPAGE_LIMITS: &str = "linux.resources.hugepageLimits";
+
+/// Each hugepage limit as (page size, bytes), both checked (module docs).
+fn hugepage_limits(r: &LinuxResources) -> Result<Vec<(&str, i64)>, CgroupError> {
+    let mut out = Vec::new();
+    for h in r.hugepage_limits().as_deref().unwrap_or(&[]) {
+        let size = h.page_size().as_str();
+        let digits = size
+            .strip_suffix("KB")
+            .or_else(|| size.strip_suffix("MB"))
+            .or_else(|| size.strip_suffix("GB"));
+        if !digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(invalid(
+                HUGEPAGE_LIMITS,
+                size,
+                "pageSize must be digits followed by KB, MB or GB, as the kernel spells it (2MB, 1GB)",
+            ));
+        }
+        if h.limit() < 0 {
+            return Err(invalid(
+                HUGEPAGE_LIMITS,
+                h.limit(),
+                "limit is a number of bytes, 0 or more",
+            ));
+        }
+        out.push((size, h.limit()));
+    }
+    Ok(out)
 }
 
 /// The memory values, validated, 0 dropped.
@@ -524,6 +565,10 @@ pub fn v1_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
     if let Some(v) = pids_max(r) {
         out.push(w("pids", "pids.max", v, PIDS_LIMIT));
     }
+    for (size, limit) in hugepage_limits(r)? {
+        let file = format!("hugetlb.{size}.limit_in_bytes");
+        out.push(w("hugetlb", file, limit.to_string(), HUGEPAGE_LIMITS));
+    }
 
     if let Some(b) = r.block_io() {
         if let Some(v) = blkio_weight(BLKIO_WEIGHT, b.weight())? {
@@ -647,6 +692,10 @@ pub fn v2_writes(r: &LinuxResources, cur: &Current) -> Result<Vec<Write>, Cgroup
     if let Some(v) = pids_max(r) {
         out.push(w("pids", "pids.max", v, PIDS_LIMIT));
     }
+    for (size, limit) in hugepage_limits(r)? {
+        let file = format!("hugetlb.{size}.max");
+        out.push(w("hugetlb", file, limit.to_string(), HUGEPAGE_LIMITS));
+    }
 
     if let Some(b) = r.block_io() {
         if let Some(v) = blkio_weight(BLKIO_WEIGHT, b.weight())? {
@@ -752,9 +801,6 @@ pub fn unapplied_fields(r: &LinuxResources, v2: bool) -> Vec<&'static str> {
             out.push(BLKIO_LEAF_WEIGHT);
         }
     }
-    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        out.push("linux.resources.hugepageLimits");
-    }
     if r.network().is_some() {
         out.push("linux.resources.network");
     }
@@ -783,7 +829,7 @@ mod tests {
 
     fn triples(ws: &[Write]) -> Vec<(&str, &str, &str)> {
         ws.iter()
-            .map(|w| (w.controller, w.file, w.value.as_str()))
+            .map(|w| (w.controller, &*w.file, w.value.as_str()))
             .collect()
     }
 
@@ -1030,13 +1076,41 @@ mod tests {
                 "linux.resources.memory.kernel",
                 "linux.resources.cpu.burst",
                 "linux.resources.cpu.realtimeRuntime",
-                "linux.resources.hugepageLimits",
                 "linux.resources.unified",
             ]
         );
         assert_eq!(unapplied_fields(&r, true)[0], "linux.resources.devices");
         let empty = res(json!({"devices": []}));
         assert!(unapplied_fields(&empty, true).is_empty());
+    }
+
+    #[test]
+    fn hugepage_limits_per_page_size() {
+        let r = res(json!({"hugepageLimits": [
+            {"pageSize": "2MB", "limit": 4194304},
+            {"pageSize": "1GB", "limit": 0}
+        ]}));
+        assert_eq!(
+            triples(&v1_writes(&r, &FRESH).unwrap()),
+            [
+                ("hugetlb", "hugetlb.2MB.limit_in_bytes", "4194304"),
+                ("hugetlb", "hugetlb.1GB.limit_in_bytes", "0"),
+            ]
+        );
+        assert_eq!(
+            triples(&v2_writes(&r, &FRESH).unwrap()),
+            [
+                ("hugetlb", "hugetlb.2MB.max", "4194304"),
+                ("hugetlb", "hugetlb.1GB.max", "0"),
+            ]
+        );
+        assert!(unapplied_fields(&r, false).is_empty());
+        for bad in ["2M", "MB", "../2MB", "2 MB", "2mb", ""] {
+            let r = res(json!({"hugepageLimits": [{"pageSize": bad, "limit": 1}]}));
+            let e = v1_writes(&r, &FRESH).unwrap_err().to_string();
+            assert!(e.contains("linux.resources.hugepageLimits"), "{bad}: {e}");
+            assert!(v2_writes(&r, &FRESH).is_err(), "{bad}");
+        }
     }
 
     /// Docker's and podman's default: deny all, then the allowed devices.

@@ -223,9 +223,14 @@ impl CgroupManager for V1Manager {
                     .ok_or_else(|| CgroupError::ControllerUnavailable {
                         field: w.field,
                         controller: w.controller.to_owned(),
-                        reason: "no cgroup v1 hierarchy has it mounted".to_owned(),
+                        reason: format!(
+                            "no cgroup v1 hierarchy has it mounted (on a hybrid host it may sit \
+                             on the cgroup2 mount, which rwasm's v1 layout does not join; \
+                             `mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}` binds it to v1)",
+                            c = w.controller
+                        ),
                     })?;
-            let path = d.dir.join(w.file);
+            let path = d.dir.join(&*w.file);
             if d.dir.is_dir() && !path.exists() {
                 return Err(CgroupError::FileUnavailable {
                     field: w.field,

@@ -148,7 +148,7 @@ impl CgroupManager for V2Manager {
         };
         let writes = resources::v2_writes(resources, &cur)?;
         for w in writes {
-            let path = self.dir.join(w.file);
+            let path = self.dir.join(&*w.file);
             if self.dir.is_dir() && !path.exists() {
                 let list = self.dir.join("cgroup.controllers");
                 let offered = if list.exists() {
