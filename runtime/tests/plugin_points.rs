@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::{Value, json};
 
 /// A manifest entry for misbehave in mode `error` at `hooks`, with `on-error = "fail"`.
@@ -129,6 +130,16 @@ fn a_process_loads_only_the_plugins_of_its_points() {
     let m = m.to_str().unwrap();
     let b = w.bundle("b", &["true"], json!({}));
     let c = id("lazy");
+    // Every open of junk, by any process, is an event here.
+    let opens = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    opens
+        .add_watch(&w.path("junk.wasm"), AddWatchFlags::IN_OPEN)
+        .unwrap();
+    let opened = || match opens.read_events() {
+        Ok(events) => !events.is_empty(),
+        Err(nix::errno::Errno::EAGAIN) => false,
+        Err(e) => panic!("inotify: {e}"),
+    };
     // create runs pre-create .. create-container: nothing of junk is read.
     let (code, err) = w.rwasm_detached(&[
         "--plugins",
@@ -144,6 +155,7 @@ fn a_process_loads_only_the_plugins_of_its_points() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("junk"), "start touched junk:\n{err}");
     w.wait_status(&c, "stopped");
+    assert!(!opened(), "create or start opened junk.wasm");
     // delete runs poststop: there junk fails to load, which is logged, not fatal.
     let (code, err) = w.rwasm_detached(&["--plugins", m, "delete", &c]);
     assert_eq!(code, 0, "{err}");
@@ -153,4 +165,5 @@ fn a_process_loads_only_the_plugins_of_its_points() {
         "no warning naming junk at poststop:\n{err}"
     );
     assert!(!w.root.join(&c).exists(), "{c} is deleted");
+    assert!(opened(), "delete read junk.wasm for poststop");
 }
