@@ -187,11 +187,68 @@ fn inspect_shows_world_version_exports_imports_and_grants() {
     assert!(out.contains("wit version: rwasm:plugin@0.2.0\n"), "{out}");
     assert!(out.contains("\nloads:       yes"), "{out}");
     let (code, out, _) = run(&w, &["plugin", "inspect", &fixture("socket_user")]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "a plugin that does not load exits 1: {out}");
     assert!(
         out.contains("\nloads:       no: imports `wasi:sockets/")
             && out.contains("plugins get no sockets"),
         "{out}"
+    );
+}
+
+#[test]
+fn inspect_tells_a_name_from_a_file_and_exits_1_when_it_does_not_load() {
+    let w = World::new();
+    let m = two_plugins(&w);
+    let m = m.to_str().unwrap();
+    // A name the manifest lacks is not read as a file.
+    let (code, out, err) = run(&w, &["--plugins", m, "plugin", "inspect", "nosuch"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("no plugin named `nosuch` in the manifest") && !err.contains("cannot read"),
+        "{err}"
+    );
+    // A relative path (with `/`) is a file and needs no manifest.
+    let out = w
+        .cmd(&["plugin", "inspect", "./misbehave.wasm"])
+        .current_dir(plugin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "path:        ./misbehave.wasm
+"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    // Ends in .wasm: a file, so a missing one says so (not "no plugin manifest").
+    let (code, _, err) = run(&w, &["plugin", "inspect", "gone.wasm"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read gone.wasm"), "{err}");
+    // The wrong major prints its version but exits 1; so does JSON.
+    let (code, out, _) = run(&w, &["plugin", "inspect", &fixture("wrong_major")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("wit version: rwasm:plugin@1.0.0\n"), "{out}");
+    assert!(
+        out.contains("\nloads:       no: built for rwasm:plugin 1.0.0"),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        &w,
+        &[
+            "plugin",
+            "inspect",
+            &fixture("socket_user"),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["load_error"].as_str().unwrap().contains("wasi:sockets/"),
+        "{v}"
     );
 }
 
@@ -202,6 +259,17 @@ fn validate_lists_every_error_and_exits_1() {
     let (code, out, err) = run(&w, &["plugin", "validate", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, format!("{}: 2 plugins valid\n", good.display()));
+    let one = manifest(
+        &w,
+        "one.toml",
+        &format!(
+            "[[plugin]]\nname = \"ok\"\npath = {:?}\nkind = \"hook\"\nhooks = [\"pre-create\"]\n",
+            fixture("env_inject")
+        ),
+    );
+    let (code, out, err) = run(&w, &["plugin", "validate", one.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{}: 1 plugin valid\n", one.display()));
 
     let plugin = |name: &str, wasm: &str| {
         format!(
@@ -374,6 +442,23 @@ fn test_runs_one_hook_offline_and_says_whether_the_host_accepts_it() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["adjustment"], json!({}));
     assert_eq!(v["accepted"], true);
+    let a = args("inject", "poststop");
+    let (_, _, err) = run(&w, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!err.contains("warning"), "{err}");
+
+    // poststart is not in inject's manifest entry: it runs, with a warning.
+    let a = args("inject", "poststart");
+    let (code, out, err) = run(&w, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["hook"], &v["accepted"]),
+        (&json!("poststart"), &json!(true))
+    );
+    assert!(
+        err.contains("warning: the manifest does not register plugin `inject` at poststart"),
+        "{err}"
+    );
 
     // The hook is called once: audit appends one line per call.
     std::fs::create_dir_all(w.path("audit")).unwrap();

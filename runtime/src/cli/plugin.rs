@@ -23,9 +23,11 @@ pub enum PluginCommand {
         format: Format,
     },
     /// Show a plugin's (by manifest name) or a component file's world, WIT package
-    /// version, exports, imports and grants, and whether it loads.
+    /// version, exports, imports and grants, and whether it loads. Exits 1 when it does
+    /// not load, after printing what could be read.
     Inspect {
-        /// A plugin name from the manifest, or a `.wasm` file.
+        /// A plugin name from the manifest, or a component file (a path that exists,
+        /// contains `/` or ends in `.wasm`; a file needs no manifest).
         target: String,
         /// text or json
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -43,7 +45,8 @@ pub enum PluginCommand {
     Precompile,
     /// Run one hook of one plugin offline and print, as JSON, its verdict, the adjustment
     /// it returned and whether the host accepts it. Exits 0 when the call succeeded and
-    /// the host accepts its answer (a deny counts), 1 otherwise.
+    /// the host accepts its answer (a deny counts), 1 otherwise. A point the manifest
+    /// does not register the plugin for is called all the same, with a warning.
     Test {
         /// The plugin's manifest name.
         name: String,
@@ -138,17 +141,24 @@ fn ls(cli: &Cli, format: Format) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Whether `inspect`'s target names a component file rather than a manifest plugin: a
+/// path that exists, contains `/` or ends in `.wasm`.
+fn is_file_target(target: &str) -> bool {
+    target.contains('/') || target.ends_with(".wasm") || Path::new(target).exists()
+}
+
+/// Exits 1 when the component does not load (after printing what could be read of it).
 fn inspect(cli: &Cli, target: &str, format: Format) -> anyhow::Result<i32> {
-    // A bare file can be inspected without any manifest.
-    let set = match manifest_set(cli) {
-        Ok(set) => set,
-        Err(_) if Path::new(target).is_file() => PluginSet::empty_with_cache(&cache_dir(cli)),
-        Err(e) => return Err(e),
+    let i = if is_file_target(target) {
+        // A file needs no manifest.
+        PluginSet::empty_with_cache(&cache_dir(cli)).inspect_file(Path::new(target))?
+    } else {
+        manifest_set(cli)?.inspect_plugin(target)?
     };
-    let i = set.inspect(target)?;
+    let code = i32::from(i.load_error.is_some());
     if format == Format::Json {
         outln!("{}", serde_json::to_string_pretty(&i)?);
-        return Ok(0);
+        return Ok(code);
     }
     let field = |label: &str, lines: &[String]| {
         let mut lines = lines.iter();
@@ -185,7 +195,16 @@ fn inspect(cli: &Cli, target: &str, format: Format) -> anyhow::Result<i32> {
         None => field("loads", &["yes".to_string()]),
         Some(e) => field("loads", &[format!("no: {e}")]),
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// `N plugin` or `N plugins`.
+fn plugins(n: usize) -> String {
+    if n == 1 {
+        "1 plugin".to_string()
+    } else {
+        format!("{n} plugins")
+    }
 }
 
 fn validate(cli: &Cli, manifest: &Path) -> i32 {
@@ -203,13 +222,14 @@ fn validate(cli: &Cli, manifest: &Path) -> i32 {
     }
     let count = set.plugins_info().map_or(0, |p| p.len());
     if errors.is_empty() {
-        outln!("{}: {count} plugins valid", manifest.display());
+        outln!("{}: {} valid", manifest.display(), plugins(count));
         0
     } else {
         outln!(
-            "{}: {} of {count} plugins invalid",
+            "{}: {} of {} invalid",
             manifest.display(),
-            errors.len()
+            errors.len(),
+            plugins(count)
         );
         1
     }
@@ -245,6 +265,16 @@ fn test(cli: &Cli, name: &str, hook: &str, state: &Path, spec: &Path) -> anyhow:
     let state: State = read_json(state, "OCI state (JSON)")?;
     let spec: Spec = read_json(spec, "OCI spec (config.json)")?;
     let set = manifest_set(cli)?;
+    // Authors may call a point the manifest does not list; it runs, with a warning.
+    if set
+        .hooks_of(name)
+        .is_some_and(|hooks| !hooks.contains(&point))
+    {
+        errln!(
+            "warning: the manifest does not register plugin `{name}` at {}; calling it there anyway",
+            point.as_str()
+        );
+    }
     let report = set.test_hook(name, point, &state, &spec)?;
     let (doc, code) = match report.verdict {
         Err(reason) => (

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::adjust::{self, Adjustment};
 use super::host::{self, CacheState, Origin};
 use super::manifest::{Access, PluginSpec, ROOTFS_GUEST_PATH};
-use super::{Applied, HookPoint, OnError, PluginError, PluginSet};
+use super::{Applied, HookPoint, OnError, Plugin, PluginError, PluginSet};
 
 /// One plugin of a manifest, as `rwasm plugin ls` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -283,12 +283,33 @@ impl PluginSet {
             .collect())
     }
 
-    /// Inspects the plugin named `target` in this manifest, or else the component file
-    /// `target`. The component is compiled (or taken from the cache) but not run.
-    pub fn inspect(&self, target: &str) -> Result<Inspection, PluginError> {
+    /// Inspects the plugin named `name` in this manifest; [`PluginError::UnknownPlugin`]
+    /// when it has none of that name. The component is compiled (or taken from the cache)
+    /// but not run.
+    pub fn inspect_plugin(&self, name: &str) -> Result<Inspection, PluginError> {
+        let plugin = self
+            .plugins
+            .iter()
+            .find(|p| p.spec.name == name)
+            .ok_or_else(|| PluginError::UnknownPlugin {
+                name: name.to_string(),
+            })?;
+        self.inspect(name, Some(plugin), plugin.spec.path.clone())
+    }
+
+    /// Inspects the component file `path`, as a plugin of no manifest (default grants).
+    /// The component is compiled (or taken from the cache) but not run.
+    pub fn inspect_file(&self, path: &Path) -> Result<Inspection, PluginError> {
+        self.inspect(&path.display().to_string(), None, path.to_path_buf())
+    }
+
+    fn inspect(
+        &self,
+        target: &str,
+        plugin: Option<&Plugin>,
+        path: PathBuf,
+    ) -> Result<Inspection, PluginError> {
         let host = self.host()?;
-        let plugin = self.plugins.iter().find(|p| p.spec.name == target);
-        let path = plugin.map_or_else(|| PathBuf::from(target), |p| p.spec.path.clone());
         let unloadable = |cause| PluginError::Unloadable {
             plugin: target.to_string(),
             cause,
