@@ -20,18 +20,14 @@ impl PluginSet {
         spec: &Spec,
         n: usize,
     ) -> Result<Vec<Duration>, PluginError> {
-        let plugin = self
-            .plugins
-            .iter()
-            .find(|p| p.spec.name == name)
-            .ok_or_else(|| PluginError::Failed {
-                plugin: name.to_string(),
-                point,
-                phase: Phase::Load,
-                cause: super::FailureCause::Engine {
-                    reason: "no such plugin in the manifest".to_string(),
-                },
-            })?;
+        let plugin = self.plugin(name).ok_or_else(|| PluginError::Failed {
+            plugin: name.to_string(),
+            point,
+            phase: Phase::Load,
+            cause: super::FailureCause::Engine {
+                reason: "no such plugin in the manifest".to_string(),
+            },
+        })?;
         // One ordinary call loads the component and creates the host.
         self.call_one(plugin, point, &self.encode(point, state, spec)?)?;
         let host = self.host.get().expect("created by the call above");

@@ -288,9 +288,7 @@ impl PluginSet {
     /// but not run.
     pub fn inspect_plugin(&self, name: &str) -> Result<Inspection, PluginError> {
         let plugin = self
-            .plugins
-            .iter()
-            .find(|p| p.spec.name == name)
+            .plugin(name)
             .ok_or_else(|| PluginError::UnknownPlugin {
                 name: name.to_string(),
             })?;

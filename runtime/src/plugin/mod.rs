@@ -272,10 +272,12 @@ impl PluginSet {
     /// The hook points the manifest registers the plugin `name` for, in manifest order;
     /// `None` when it has no plugin of that name (for `rwasm plugin test`'s warning).
     pub fn hooks_of(&self, name: &str) -> Option<&[HookPoint]> {
-        self.plugins
-            .iter()
-            .find(|p| p.spec.name == name)
-            .map(|p| p.spec.hooks.as_slice())
+        self.plugin(name).map(|p| p.spec.hooks.as_slice())
+    }
+
+    /// The manifest's plugin named `name`.
+    fn plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.iter().find(|p| p.spec.name == name)
     }
 
     /// The manifest this set was loaded from (made absolute), `None` for [`PluginSet::empty`].
