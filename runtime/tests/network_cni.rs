@@ -109,6 +109,22 @@ dirs = {{ "{conf}" = "/conf", "{state}" = "/state:rw" }}
             .map(|e| e.file_name().to_string_lossy().to_string())
             .collect()
     }
+
+    /// Waits (at most 10 s) until the bridge has `n` ports. A container that exited before
+    /// its DEL leaves no process in its network namespace, so the kernel destroys that
+    /// namespace's veth pair in its own time (cleanup_net runs from a workqueue after an
+    /// RCU grace period), not before `rm` or `run --rm` returns.
+    fn wait_for_ports(&self, n: usize) {
+        let t = std::time::Instant::now();
+        while self.ports().len() != n {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "expected {n} bridge ports: {:?}",
+                self.ports()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Cni {
@@ -187,24 +203,15 @@ fn the_cni_driver_runs_the_reference_bridge_and_host_local_plugins() {
     );
     assert!(text.contains("gateway-ok"), "{text}");
     assert!(text.ends_with("cni-hello\n"), "{text}");
-    // DEL of the client ran: one lease and one bridge port remain, the server's.
+    // DEL of the client ran: one lease and one bridge port remain, the server's (the
+    // client had exited: its port goes when the kernel destroys its namespace).
     assert_eq!(net.leases(), vec![server_ip.clone()]);
-    assert_eq!(net.ports().len(), 1);
+    net.wait_for_ports(1);
     let out = net.rwasm(&w, &["rm", "-f", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(net.leases().is_empty(), "{:?}", net.leases());
-    // `rm -f` killed the server first, so its network namespace was gone at DEL: the
-    // kernel destroys that namespace's veth pair in its own time (cleanup_net runs from
-    // a workqueue after an RCU grace period), not before `rm` returns.
-    let t = std::time::Instant::now();
-    while !net.ports().is_empty() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "{:?}",
-            net.ports()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // `rm -f` killed the server first, so its network namespace was gone at DEL.
+    net.wait_for_ports(0);
     assert!(!net.state.join(format!("{id}.json")).exists());
 }
 
